@@ -1,0 +1,35 @@
+#!/bin/bash
+# Install what ballast needs to build, test and run its demo on Debian 12.
+# Idempotent: apt-get runs only when a package is missing, `apt-get update` at most once.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    gcc clang libclang-rt-14-dev meson ninja-build pkg-config
+    libglib2.0-dev libjson-c-dev libvirt-dev libvirt-glib-1.0-dev
+    # host side of the end-to-end suite and the demo
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
+    qemu-system-x86 qemu-utils
+    # test guest: busybox initramfs; a Debian kernel is fetched with apt-get download
+    busybox-static
+    # test scripts
+    jq procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages: ${missing[*]}; run as root (or with sudo) to install them" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
