@@ -27,11 +27,58 @@ typedef enum {
     POLICY_KSM_ALWAYS, /* always allow sharing */
 } PolicyKsm;
 
-/* Every field is a documented key of ballastd.conf, group [policy]
- * (docs/configuration.md); policy_config_init_defaults() sets the defaults. */
+/* What to do with a VM that has never had an agent report. */
+typedef enum {
+    POLICY_AGENTLESS_LIBVIRT, /* decide from libvirt's balloon stats, wider margins */
+    POLICY_AGENTLESS_LEAVE,   /* leave it alone */
+} PolicyAgentless;
+
+/*
+ * Every field is a documented key of ballastd.conf, group [policy]
+ * (docs/policy.md has the table); policy_config_init_defaults() sets the
+ * defaults. Sizes in KiB, times in ms, percentages 0..100.
+ */
 typedef struct {
-    guint32 default_shares;
-    /* ... filled in by the policy module */
+    guint32 default_shares; /* shares of a VM whose metadata sets none */
+    guint64 min_floor_kib;  /* no VM is ever ballooned below this */
+    guint64 min_step_kib;   /* smaller changes are not worth making */
+
+    /* guest pressure: deflate at once */
+    guint32 stale_after_ms;       /* an agent report older than this is unknown */
+    gboolean grow_to_headroom;    /* MemAvailable < headroom alone is evidence */
+    double psi_some_pct;          /* guest PSI some avg10 above this: pressure */
+    double psi_full_pct;          /* guest PSI full avg10 above this: pressure */
+    double major_faults_per_s;    /* pgmajfault rate above this: pressure */
+    double refaults_per_s;        /* workingset refaults (pages/s) above this */
+    double swapins_per_s;         /* pswpin (pages/s) above this */
+    guint32 lead_time_ms;         /* project the fall of MemAvailable this far */
+    guint32 rate_min_interval_ms; /* two reports closer than this give no rate */
+    guint64 deflate_margin_kib;   /* added to every deflate step */
+    guint64 pressure_step_kib;    /* least step on PSI / fault evidence */
+    guint64 oom_step_kib;         /* least step after a new OOM kill */
+    guint32 pressure_cooldown_ms; /* no reclaim this long after pressure */
+
+    /* host need: reclaim */
+    guint64 host_reserve_kib; /* host MemAvailable wanted at least ... */
+    double host_reserve_pct;  /* ... or this share of host MemTotal if larger */
+    guint64 host_hysteresis_kib;
+    double host_psi_some_pct;    /* host PSI some avg10 above this: host needs memory */
+    guint64 host_psi_step_kib;   /* reclaimed per cycle on host PSI alone */
+    guint64 reclaim_step_kib;    /* most taken from one VM per cycle */
+    guint32 reclaim_interval_ms; /* least time between two reclaims of one VM */
+    double idle_tax_pct;         /* Waldspurger's tau, in percent */
+    guint64 giveback_step_kib;   /* most given back to one VM per cycle */
+
+    /* unknown data */
+    double silent_safe_pct; /* a silent agent's VM gets at least this share of max */
+    PolicyAgentless agentless;
+    guint32 libvirt_stale_after_ms;
+    double libvirt_headroom_pct; /* headroom scale for libvirt-only VMs (>= 100) */
+
+    /* balloons that do not reach their target */
+    guint32 balloon_settle_ms;
+    guint64 balloon_tolerance_kib;
+    guint32 balloon_backoff_ms;
 } PolicyConfig;
 
 /* Facts about the host. */
@@ -44,10 +91,33 @@ typedef struct {
 
 /* What the policy remembers about a VM between cycles. The broker stores it
  * by value without looking inside: zero-initialised for a new VM, replaced by
- * plan->memory[i] after each cycle. */
+ * plan->memory[i] after each cycle. Only AUTO VMs remember targets: an
+ * OBSERVE VM's targets are never applied. */
 typedef struct {
     gint64 last_pressure_us; /* 0: never under pressure */
-    /* ... filled in by the policy module */
+    gint64 last_report_us;   /* arrival of the latest fresh agent report; 0: never */
+    guint64 last_seq;        /* seq of the report last checked for lies */
+    guint64 last_uptime_ms;
+    guint32 anomalies; /* implausible reports seen so far */
+    gboolean silent;   /* the agent had reported and then fell silent */
+
+    guint64 last_target_kib; /* the last target set by the policy; 0: none pending */
+    gint64 target_set_us;
+    guint64 seen_actual_kib; /* balloon size when it last moved ... */
+    gint64 actual_moved_us;  /* ... and when */
+    gint64 stuck_until_us;   /* no reclaim before this; 0: not stuck */
+    guint64 stuck_at_kib;
+    guint32 stuck_count;
+
+    gint64 last_inflate_us;     /* last reclaim from this VM */
+    guint64 reclaimed_from_kib; /* balloon size before the first reclaim; 0: none */
+
+    gboolean has_offset;
+    guint64 offset_kib; /* balloon size - guest MemTotal, learned while still */
+
+    gint64 lv_prev_at_us; /* previous libvirt stats, for agent-less rates */
+    guint64 lv_prev_major_faults;
+    guint64 lv_prev_swap_in_kib;
 } PolicyVmMemory;
 
 /* One VM as the policy sees it. */
@@ -89,18 +159,18 @@ typedef enum {
 } PolicyActionKind;
 
 typedef struct {
-    gsize vm;               /* index into the vms[] given to policy_decide */
+    gsize vm; /* index into the vms[] given to policy_decide */
     PolicyActionKind kind;
-    guint64 target_kib;     /* new balloon target, within [floor, max] */
-    char reason[256];       /* "vm1: +256 MiB (psi some avg10 4.2% > 1.0%)" */
+    guint64 target_kib; /* new balloon target, within [floor, max] */
+    char reason[256];   /* "vm1: +256 MiB (psi some avg10 4.2% > 1.0%)" */
 } PolicyAction;
 
 typedef struct {
-    GArray *actions;          /* of PolicyAction */
-    PolicyVmMemory *memory;   /* n_vms entries: the memory to store for each VM */
+    GArray *actions;        /* of PolicyAction: deflates first, then reclaims */
+    PolicyVmMemory *memory; /* n_vms entries: the memory to store for each VM */
     gsize n_vms;
-    GPtrArray *notes;         /* char *: things a person should know, e.g.
-                               * "host reserve unmet: 300 MiB short, all VMs at their floor" */
+    GPtrArray *notes; /* char *: things a person should know, e.g.
+                       * "host reserve unmet: 300 MiB short, all VMs at their floor" */
 } PolicyPlan;
 
 void policy_config_init_defaults(PolicyConfig *config);
@@ -110,9 +180,18 @@ void policy_config_init_defaults(PolicyConfig *config);
  * bad value, returns FALSE, leaves *config unchanged, sets *bad_key to the
  * offending key (for the caller to locate its line) and error to a one-line
  * message naming key and allowed range. Unknown keys are an error too.
+ * A missing group is not an error.
  */
-gboolean policy_config_load(PolicyConfig *config, GKeyFile *kf, const char *group,
-                            char **bad_key, GError **error);
+gboolean policy_config_load(PolicyConfig *config, GKeyFile *kf, const char *group, char **bad_key,
+                            GError **error);
+
+/* The headroom (KiB) a guest with `total_kib` of RAM should keep available:
+ * Hyper-V's balloon floor bands (docs/policy.md). */
+guint64 policy_headroom_kib(guint64 total_kib);
+
+/* Parse a size: plain KiB, or a number with K/KiB, M/MiB, G/GiB, T/TiB
+ * (binary units, case-insensitive). FALSE on garbage or overflow. */
+gboolean policy_parse_size(const char *text, guint64 *kib);
 
 PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_vms,
                           const PolicyConfig *config, gint64 now_us);
