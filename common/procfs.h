@@ -45,3 +45,11 @@ gboolean procfs_parse_uptime(const char *text, gsize len, guint64 *uptime_ms, GE
  */
 gboolean procfs_read_file(const char *root, const char *relpath, gsize max_bytes, char **contents,
                           gsize *len, GError **error);
+
+/*
+ * Like procfs_read_file(), into the caller's buffer of size bytes (contents
+ * at most size - 1 bytes, NUL-terminated): for periodic samplers that must
+ * not allocate per sample. PROCFS_ERROR_TOO_BIG when the file does not fit.
+ */
+gboolean procfs_read_into(const char *root, const char *relpath, char *buf, gsize size, gsize *len,
+                          GError **error);
