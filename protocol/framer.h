@@ -22,8 +22,9 @@ typedef struct {
 /*
  * Called once per complete line. line is NUL-terminated, without '\n' (and
  * without a trailing '\r'); len excludes the NUL. Empty lines are not passed.
- * Returning FALSE stops the current feed; the remaining input stays buffered
- * only up to max_line bytes (see bl_framer_feed).
+ * Returning FALSE stops the current feed right after this line's '\n'; the
+ * rest of the input is not consumed (see bl_framer_feed). The callback must
+ * not free the framer; it may call bl_framer_reset().
  */
 typedef gboolean (*BlFramerLineFunc)(const char *line, gsize len, gpointer user_data);
 

@@ -16,15 +16,18 @@
 #define BL_PROTO_MINOR        0
 #define BL_PROTO_MAX_LINE     65536 /* bytes, including the terminating '\n' */
 #define BL_PROTO_CHANNEL_NAME "org.ballast.agent.0"
+/* Largest JSON integer on the wire: 2^53-1, exact in an IEEE double (PROTOCOL.md 3). */
+#define BL_PROTO_MAX_INT   9007199254740991ULL
+#define BL_PROTO_MAX_DEPTH 8 /* JSON nesting, the top-level object counts 1 */
 
 /* String bounds, in bytes including the NUL. */
-#define BL_PROTO_NAME_MAX     64  /* agent/broker names, versions */
+#define BL_PROTO_NAME_MAX     64 /* agent/broker names, versions */
 #define BL_PROTO_BOOT_ID_MAX  64
 #define BL_PROTO_KERNEL_MAX   128
 #define BL_PROTO_PCI_ADDR_MAX 32
-#define BL_PROTO_PCI_MAX      16  /* list entries */
+#define BL_PROTO_PCI_MAX      16 /* list entries */
 #define BL_PROTO_FEATURE_MAX  32
-#define BL_PROTO_FEATURES_MAX 32  /* list entries */
+#define BL_PROTO_FEATURES_MAX 32 /* list entries */
 #define BL_PROTO_REASON_MAX   128
 
 /* Bounds on what the broker may ask for in `welcome`. */
@@ -149,8 +152,8 @@ typedef struct {
 } BlPing;
 
 typedef struct {
-    guint32 supported_major;           /* the major the sender speaks */
-    char reason[BL_PROTO_REASON_MAX];  /* "unsupported-version", "shutdown", ... */
+    guint32 supported_major;          /* the major the sender speaks */
+    char reason[BL_PROTO_REASON_MAX]; /* "unsupported-version", "shutdown", ... */
 } BlGoodbye;
 
 typedef struct {
@@ -191,6 +194,12 @@ gboolean bl_proto_decode(const char *line, gsize len, BlMessage *msg, GError **e
  * out unchanged) when *msg violates PROTOCOL.md: the sender checks itself.
  */
 gboolean bl_proto_encode(const BlMessage *msg, GString *out, GError **error);
+
+/*
+ * Check *msg against every range and cross-field rule of PROTOCOL.md (the
+ * encoder and decoder both call it). Errors are BL_PROTO_ERROR_RANGE.
+ */
+gboolean bl_proto_validate(const BlMessage *msg, GError **error);
 
 /* Wire names, and back. */
 const char *bl_proto_type_name(BlMsgType type);
