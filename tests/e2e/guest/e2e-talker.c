@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * e2e-talker: guest-side stand-ins for the agent, for the end-to-end suite.
+ *
+ *   e2e-talker --hostile [--flood N]   garbage, overlong lines, bad values and a
+ *                                      flood of N valid-looking lines per second
+ *   e2e-talker --newer-minor [--minor M]  a well-behaved agent that announces
+ *                                      protocol minor M (default 7) and sends
+ *                                      fields this broker does not know
+ *
+ * The message texts come from the real agent (`ballast-agent --once --port -`),
+ * so this tool does not duplicate the protocol's encoder; it edits the minor,
+ * the seq and adds unknown fields with plain string operations.
+ * Writes are non-blocking: while the host side is closed they are dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PORT         "/dev/virtio-ports/org.ballast.agent.0"
+#define AGENT        "/usr/sbin/ballast-agent --once --port -"
+#define LINE_MAX_LEN 8192
+
+static int port_fd = -1;
+static unsigned long long n_sent, n_dropped;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts;
+
+    if (s <= 0)
+        return;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, NULL);
+}
+
+static void open_port(void)
+{
+    while ((port_fd = open(PORT, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
+        fprintf(stderr, "e2e-talker: %s: %s\n", PORT, strerror(errno));
+        sleep_s(1);
+    }
+}
+
+/* Drain what the broker sent (welcome, requests): nobody answers here. */
+static void drain(void)
+{
+    char buf[4096];
+
+    while (read(port_fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+/* Write all of buf, waiting briefly while the port is full; give up (drop)
+ * after 50 ms so that a closed host side never blocks us. */
+static void put(const char *buf, size_t len)
+{
+    double give_up = now_s() + 0.05;
+
+    while (len > 0) {
+        ssize_t n = write(port_fd, buf, len);
+
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            fprintf(stderr, "e2e-talker: write: %s\n", strerror(errno));
+            n_dropped++;
+            return;
+        }
+        if (now_s() > give_up) {
+            n_dropped++;
+            return;
+        }
+        sleep_s(0.001);
+    }
+    n_sent++;
+}
+
+static void put_str(const char *s)
+{
+    put(s, strlen(s));
+}
+
+/* Read the agent's hello and report lines (without '\n'). */
+static int agent_lines(char *hello, char *report)
+{
+    FILE *f = popen(AGENT, "r");
+    int ok;
+
+    if (!f)
+        return 0;
+    ok = fgets(hello, LINE_MAX_LEN, f) && fgets(report, LINE_MAX_LEN, f);
+    pclose(f);
+    if (!ok)
+        return 0;
+    hello[strcspn(hello, "\n")] = '\0';
+    report[strcspn(report, "\n")] = '\0';
+    return strchr(hello, '{') && strchr(report, '{');
+}
+
+/* Replace the number after "key": in line (in place, LINE_MAX_LEN buffer). */
+static void set_number(char *line, const char *key, unsigned long long value)
+{
+    char pat[64], num[32], tmp[LINE_MAX_LEN];
+    char *p, *v, *e;
+
+    snprintf(pat, sizeof(pat), "\"%s\"", key);
+    p = strstr(line, pat);
+    if (!p)
+        return;
+    v = p + strlen(pat);
+    while (*v == ' ' || *v == ':')
+        v++;
+    e = v;
+    while (*e >= '0' && *e <= '9')
+        e++;
+    snprintf(num, sizeof(num), "%llu", value);
+    snprintf(tmp, sizeof(tmp), "%.*s%s%s", (int)(v - line), line, num, e);
+    strcpy(line, tmp);
+}
+
+/* Insert text right after the opening '{'. */
+static void insert_front(char *line, const char *text)
+{
+    char tmp[LINE_MAX_LEN];
+    char *p = strchr(line, '{');
+
+    if (!p)
+        return;
+    snprintf(tmp, sizeof(tmp), "%.*s%s%s", (int)(p + 1 - line), line, text, p + 1);
+    strcpy(line, tmp);
+}
+
+static int newer_minor(unsigned minor)
+{
+    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], out[LINE_MAX_LEN + 2];
+    static const char unknown[] =
+        "\"x_future_object\":{\"nested\":[1,\"two\",null,{\"deep\":true}]},"
+        "\"x_future_number\":12345678901234,\"x_future_string\":\"from a newer agent\",";
+    unsigned long long seq = 0;
+
+    if (!agent_lines(hello, report)) {
+        fprintf(stderr, "e2e-talker: cannot get template lines from '%s'\n", AGENT);
+        return 1;
+    }
+    set_number(hello, "minor", minor);
+    insert_front(hello, unknown);
+    fprintf(stderr, "e2e-talker: hello: %s\n", hello);
+    snprintf(out, sizeof(out), "%s\n", hello);
+    put_str(out);
+    for (;;) {
+        sleep_s(1);
+        drain();
+        if (!agent_lines(hello, report))
+            continue;
+        set_number(report, "seq", ++seq);
+        insert_front(report, unknown);
+        snprintf(out, sizeof(out), "%s\n", report);
+        put_str(out);
+        if (seq % 10 == 1)
+            fprintf(stderr, "e2e-talker: report %llu: %s\n", seq, report);
+    }
+}
+
+static int hostile(unsigned flood)
+{
+    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], line[LINE_MAX_LEN + 2];
+    static const char *bad[] = {
+        "{\"type\":\"report\"",
+        "not json at all",
+        "[1,2,3]",
+        "\"a string\"",
+        "{\"type\":\"hello\",\"v\":99}",
+        "{\"type\":\"no-such-type\",\"v\":1}",
+        "{\"type\":\"report\",\"v\":1,\"seq\":-5}",
+        "{\"type\":\"report\",\"v\":1,\"seq\":1e999}",
+        "{\"v\":1}",
+        "\xff\xfe\xfd invalid utf-8 \xc3\x28",
+        "{\"type\":\"report\",\"v\":1,\"seq\":1,\"mem\":{\"total_kib\":1,\"available_kib\":"
+        "999999999999}}",
+        "",
+    };
+    const size_t overlong = 300 * 1024;
+    char *big = malloc(overlong + 1);
+    unsigned long long seq = 0;
+    double t_stat = now_s();
+
+    if (!big || !agent_lines(hello, report)) {
+        fprintf(stderr, "e2e-talker: cannot get template lines from '%s'\n", AGENT);
+        return 1;
+    }
+    memset(big, 'A', overlong);
+    big[0] = '{';
+    big[overlong] = '\n';
+    for (;;) {
+        double t0 = now_s();
+        unsigned char garbage[4096];
+
+        /* 1. random binary garbage (newlines included) */
+        for (size_t i = 0; i < sizeof(garbage); i++)
+            garbage[i] = (unsigned char)rand();
+        put((char *)garbage, sizeof(garbage));
+        /* 2. malformed, wrong-version and out-of-range lines */
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            snprintf(line, sizeof(line), "%s\n", bad[i]);
+            put_str(line);
+        }
+        /* 3. an overlong line, and a deeply nested one */
+        put(big, overlong + 1);
+        memset(line, '[', 5000);
+        strcpy(line + 5000, "\n");
+        put_str(line);
+        /* 4. a flood of valid-looking reports and hellos for the rest of the second */
+        for (unsigned i = 0; i < flood; i++) {
+            if (i % 100 == 0) {
+                drain();
+                sleep_s(t0 + (double)i / flood - now_s());
+            }
+            if (i % 1000 == 0)
+                snprintf(line, sizeof(line), "%s\n", hello);
+            else {
+                set_number(report, "seq", ++seq);
+                snprintf(line, sizeof(line), "%s\n", report);
+            }
+            put_str(line);
+        }
+        if (now_s() - t_stat >= 5) {
+            fprintf(stderr, "e2e-talker: hostile: %llu writes, %llu dropped\n", n_sent, n_dropped);
+            t_stat = now_s();
+        }
+        sleep_s(t0 + 1 - now_s());
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"hostile", no_argument, NULL, 'H'},
+        {"newer-minor", no_argument, NULL, 'N'},
+        {"flood", required_argument, NULL, 'f'},
+        {"minor", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
+    };
+    int mode = 0, c;
+    unsigned flood = 10000, minor = 7;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H':
+        case 'N':
+            mode = c;
+            break;
+        case 'f':
+            flood = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'm':
+            minor = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (!mode) {
+        fprintf(stderr, "usage: e2e-talker --hostile [--flood N] | --newer-minor [--minor M]\n");
+        return 2;
+    }
+    srand((unsigned)time(NULL));
+    open_port();
+    return mode == 'H' ? hostile(flood) : newer_minor(minor);
+}
