@@ -1,3 +1,89 @@
 #!/bin/bash
-echo "1..0 # SKIP not written yet"
-exit 77
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Reclaim. The host reserve is set above what the host has (MemAvailable +
+# 1 GiB, computed now), so the host "needs" memory. An idle guest must be
+# inflated toward its floor and never below it; a busy guest (memhog holding
+# most of its memory) must be left alone and keep its workload.
+#
+#   test-reclaim.sh BUILD_DIR
+. "$(dirname "$0")/lib.sh"
+e2e_init reclaim "$@"
+
+idle=e2e-reclaim-1
+busy=e2e-reclaim-2
+idle_floor_mib=384
+busy_floor_mib=256
+start_mib=768
+guest_define "$idle" 1024 $start_mib min=${idle_floor_mib}MiB
+guest_define "$busy" 1024 $start_mib min=${busy_floor_mib}MiB
+guest_start "$idle"
+guest_start "$busy"
+guest_wait_ready "$idle" 90 || bail "$idle did not boot"
+guest_wait_ready "$busy" 90 || bail "$busy did not boot"
+
+# The busy guest's workload: 480 MiB held for the whole test.
+guest_run "$busy" "(memhog --size 480 --rate 200 --hold 900 >/tmp/mh.log 2>&1; echo \$? >/tmp/mh.rc) &" 10
+for i in $(seq 60); do
+    guest_run "$busy" "grep -q reached /tmp/mh.log" 5 && break
+    sleep 1
+done
+guest_run "$busy" "grep -q reached /tmp/mh.log" 5 || bail "memhog in $busy did not reach 480 MiB"
+busy_oom0=$(guest_vmstat "$busy" oom_kill)
+log "$busy: memhog holds 480 MiB, MemAvailable $(($(guest_meminfo "$busy" MemAvailable) / 1024)) MiB"
+log "$idle: idle, MemAvailable $(($(guest_meminfo "$idle" MemAvailable) / 1024)) MiB"
+
+host_avail_kib=$(awk '/^MemAvailable:/{print $2}' /proc/meminfo)
+reserve_mib=$((host_avail_kib / 1024 + 1024))
+log "host MemAvailable $((host_avail_kib / 1024)) MiB -> host_reserve ${reserve_mib} MiB"
+broker_start <<EOF
+[broker]
+interval_ms=1000
+
+[policy]
+host_reserve=${reserve_mib}MiB
+reclaim_interval_ms=2000
+EOF
+ev_wait 30 ".event==\"hello\" and .vm==\"$idle\"" >/dev/null || bail "no hello from $idle"
+ev_wait 30 ".event==\"hello\" and .vm==\"$busy\"" >/dev/null || bail "no hello from $busy"
+
+# Sample both balloons until the idle one is near its floor (or 90 s).
+: >"$E2E_WORK/samples"
+deadline=$((SECONDS + 90))
+near=0
+while [ $SECONDS -lt $deadline ]; do
+    a1=$(guest_balloon_actual "$idle")
+    a2=$(guest_balloon_actual "$busy")
+    echo "$SECONDS ${a1:-0} ${a2:-0}" >>"$E2E_WORK/samples"
+    if [ -n "$a1" ] && [ "$a1" -le $(((idle_floor_mib + 32) * 1024)) ]; then
+        near=$((near + 1))
+        [ $near -ge 10 ] && break # stayed there for ~5 s: it is not going lower
+    fi
+    sleep 0.5
+done
+idle_min=$(awk '{print $2}' "$E2E_WORK/samples" | sort -n | head -n1)
+idle_end=$(tail -n1 "$E2E_WORK/samples" | awk '{print $2}')
+busy_min=$(awk '{print $3}' "$E2E_WORK/samples" | sort -n | head -n1)
+log "idle balloon: $start_mib -> $((idle_end / 1024)) MiB (min $((idle_min / 1024)) MiB, floor $idle_floor_mib MiB)"
+log "busy balloon: min $((busy_min / 1024)) MiB (start $start_mib MiB)"
+ev ".event==\"decision\"" | jq -r '"#   \(.vm) \(.kind) \(.from_kib / 1024 | floor) -> \(.target_kib / 1024 | floor) MiB applied=\(.applied): \(.reason)"' | head -n 20
+ev ".event==\"note\"" | jq -r '"#   note: \(.text)"' | sort -u | head -n 5
+
+idle_inflates=$(ev_count ".event==\"decision\" and .vm==\"$idle\" and .kind==\"inflate\" and .applied==true")
+check "idle guest inflated ($idle_inflates applied inflate decisions)" "$([ "$idle_inflates" -gt 0 ] && echo 1)"
+gap=$(((start_mib - idle_floor_mib) * 1024))
+check "idle guest moved toward its floor: $start_mib -> $((idle_end / 1024)) MiB (at least half the way to $idle_floor_mib MiB)" \
+    "$([ "${idle_end:-999999999}" -le $((start_mib * 1024 - gap / 2)) ] && echo 1)"
+idle_min_target=$(ev ".event==\"set-memory\" and .vm==\"$idle\"" | jq -s 'map(.target_kib) | min // 0')
+check "idle guest never below its floor (min actual $((idle_min / 1024)) MiB, min target $((idle_min_target / 1024)) MiB >= $idle_floor_mib MiB)" \
+    "$([ "$idle_min" -ge $((idle_floor_mib * 1024)) ] && { [ "$idle_min_target" = 0 ] || [ "$idle_min_target" -ge $((idle_floor_mib * 1024)) ]; } && echo 1)"
+busy_inflates=$(ev_count ".event==\"decision\" and .vm==\"$busy\" and .kind==\"inflate\" and .applied==true")
+check "busy guest left alone: no applied inflate ($busy_inflates), balloon min $((busy_min / 1024)) MiB" \
+    "$([ "$busy_inflates" = 0 ] && [ "$busy_min" -ge $(((start_mib - 16) * 1024)) ] && echo 1)"
+busy_rc=$(guest_run "$busy" "cat /tmp/mh.rc 2>/dev/null; pidof memhog >/dev/null && echo alive" 10)
+busy_oom1=$(guest_vmstat "$busy" oom_kill)
+check "busy guest's workload alive, no OOM kill (oom_kill $busy_oom0 -> $busy_oom1)" \
+    "$([ "$busy_rc" = alive ] && [ "$busy_oom0" = "$busy_oom1" ] && echo 1)"
+figure "idle guest inflated" "$start_mib -> $((idle_end / 1024)) MiB (floor $idle_floor_mib MiB)"
+
+e2e_finish
