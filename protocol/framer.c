@@ -96,8 +96,13 @@ gsize bl_framer_feed(BlFramer *framer, const void *data, gsize len, BlFramerLine
         const guchar *ff = memchr(p, RESYNC_BYTE, (gsize)(stop - p));
 
         if (ff) {
-            /* Resync: whatever came before the 0xFF belongs to a broken line. */
-            if (framer->len > 0 || framer->discarding || ff > p)
+            /*
+             * Resync: whatever came before the 0xFF belongs to a broken line.
+             * It is appended first so that the stats do not depend on how the
+             * stream was split into chunks.
+             */
+            append(framer, p, (gsize)(ff - p));
+            if (framer->len > 0 || framer->discarding)
                 framer->stats.resyncs++;
             bl_framer_reset(framer);
             p = ff + 1;

@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Codec tests: vectors, encoder self-checks, version skew, line-length limits. */
+#include "protocol.h"
+#include "vectors.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+static void assert_decodes(const char *line, gsize len, BlMessage *msg)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!bl_proto_decode(line, len, msg, &error))
+        g_error("decode failed: %s\n  line: %.*s", error->message, (int)MIN(len, 300), line);
+}
+
+/* decode -> encode -> decode gives the same struct, and encoding is a fixed point. */
+static void assert_round_trip(const BlMessage *msg)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+    g_autoptr(GString) again = g_string_new(NULL);
+    g_autoptr(GError) error = NULL;
+    BlMessage back;
+
+    g_assert_true(bl_proto_encode(msg, out, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(out->len, >, 1);
+    g_assert_cmpint(out->str[out->len - 1], ==, '\n');
+    g_assert_null(memchr(out->str, '\n', out->len - 1));
+    assert_decodes(out->str, out->len - 1, &back);
+    g_assert_cmpmem(msg, sizeof *msg, &back, sizeof back);
+    g_assert_true(bl_proto_encode(&back, again, &error));
+    g_assert_cmpstr(out->str, ==, again->str);
+}
+
+static void test_valid_vectors(void)
+{
+    g_autoptr(GPtrArray) vectors = vectors_load("valid");
+    guint seen_types = 0;
+
+    for (guint i = 0; i < vectors->len; i++) {
+        const Vector *v = vectors->pdata[i];
+        BlMessage msg;
+
+        g_test_message("valid/%s", v->name);
+        assert_decodes(v->line, v->len, &msg);
+        g_assert_cmpuint(msg.v, ==, BL_PROTO_MAJOR);
+        /* The file name starts with the type it holds. */
+        g_assert_true(g_str_has_prefix(v->name, bl_proto_type_name(msg.type)));
+        seen_types |= 1u << msg.type;
+        assert_round_trip(&msg);
+    }
+    g_assert_cmpuint(vectors->len, >=, 12);
+    g_assert_cmpuint(seen_types, ==, (1u << (BL_MSG_GOODBYE + 1)) - 1); /* every type */
+}
+
+static void test_invalid_vectors(void)
+{
+    g_autoptr(GPtrArray) vectors = vectors_load("invalid");
+    guint per_code[BL_PROTO_ERROR_TOO_LONG + 1] = {0};
+
+    for (guint i = 0; i < vectors->len; i++) {
+        const Vector *v = vectors->pdata[i];
+        g_autoptr(GError) error = NULL;
+        BlMessage msg;
+
+        g_test_message("invalid/%s", v->name);
+        if (v->expected < 0)
+            g_error("invalid/%s: the name has no known error prefix", v->name);
+        if (bl_proto_decode(v->line, v->len, &msg, &error))
+            g_error("invalid/%s decoded", v->name);
+        if (!g_error_matches(error, BL_PROTO_ERROR, v->expected))
+            g_error("invalid/%s: expected code %d, got %d: %s", v->name, v->expected, error->code,
+                    error->message);
+        g_assert_cmpstr(error->message, !=, "");
+        per_code[v->expected]++;
+    }
+    g_assert_cmpuint(vectors->len, >=, 30);
+    /* too-long is generated (see vectors/README.md), every other class has files. */
+    for (int code = BL_PROTO_ERROR_JSON; code < BL_PROTO_ERROR_TOO_LONG; code++)
+        g_assert_cmpuint(per_code[code], >, 0);
+}
+
+static void test_line_limit(void)
+{
+    const gsize max = BL_PROTO_MAX_LINE - 1; /* content bytes, without '\n' */
+    g_autofree char *at_limit = vectors_padded_report(max);
+    g_autofree char *over = vectors_padded_report(max + 1);
+    g_autoptr(GError) error = NULL;
+    BlMessage msg;
+
+    assert_decodes(at_limit, max, &msg);
+    g_assert_cmpuint(msg.u.report.mem.total_kib, ==, 4);
+    g_assert_false(bl_proto_decode(over, max + 1, &msg, &error));
+    g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_TOO_LONG);
+}
+
+/* vectors/gen-too-long.sh writes vectors that fail as too-long. */
+static void test_generated_too_long(void)
+{
+    g_autofree char *script =
+        g_build_filename(g_getenv("BALLAST_VECTORS"), "gen-too-long.sh", NULL);
+    g_autofree char *dir = g_dir_make_tmp("ballast-too-long-XXXXXX", NULL);
+    const char *argv[] = {"/bin/sh", script, dir, NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GDir) d = NULL;
+    const char *name;
+    int status = -1;
+    guint n = 0;
+
+    g_assert_nonnull(dir);
+    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status,
+                 &error);
+    g_assert_no_error(error);
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+    d = g_dir_open(dir, 0, &error);
+    g_assert_no_error(error);
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_autofree char *text = NULL;
+        g_autoptr(GError) derr = NULL;
+        gsize len = 0;
+        BlMessage msg;
+
+        g_assert_true(g_file_get_contents(path, &text, &len, NULL));
+        g_assert_cmpint(vectors_expected_error(name), ==, BL_PROTO_ERROR_TOO_LONG);
+        g_assert_cmpint(text[len - 1], ==, '\n');
+        g_assert_false(bl_proto_decode(text, len - 1, &msg, &derr));
+        g_assert_error(derr, BL_PROTO_ERROR, BL_PROTO_ERROR_TOO_LONG);
+        /* One byte shorter it is a valid report: the limit is what rejects it. */
+        if (len - 1 == BL_PROTO_MAX_LINE) {
+            g_autofree char *shorter = g_strdup_printf("%.*s\"}", (int)(len - 4), text);
+
+            assert_decodes(shorter, len - 2, &msg);
+        }
+        g_unlink(path);
+        n++;
+    }
+    g_assert_cmpuint(n, ==, 2);
+    g_rmdir(dir);
+}
+
+static void test_version_skew(void)
+{
+    static const char v2[] = "{\"type\":\"report\",\"v\":2,\"whatever\":[1,2,3]}";
+    static const char v1_minor7[] =
+        "{\"type\":\"welcome\",\"v\":1,\"broker\":\"ballastd\",\"broker_version\":\"9.0\","
+        "\"minor\":7,\"interval_ms\":500,\"new_thing\":{\"deep\":[{\"x\":1}]},"
+        "\"psi_trigger\":{\"kind\":\"full\",\"stall_us\":100000,\"window_us\":1000000,\"cg\":\"/"
+        "\"}}";
+    g_autoptr(GError) error = NULL;
+    BlMessage msg;
+
+    g_assert_false(bl_proto_decode(v2, strlen(v2), &msg, &error));
+    g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_VERSION);
+    g_assert_cmpuint(msg.v, ==, 2);
+
+    assert_decodes(v1_minor7, strlen(v1_minor7), &msg);
+    g_assert_cmpint(msg.type, ==, BL_MSG_WELCOME);
+    g_assert_cmpuint(msg.u.welcome.minor, ==, 7);
+    g_assert_cmpuint(msg.u.welcome.interval_ms, ==, 500);
+    g_assert_true(msg.u.welcome.has_psi_trigger);
+    g_assert_cmpint(msg.u.welcome.psi_trigger.kind, ==, BL_PSI_FULL);
+    g_assert_cmpuint(msg.u.welcome.psi_trigger.stall_us, ==, 100000);
+}
+
+static void test_unknown_type(void)
+{
+    static const char line[] = "{\"type\":\"telemetry\",\"v\":1,\"x\":1}";
+    g_autoptr(GError) error = NULL;
+    BlMessage msg;
+
+    g_assert_false(bl_proto_decode(line, strlen(line), &msg, &error));
+    g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_UNKNOWN_TYPE);
+    g_assert_nonnull(strstr(error->message, "telemetry"));
+    g_assert_cmpuint(msg.v, ==, 1);
+}
+
+/* Error messages name the field and the reason. */
+static void test_error_messages(void)
+{
+    static const struct {
+        const char *line;
+        const char *expect;
+    } cases[] = {
+        {"{\"type\":\"report\",\"v\":1,\"seq\":1,\"uptime_ms\":1,\"reason\":\"periodic\",\"mem\":"
+         "{\"total_kib\":800,\"available_kib\":900,\"free_kib\":1,\"cached_kib\":1,"
+         "\"swap_total_kib\":0,\"swap_free_kib\":0,\"committed_as_kib\":1},\"vmstat\":{}}",
+         "report.mem.available_kib (900) > total_kib (800)"},
+        {"{\"type\":\"ping\",\"v\":1}", "ping.id: missing"},
+        {"{\"type\":\"ping\",\"v\":1,\"id\":1.5}", "ping.id: expected integer"},
+        {"{\"type\":\"ping\",\"v\":\"1\",\"id\":1}", "v: expected integer, got string"},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) error = NULL;
+        BlMessage msg;
+
+        g_assert_false(bl_proto_decode(cases[i].line, strlen(cases[i].line), &msg, &error));
+        g_assert_nonnull(error);
+        if (!strstr(error->message, cases[i].expect))
+            g_error("\"%s\" does not contain \"%s\"", error->message, cases[i].expect);
+    }
+}
+
+static void make_valid(BlMessage *m, BlMsgType type)
+{
+    bl_proto_init(m, type);
+    switch (type) {
+    case BL_MSG_HELLO:
+        strcpy(m->u.hello.agent, "ballast-agent");
+        strcpy(m->u.hello.agent_version, "0.1.0");
+        strcpy(m->u.hello.boot_id, "5c3b2a9e-7f1d-4e0a-9b8c-2d4e6f8a0b1c");
+        strcpy(m->u.hello.kernel, "6.1.0");
+        m->u.hello.balloon.present = TRUE;
+        m->u.hello.balloon.n_pci = 1;
+        strcpy(m->u.hello.balloon.pci[0], "0000:00:05.0");
+        m->u.hello.n_features = 1;
+        strcpy(m->u.hello.features[0], "psi");
+        break;
+    case BL_MSG_REPORT:
+        m->u.report.seq = 1;
+        m->u.report.mem.total_kib = 1000;
+        m->u.report.mem.available_kib = 500;
+        m->u.report.has_psi = TRUE;
+        m->u.report.psi.some.avg10 = 1.5;
+        m->u.report.vmstat.present = 1u << BL_VMSTAT_OOM_KILL;
+        break;
+    case BL_MSG_WELCOME:
+        strcpy(m->u.welcome.broker, "ballastd");
+        strcpy(m->u.welcome.broker_version, "0.1.0");
+        m->u.welcome.has_psi_trigger = TRUE;
+        m->u.welcome.psi_trigger.stall_us = 100000;
+        m->u.welcome.psi_trigger.window_us = 1000000;
+        break;
+    case BL_MSG_GOODBYE:
+        strcpy(m->u.goodbye.reason, "shutdown");
+        break;
+    case BL_MSG_PING:
+    case BL_MSG_PONG:
+    case BL_MSG_REQUEST:
+        break;
+    }
+}
+
+typedef void (*Breaker)(BlMessage *m);
+
+static void b_type(BlMessage *m)
+{
+    m->type = (BlMsgType)99;
+}
+static void b_major(BlMessage *m)
+{
+    m->v = 2;
+}
+static void b_agent_unterminated(BlMessage *m)
+{
+    memset(m->u.hello.agent, 'a', sizeof m->u.hello.agent);
+}
+static void b_agent_empty(BlMessage *m)
+{
+    m->u.hello.agent[0] = '\0';
+}
+static void b_agent_control(BlMessage *m)
+{
+    strcpy(m->u.hello.agent, "a\033[2Jb");
+}
+static void b_agent_bad_utf8(BlMessage *m)
+{
+    strcpy(m->u.hello.agent, "a\xc3\x28");
+}
+static void b_kernel_space(BlMessage *m)
+{
+    strcpy(m->u.hello.kernel, "6.1 x");
+}
+static void b_pci_count(BlMessage *m)
+{
+    m->u.hello.balloon.n_pci = BL_PROTO_PCI_MAX + 1;
+}
+static void b_pci_char(BlMessage *m)
+{
+    strcpy(m->u.hello.balloon.pci[0], "0000:00:05.0/");
+}
+static void b_features_count(BlMessage *m)
+{
+    m->u.hello.n_features = BL_PROTO_FEATURES_MAX + 1;
+}
+static void b_kconfig(BlMessage *m)
+{
+    m->u.hello.balloon.kconfig = (BlKconfig)9;
+}
+static void b_bound_absent(BlMessage *m)
+{
+    m->u.hello.balloon.present = FALSE;
+    m->u.hello.balloon.n_pci = 0;
+    m->u.hello.balloon.driver_bound = TRUE;
+}
+static void b_interval(BlMessage *m)
+{
+    m->u.hello.interval_ms = 99;
+}
+static void b_seq(BlMessage *m)
+{
+    m->u.report.seq = 0;
+}
+static void b_uptime(BlMessage *m)
+{
+    m->u.report.uptime_ms = BL_PROTO_MAX_INT + 1;
+}
+static void b_reason(BlMessage *m)
+{
+    m->u.report.reason = (BlReportReason)3;
+}
+static void b_avail(BlMessage *m)
+{
+    m->u.report.mem.available_kib = 1001;
+}
+static void b_free(BlMessage *m)
+{
+    m->u.report.mem.free_kib = 1001;
+}
+static void b_swap(BlMessage *m)
+{
+    m->u.report.mem.swap_free_kib = 1;
+}
+static void b_total0(BlMessage *m)
+{
+    m->u.report.mem = (BlMem){0};
+}
+static void b_cached(BlMessage *m)
+{
+    m->u.report.mem.cached_kib = G_MAXUINT64;
+}
+static void b_psi_nan(BlMessage *m)
+{
+    m->u.report.psi.some.avg60 = NAN;
+}
+static void b_psi_inf(BlMessage *m)
+{
+    m->u.report.psi.full.avg300 = INFINITY;
+}
+static void b_psi_high(BlMessage *m)
+{
+    m->u.report.psi.full.avg10 = 100.5;
+}
+static void b_psi_neg(BlMessage *m)
+{
+    m->u.report.psi.some.avg10 = -0.1;
+}
+static void b_psi_total(BlMessage *m)
+{
+    m->u.report.psi.some.total_us = BL_PROTO_MAX_INT + 1;
+}
+static void b_vmstat_bits(BlMessage *m)
+{
+    m->u.report.vmstat.present |= 1u << BL_VMSTAT_N_COUNTERS;
+}
+static void b_vmstat_value(BlMessage *m)
+{
+    m->u.report.vmstat.value[BL_VMSTAT_OOM_KILL] = BL_PROTO_MAX_INT + 1;
+}
+static void b_broker_empty(BlMessage *m)
+{
+    m->u.welcome.broker[0] = '\0';
+}
+static void b_w_interval(BlMessage *m)
+{
+    m->u.welcome.interval_ms = 60001;
+}
+static void b_kind(BlMessage *m)
+{
+    m->u.welcome.psi_trigger.kind = (BlPsiKind)2;
+}
+static void b_window(BlMessage *m)
+{
+    m->u.welcome.psi_trigger.window_us = 400000;
+    m->u.welcome.psi_trigger.stall_us = 1;
+}
+static void b_stall0(BlMessage *m)
+{
+    m->u.welcome.psi_trigger.stall_us = 0;
+}
+static void b_stall_big(BlMessage *m)
+{
+    m->u.welcome.psi_trigger.stall_us = 1000001;
+}
+static void b_ping_id(BlMessage *m)
+{
+    m->u.ping.id = BL_PROTO_MAX_INT + 1;
+}
+static void b_reason_empty(BlMessage *m)
+{
+    m->u.goodbye.reason[0] = '\0';
+}
+
+static void test_encoder_refuses(void)
+{
+    static const struct {
+        BlMsgType type;
+        Breaker breaker;
+    } cases[] = {
+        {BL_MSG_PING, b_type},
+        {BL_MSG_PING, b_major},
+        {BL_MSG_HELLO, b_agent_unterminated},
+        {BL_MSG_HELLO, b_agent_empty},
+        {BL_MSG_HELLO, b_agent_control},
+        {BL_MSG_HELLO, b_agent_bad_utf8},
+        {BL_MSG_HELLO, b_kernel_space},
+        {BL_MSG_HELLO, b_pci_count},
+        {BL_MSG_HELLO, b_pci_char},
+        {BL_MSG_HELLO, b_features_count},
+        {BL_MSG_HELLO, b_kconfig},
+        {BL_MSG_HELLO, b_bound_absent},
+        {BL_MSG_HELLO, b_interval},
+        {BL_MSG_REPORT, b_seq},
+        {BL_MSG_REPORT, b_uptime},
+        {BL_MSG_REPORT, b_reason},
+        {BL_MSG_REPORT, b_avail},
+        {BL_MSG_REPORT, b_free},
+        {BL_MSG_REPORT, b_swap},
+        {BL_MSG_REPORT, b_total0},
+        {BL_MSG_REPORT, b_cached},
+        {BL_MSG_REPORT, b_psi_nan},
+        {BL_MSG_REPORT, b_psi_inf},
+        {BL_MSG_REPORT, b_psi_high},
+        {BL_MSG_REPORT, b_psi_neg},
+        {BL_MSG_REPORT, b_psi_total},
+        {BL_MSG_REPORT, b_vmstat_bits},
+        {BL_MSG_REPORT, b_vmstat_value},
+        {BL_MSG_WELCOME, b_broker_empty},
+        {BL_MSG_WELCOME, b_w_interval},
+        {BL_MSG_WELCOME, b_kind},
+        {BL_MSG_WELCOME, b_window},
+        {BL_MSG_WELCOME, b_stall0},
+        {BL_MSG_WELCOME, b_stall_big},
+        {BL_MSG_PONG, b_ping_id},
+        {BL_MSG_GOODBYE, b_reason_empty},
+    };
+    g_autoptr(GString) out = g_string_new("prefix");
+
+    for (BlMsgType t = BL_MSG_HELLO; t <= BL_MSG_GOODBYE; t++) {
+        BlMessage m;
+
+        make_valid(&m, t);
+        assert_round_trip(&m); /* the unbroken base is fine */
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) error = NULL;
+        BlMessage m;
+
+        make_valid(&m, cases[i].type);
+        cases[i].breaker(&m);
+        if (bl_proto_encode(&m, out, &error))
+            g_error("case %u: encoded an invalid %s", i, bl_proto_type_name(cases[i].type));
+        g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_RANGE);
+        g_assert_cmpstr(out->str, ==, "prefix"); /* untouched */
+    }
+}
+
+static void test_names(void)
+{
+    g_assert_cmpstr(bl_proto_type_name(BL_MSG_WELCOME), ==, "welcome");
+    g_assert_cmpstr(bl_proto_kconfig_name(BL_KCONFIG_M), ==, "m");
+    g_assert_cmpstr(bl_proto_reason_name(BL_REPORT_REQUEST), ==, "request");
+    g_assert_cmpstr(bl_proto_vmstat_name(BL_VMSTAT_WORKINGSET_REFAULT_ANON), ==,
+                    "workingset_refault_anon");
+    g_assert_null(bl_proto_type_name((BlMsgType)42));
+    g_assert_null(bl_proto_vmstat_name(BL_VMSTAT_N_COUNTERS));
+}
+
+/* Floats come back exactly, and are written short. */
+static void test_float_text(void)
+{
+    static const double values[] = {0, 0.01, 12.34, 99.99, 100, 1e-300, 33.333333333333336};
+    BlMessage m, back;
+
+    make_valid(&m, BL_MSG_REPORT);
+    for (guint i = 0; i < G_N_ELEMENTS(values); i++) {
+        g_autoptr(GString) out = g_string_new(NULL);
+
+        m.u.report.psi.full.avg60 = values[i];
+        g_assert_true(bl_proto_encode(&m, out, NULL));
+        assert_decodes(out->str, out->len - 1, &back);
+        g_assert_true(back.u.report.psi.full.avg60 == values[i]);
+    }
+    {
+        g_autoptr(GString) out = g_string_new(NULL);
+
+        m.u.report.psi.full.avg60 = 12.34;
+        g_assert_true(bl_proto_encode(&m, out, NULL));
+        g_assert_nonnull(strstr(out->str, "\"avg60\":12.34,"));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/protocol/vectors/valid", test_valid_vectors);
+    g_test_add_func("/protocol/vectors/invalid", test_invalid_vectors);
+    g_test_add_func("/protocol/line-limit", test_line_limit);
+    g_test_add_func("/protocol/generated-too-long", test_generated_too_long);
+    g_test_add_func("/protocol/version-skew", test_version_skew);
+    g_test_add_func("/protocol/unknown-type", test_unknown_type);
+    g_test_add_func("/protocol/error-messages", test_error_messages);
+    g_test_add_func("/protocol/encoder-refuses", test_encoder_refuses);
+    g_test_add_func("/protocol/names", test_names);
+    g_test_add_func("/protocol/float-text", test_float_text);
+    return g_test_run();
+}
