@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * KSM facts from /proc under a root directory: a QEMU's /proc/<pid>/ksm_stat,
+ * which process is a domain's QEMU, and ksmd's CPU time. The parsers are pure
+ * (text in, struct out); the readers take a root so tests use fixture trees.
+ */
+#pragma once
+
+#include <glib.h>
+
+/* /proc/<pid>/ksm_stat. Kernel 6.1 has only ksm_rmap_items (merging pages are
+ * in /proc/<pid>/ksm_merging_pages); 6.4 adds ksm_process_profit, later
+ * kernels ksm_merging_pages, ksm_zero_pages, ksm_merge_any, ksm_mergeable. */
+typedef struct {
+    guint64 rmap_items; /* required */
+    gboolean has_merging_pages;
+    guint64 merging_pages;
+    gboolean has_zero_pages;
+    guint64 zero_pages;
+    gboolean has_profit;
+    gint64 profit; /* bytes, may be negative */
+    gboolean has_merge_any;
+    gboolean merge_any;
+    gboolean has_mergeable;
+    gboolean mergeable;
+} KsmProcStat;
+
+/*
+ * Parse ksm_stat text ("ksm_rmap_items 123", "ksm_merge_any: no"). Unknown
+ * lines are skipped; a known key with a bad value, or no ksm_rmap_items, is
+ * an error. Never reads past len.
+ */
+gboolean ksm_proc_parse_stat(const char *text, gsize len, KsmProcStat *stat, GError **error);
+
+/*
+ * The process's KSM profit in bytes: the kernel's ksm_process_profit, else
+ * Documentation/admin-guide/mm/ksm.rst's approximation
+ * (merging_pages + zero_pages) * page_size - rmap_items * 64. FALSE when
+ * neither is known (no merging pages count).
+ */
+gboolean ksm_proc_profit(const KsmProcStat *stat, guint64 page_size, gint64 *profit);
+
+/* Read root/proc/<pid>/ksm_stat, completing merging pages from
+ * root/proc/<pid>/ksm_merging_pages on kernels that keep them there. */
+gboolean ksm_proc_read_stat(const char *root, gint pid, KsmProcStat *stat, GError **error);
+
+/* TRUE when a NUL-separated command line (as in /proc/<pid>/cmdline) holds
+ * QEMU's "-name guest=<name>[,...]" for this domain. */
+gboolean ksm_proc_cmdline_is_guest(const char *cmdline, gsize len, const char *name);
+
+/*
+ * Find the QEMU process of domain `name`: first pid_dir/<name>.pid (libvirt's
+ * pid file; pid_dir NULL means run/libvirt/qemu under root), accepted only when
+ * that process's cmdline names the guest (pid files go stale); else the
+ * first root/proc/<pid>/cmdline that does.
+ */
+gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const char *name, gint *pid,
+                                GError **error);
+
+/* The ksmd kernel thread: the root/proc/<pid> whose comm is "ksmd". */
+gboolean ksm_proc_find_ksmd(const char *root, gint *pid, GError **error);
+
+/* utime + stime (clock ticks) from /proc/<pid>/stat text. */
+gboolean ksm_proc_parse_cpu_ticks(const char *text, gsize len, guint64 *ticks, GError **error);
+
+gboolean ksm_proc_read_cpu_ticks(const char *root, gint pid, guint64 *ticks, GError **error);

@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Host KSM controller: pure decisions (see ksm.h, docs/ksm.md).
+ *
+ * ksmtuned runs KSM whenever the host looks short and never asks whether
+ * merging pays. Here KSM runs only while the host is short of memory *and*,
+ * once ksmd has scanned everything a few times, merging saves more than the
+ * rmap_items it costs. Stopping writes run=0, never 2: merged pages stay
+ * merged, so stopping never makes the host need memory at once.
+ */
+#include "ksm.h"
+
+#include <string.h>
+
+#define MIB (1024.0 * 1024.0)
+
+void ksm_config_init_defaults(KsmConfig *config)
+{
+    memset(config, 0, sizeof(*config));
+    config->manage = TRUE;
+    config->interval_s = 10;
+    config->start_below_percent = 20;
+    config->stop_above_percent = 25;
+    config->pages_boost = KSM_PAGES_BOOST_DEFAULT;
+    config->pages_decay = KSM_PAGES_DECAY_DEFAULT;
+    config->pages_min = KSM_PAGES_MIN_DEFAULT;
+    config->pages_max = KSM_PAGES_MAX_DEFAULT;
+    config->sleep_base_ms = KSM_SLEEP_BASE_DEFAULT;
+    config->use_advisor = TRUE;
+    config->warmup_full_scans = 2;
+    config->min_profit_mib = 0;
+    config->max_unshared_ratio = 32;
+    config->retry_after_s = 600;
+    config->vm_min_profit_mib = 1;
+    config->vm_full_scans = 3;
+    config->vm_retry_after_s = 3600;
+    config->live_exclusion = FALSE;
+    config->latency_sensitive = NULL;
+}
+
+void ksm_config_clear(KsmConfig *config)
+{
+    g_clear_pointer(&config->latency_sensitive, g_strfreev);
+}
+
+typedef struct {
+    const char *key;
+    gsize offset; /* of a guint in KsmConfig */
+    guint min, max;
+} KsmUintKey;
+
+#define UKEY(name, lo, hi)                                                                         \
+    {                                                                                              \
+#name, G_STRUCT_OFFSET(KsmConfig, name), lo, hi                                            \
+    }
+
+static const KsmUintKey ksm_uint_keys[] = {
+    UKEY(interval_s, 1, 3600),
+    UKEY(start_below_percent, 1, 95),
+    UKEY(stop_above_percent, 1, 99),
+    UKEY(pages_boost, 0, 100000),
+    UKEY(pages_decay, 0, 100000),
+    UKEY(pages_min, 1, 100000),
+    UKEY(pages_max, 1, 100000),
+    UKEY(sleep_base_ms, 1, 10000),
+    UKEY(warmup_full_scans, 1, 1000),
+    UKEY(min_profit_mib, 0, 1048576),
+    UKEY(max_unshared_ratio, 0, 1000000),
+    UKEY(retry_after_s, 0, 86400 * 7),
+    UKEY(vm_min_profit_mib, 0, 1048576),
+    UKEY(vm_full_scans, 1, 1000),
+    UKEY(vm_retry_after_s, 0, 86400 * 30),
+};
+
+static const char *const ksm_bool_keys[] = {"manage", "use_advisor", "live_exclusion"};
+
+static gboolean *ksm_bool_field(KsmConfig *config, const char *key)
+{
+    if (g_str_equal(key, "manage"))
+        return &config->manage;
+    if (g_str_equal(key, "use_advisor"))
+        return &config->use_advisor;
+    return &config->live_exclusion;
+}
+
+static gboolean ksm_key_known(const char *key)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(ksm_uint_keys); i++)
+        if (g_str_equal(key, ksm_uint_keys[i].key))
+            return TRUE;
+    for (gsize i = 0; i < G_N_ELEMENTS(ksm_bool_keys); i++)
+        if (g_str_equal(key, ksm_bool_keys[i]))
+            return TRUE;
+    return g_str_equal(key, "latency_sensitive");
+}
+
+static gboolean ksm_fail(char **bad_key, const char *key, GError **error, GError *cause,
+                         const char *fmt, ...) G_GNUC_PRINTF(5, 6);
+
+static gboolean ksm_fail(char **bad_key, const char *key, GError **error, GError *cause,
+                         const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (bad_key)
+        *bad_key = g_strdup(key);
+    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "%s", msg);
+    if (cause)
+        g_error_free(cause);
+    return FALSE;
+}
+
+gboolean ksm_config_load(KsmConfig *config, GKeyFile *kf, const char *group, char **bad_key,
+                         GError **error)
+{
+    KsmConfig next = *config;
+    g_auto(GStrv) keys = NULL;
+
+    if (bad_key)
+        *bad_key = NULL;
+    if (!g_key_file_has_group(kf, group))
+        return TRUE;
+    keys = g_key_file_get_keys(kf, group, NULL, NULL);
+    for (gsize i = 0; keys && keys[i]; i++)
+        if (!ksm_key_known(keys[i]))
+            return ksm_fail(bad_key, keys[i], error, NULL, "[%s] %s: unknown key", group, keys[i]);
+
+    for (gsize i = 0; i < G_N_ELEMENTS(ksm_uint_keys); i++) {
+        const KsmUintKey *k = &ksm_uint_keys[i];
+        g_autofree char *raw = NULL;
+        guint64 v = 0;
+        GError *e = NULL;
+
+        if (!g_key_file_has_key(kf, group, k->key, NULL))
+            continue;
+        raw = g_key_file_get_value(kf, group, k->key, NULL);
+        g_strstrip(raw);
+        if (!g_ascii_string_to_unsigned(raw, 10, k->min, k->max, &v, &e))
+            return ksm_fail(bad_key, k->key, error, e, "[%s] %s = %s: want an integer %u..%u",
+                            group, k->key, raw, k->min, k->max);
+        G_STRUCT_MEMBER(guint, &next, k->offset) = (guint)v;
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(ksm_bool_keys); i++) {
+        const char *key = ksm_bool_keys[i];
+        GError *e = NULL;
+        gboolean v;
+
+        if (!g_key_file_has_key(kf, group, key, NULL))
+            continue;
+        v = g_key_file_get_boolean(kf, group, key, &e);
+        if (e) {
+            g_autofree char *raw = g_key_file_get_value(kf, group, key, NULL);
+            return ksm_fail(bad_key, key, error, e, "[%s] %s = %s: want true or false", group, key,
+                            raw ? raw : "");
+        }
+        *ksm_bool_field(&next, key) = v;
+    }
+    if (next.start_below_percent > next.stop_above_percent)
+        return ksm_fail(bad_key, "start_below_percent", error, NULL,
+                        "[%s] start_below_percent = %u: must not exceed stop_above_percent (%u)",
+                        group, next.start_below_percent, next.stop_above_percent);
+    if (next.pages_min > next.pages_max)
+        return ksm_fail(bad_key, "pages_min", error, NULL,
+                        "[%s] pages_min = %u: must not exceed pages_max (%u)", group,
+                        next.pages_min, next.pages_max);
+
+    if (g_key_file_has_key(kf, group, "latency_sensitive", NULL)) {
+        g_auto(GStrv) list = g_key_file_get_string_list(kf, group, "latency_sensitive", NULL, NULL);
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+
+        for (gsize i = 0; list && list[i]; i++) {
+            char *name = g_strstrip(list[i]);
+
+            if (*name == '\0')
+                continue;
+            if (strlen(name) > 255 || strchr(name, '/'))
+                return ksm_fail(bad_key, "latency_sensitive", error, NULL,
+                                "[%s] latency_sensitive: \"%s\" is not a domain name", group, name);
+            g_ptr_array_add(names, g_strdup(name));
+        }
+        g_ptr_array_add(names, NULL);
+        next.latency_sensitive = (char **)g_ptr_array_free(g_steal_pointer(&names), FALSE);
+    } else {
+        next.latency_sensitive = g_strdupv(config->latency_sensitive);
+    }
+
+    ksm_config_clear(config);
+    *config = next;
+    return TRUE;
+}
+
+guint64 ksm_sleep_for_ram(guint64 mem_total_kib, guint sleep_base_ms)
+{
+    /* ksmtuned: sleep = KSM_SLEEP_MSEC * 16 * 1024 * 1024 / total (kB), at least 10 */
+    guint64 sleep;
+
+    if (mem_total_kib == 0)
+        return MAX(KSM_SLEEP_FLOOR_MS, sleep_base_ms);
+    sleep = (guint64)sleep_base_ms * 16 * 1024 * 1024 / mem_total_kib;
+    return MAX(sleep, KSM_SLEEP_FLOOR_MS);
+}
+
+gint64 ksm_general_profit(const KsmSysfs *ksm, guint64 page_size)
+{
+    guint64 rmap_items;
+    guint64 saved;
+
+    if (ksm->has_general_profit)
+        return ksm->general_profit;
+    if (page_size == 0)
+        page_size = 4096;
+    /* Documentation/admin-guide/mm/ksm.rst: pages_sharing * sizeof(page) -
+     * all_rmap_items * sizeof(rmap_item), all_rmap_items being the sum of the
+     * four page counters. Counters are clamped so the sum cannot wrap. */
+    rmap_items = MIN(ksm->pages_shared, G_MAXUINT32) + MIN(ksm->pages_sharing, G_MAXUINT32) +
+                 MIN(ksm->pages_unshared, G_MAXUINT32) + MIN(ksm->pages_volatile, G_MAXUINT32);
+    saved = MIN(ksm->pages_sharing, G_MAXUINT32) +
+            (ksm->has_zero_pages ? MIN(ksm->ksm_zero_pages, G_MAXUINT32) : 0);
+    return (gint64)(saved * MIN(page_size, 1u << 30)) - (gint64)(rmap_items * KSM_RMAP_ITEM_BYTES);
+}
+
+gboolean ksm_host_plan_changes(const KsmHostPlan *plan)
+{
+    return plan->set_advisor || plan->set_smart_scan || plan->set_pages || plan->set_sleep ||
+           plan->set_run;
+}
+
+const char *ksm_advisor_to_string(KsmAdvisor mode)
+{
+    switch (mode) {
+    case KSM_ADVISOR_ABSENT:
+        return "absent";
+    case KSM_ADVISOR_NONE:
+        return "none";
+    case KSM_ADVISOR_SCAN_TIME:
+        return "scan-time";
+    case KSM_ADVISOR_OTHER:
+        return "other";
+    }
+    return "other";
+}
+
+/* Does merging pay? reason gets why not. */
+static gboolean ksm_pays(const KsmSysfs *ksm, gint64 profit, const KsmConfig *config, char *why,
+                         gsize why_len)
+{
+    guint64 churn = ksm->pages_unshared + ksm->pages_volatile;
+
+    if (profit <= (gint64)config->min_profit_mib * 1024 * 1024) {
+        g_snprintf(why, why_len, "profit %.1f MiB <= %u MiB", profit / MIB, config->min_profit_mib);
+        return FALSE;
+    }
+    if (config->max_unshared_ratio > 0 &&
+        churn > (guint64)config->max_unshared_ratio * MAX(ksm->pages_sharing, 1)) {
+        g_snprintf(why, why_len,
+                   "%" G_GUINT64_FORMAT " unshared+volatile pages > %u x %" G_GUINT64_FORMAT
+                   " sharing",
+                   churn, config->max_unshared_ratio, ksm->pages_sharing);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static guint64 ksm_next_pages(guint64 cur, gboolean boost, const KsmConfig *config)
+{
+    guint64 next;
+
+    if (boost)
+        next = cur + config->pages_boost;
+    else
+        next = cur > config->pages_decay ? cur - config->pages_decay : 0;
+    return CLAMP(next, config->pages_min, config->pages_max);
+}
+
+void ksm_host_decide(const KsmHostFacts *facts, const KsmHostState *state, const KsmConfig *config,
+                     gint64 now_us, KsmHostPlan *plan)
+{
+    const KsmSysfs *ksm = &facts->ksm;
+    guint64 total = facts->mem_total_kib;
+    guint64 avail = MIN(facts->mem_available_kib, total);
+    double pct = total ? 100.0 * (double)avail / (double)total : 100.0;
+    gboolean below_start, below_stop, need, advisor, running;
+    guint64 sleep;
+    char why[160];
+
+    memset(plan, 0, sizeof(*plan));
+    plan->state = *state;
+    plan->profit_bytes = ksm_general_profit(ksm, facts->page_size);
+
+    /* The advisor sizes pages_to_scan itself and makes writing it fail with
+     * EINVAL; a kernel that has one gets it (or gets it switched off when the
+     * configuration says so, so that ballast can size pages_to_scan). */
+    advisor = config->use_advisor && ksm->advisor_mode != KSM_ADVISOR_ABSENT;
+    if (ksm->advisor_mode != KSM_ADVISOR_ABSENT) {
+        KsmAdvisor want = config->use_advisor ? KSM_ADVISOR_SCAN_TIME : KSM_ADVISOR_NONE;
+
+        if (ksm->advisor_mode != want) {
+            plan->set_advisor = TRUE;
+            plan->advisor_mode = want;
+        }
+    }
+    if (advisor && ksm->has_smart_scan && !ksm->smart_scan) {
+        plan->set_smart_scan = TRUE;
+        plan->smart_scan = TRUE;
+    }
+    sleep = ksm_sleep_for_ram(total, config->sleep_base_ms);
+    if (sleep != ksm->sleep_millisecs) {
+        plan->set_sleep = TRUE;
+        plan->sleep_millisecs = sleep;
+    }
+
+    /* Hysteresis: short below start_below_percent, and still short until
+     * MemAvailable is back at stop_above_percent. */
+    below_start = total > 0 && avail * 100 < total * config->start_below_percent;
+    below_stop = total > 0 && avail * 100 < total * config->stop_above_percent;
+    need = below_start || (below_stop && state->short_of_memory);
+    plan->state.short_of_memory = need;
+    running = ksm->run == 1;
+
+    if (!need) {
+        plan->state.running = FALSE;
+        if (running) {
+            plan->set_run = TRUE;
+            plan->run = 0;
+            g_snprintf(plan->reason, sizeof(plan->reason),
+                       "host has memory (MemAvailable %.1f%% >= %u%%): stop KSM, merged pages "
+                       "kept",
+                       pct, below_stop ? config->start_below_percent : config->stop_above_percent);
+        } else {
+            g_snprintf(plan->reason, sizeof(plan->reason),
+                       "host has memory (MemAvailable %.1f%%): KSM stays stopped", pct);
+        }
+        return;
+    }
+
+    if (state->unprofitable_at_us != 0 && config->retry_after_s > 0 &&
+        now_us - state->unprofitable_at_us < (gint64)config->retry_after_s * G_USEC_PER_SEC) {
+        gint64 left =
+            (state->unprofitable_at_us + (gint64)config->retry_after_s * G_USEC_PER_SEC - now_us) /
+            G_USEC_PER_SEC;
+
+        plan->state.running = FALSE;
+        if (running) {
+            plan->set_run = TRUE;
+            plan->run = 0;
+        }
+        g_snprintf(plan->reason, sizeof(plan->reason),
+                   "host short of memory (MemAvailable %.1f%%) but KSM did not pay: stopped, "
+                   "retry in %" G_GINT64_FORMAT " s",
+                   pct, left);
+        return;
+    }
+
+    if (!running) {
+        plan->set_run = TRUE;
+        plan->run = 1;
+        plan->state.running = TRUE;
+        plan->state.scans_at_start = ksm->full_scans;
+        plan->state.unprofitable_at_us = 0;
+        g_snprintf(plan->reason, sizeof(plan->reason),
+                   "host short of memory (MemAvailable %.1f%% < %u%%): start KSM", pct,
+                   config->start_below_percent);
+    } else {
+        guint64 scans;
+
+        /* Found running (started before ballastd, or by hand), or the counter
+         * went back: count the warm-up from now. */
+        if (!state->running || ksm->full_scans < state->scans_at_start) {
+            plan->state.running = TRUE;
+            plan->state.scans_at_start = ksm->full_scans;
+        }
+        plan->state.unprofitable_at_us = 0;
+        scans = ksm->full_scans - plan->state.scans_at_start;
+        if (scans >= config->warmup_full_scans &&
+            !ksm_pays(ksm, plan->profit_bytes, config, why, sizeof(why))) {
+            plan->set_run = TRUE;
+            plan->run = 0;
+            plan->set_pages = FALSE;
+            plan->state.running = FALSE;
+            plan->state.unprofitable_at_us = MAX(now_us, 1);
+            g_snprintf(plan->reason, sizeof(plan->reason),
+                       "KSM does not pay after %" G_GUINT64_FORMAT
+                       " full scans (%s): stop, merged pages kept, retry in %u s",
+                       scans, why, config->retry_after_s);
+            return;
+        }
+        if (scans >= config->warmup_full_scans)
+            g_snprintf(why, sizeof(why), "profit %.1f MiB", plan->profit_bytes / MIB);
+        else
+            g_snprintf(why, sizeof(why), "warming up, %" G_GUINT64_FORMAT "/%u full scans", scans,
+                       config->warmup_full_scans);
+        g_snprintf(plan->reason, sizeof(plan->reason), "%s (MemAvailable %.1f%% %s %u%%): %s%s",
+                   below_start ? "host short of memory" : "host memory recovering", pct,
+                   below_start ? "<" : ">=", config->start_below_percent,
+                   advisor ? "KSM runs with the scan-time advisor, " : "KSM runs, ", why);
+    }
+
+    /* ksmtuned: boost while short, decay while recovering. Not with the
+     * advisor: it owns pages_to_scan. */
+    if (!advisor) {
+        guint64 next = ksm_next_pages(ksm->pages_to_scan, below_start, config);
+
+        if (next != ksm->pages_to_scan) {
+            plan->set_pages = TRUE;
+            plan->pages_to_scan = next;
+        }
+    }
+}
+
+void ksm_host_restore(const KsmSysfs *original, const KsmSysfs *current, KsmHostPlan *plan)
+{
+    guint run = original->run == 1 ? 1 : 0;
+
+    memset(plan, 0, sizeof(*plan));
+    plan->profit_bytes = ksm_general_profit(current, 0);
+    if (original->advisor_mode != KSM_ADVISOR_ABSENT &&
+        original->advisor_mode != KSM_ADVISOR_OTHER &&
+        current->advisor_mode != original->advisor_mode) {
+        plan->set_advisor = TRUE;
+        plan->advisor_mode = original->advisor_mode;
+    }
+    if (original->has_smart_scan && current->has_smart_scan &&
+        original->smart_scan != current->smart_scan) {
+        plan->set_smart_scan = TRUE;
+        plan->smart_scan = original->smart_scan;
+    }
+    /* Changing advisor_mode resets pages_to_scan, and with the advisor on the
+     * kernel refuses it: write it whenever the original had no advisor. */
+    if ((plan->set_advisor || current->pages_to_scan != original->pages_to_scan) &&
+        original->advisor_mode != KSM_ADVISOR_SCAN_TIME) {
+        plan->set_pages = TRUE;
+        plan->pages_to_scan = original->pages_to_scan;
+    }
+    if (current->sleep_millisecs != original->sleep_millisecs) {
+        plan->set_sleep = TRUE;
+        plan->sleep_millisecs = original->sleep_millisecs;
+    }
+    if (current->run != run && !(run == 0 && current->run == 2)) {
+        plan->set_run = TRUE;
+        plan->run = run;
+    }
+    g_snprintf(plan->reason, sizeof(plan->reason),
+               "ballastd exits: KSM settings restored (run=%u pages_to_scan=%" G_GUINT64_FORMAT
+               " sleep_millisecs=%" G_GUINT64_FORMAT ")",
+               run, original->pages_to_scan, original->sleep_millisecs);
+}
+
+double ksm_cpu_percent(guint64 prev_ticks, guint64 now_ticks, guint64 ticks_per_s,
+                       gint64 interval_us)
+{
+    if (interval_us <= 0 || ticks_per_s == 0 || now_ticks < prev_ticks)
+        return 0.0;
+    return 100.0 * ((double)(now_ticks - prev_ticks) / (double)ticks_per_s) /
+           ((double)interval_us / G_USEC_PER_SEC);
+}
