@@ -668,7 +668,7 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
         why_add(w, "MemAvailable %" G_GUINT64_FORMAT " MiB < headroom %" G_GUINT64_FORMAT " MiB",
                 mib(w->avail), mib(w->headroom));
         w->pressured = TRUE;
-    } else if (w->avail < w->headroom + projected) {
+    } else if (projected > 0 && w->avail < w->headroom + projected) {
         why_add(w,
                 "MemAvailable %" G_GUINT64_FORMAT
                 " MiB falling %.0f MiB/s, under headroom %" G_GUINT64_FORMAT " MiB within %.1f s",
@@ -915,8 +915,10 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
 
         if (w->vm == NULL)
             continue; /* OFF */
-        if (w->act && w->kind == POLICY_ACTION_DEFLATE && w->applied) {
-            deflating += w->target - w->cur;
+        if (w->act && w->kind == POLICY_ACTION_DEFLATE && w->applied &&
+            w->target > MAX(w->cur, w->actual)) {
+            /* what the guest may now take beyond what it has or was promised */
+            deflating += w->target - MAX(w->cur, w->actual);
             g_ptr_array_add(raised, w);
         }
     }
@@ -964,7 +966,8 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
         g_ptr_array_sort(raised, cmp_shares_desc);
         for (guint i = 0; i < raised->len && got < total_need; i++) {
             PolicyWork *d = g_ptr_array_index(raised, i);
-            guint64 part = MIN(d->target - d->cur, total_need - got);
+            guint64 raise = d->target - MAX(d->cur, d->actual);
+            guint64 part = MIN(raise, total_need - got);
             char dwhy[160];
 
             g_snprintf(dwhy, sizeof(dwhy),
