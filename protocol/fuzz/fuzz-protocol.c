@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libFuzzer target: the input is a byte stream from a hostile peer. It goes
+ * through the framer twice (whole, and in chunks whose sizes come from the
+ * input) and both must yield the same lines; every line goes through the
+ * decoder, and whatever decodes must re-encode, and decode again to the same
+ * struct (and encode to the same text). The whole input is also decoded as a
+ * single line, so a seed corpus of vector files hits the decoder directly.
+ */
+#include "framer.h"
+#include "protocol.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz-protocol: check failed at line %d: %s\n", __LINE__, #cond);      \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static void check_line(const char *line, gsize len)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+    g_autoptr(GString) again = g_string_new(NULL);
+    g_autoptr(GError) error = NULL;
+    BlMessage msg, back;
+
+    if (!bl_proto_decode(line, len, &msg, &error)) {
+        CHECK(error != NULL && error->domain == BL_PROTO_ERROR);
+        CHECK(error->code >= BL_PROTO_ERROR_JSON && error->code <= BL_PROTO_ERROR_TOO_LONG);
+        CHECK(error->message != NULL && g_utf8_validate(error->message, -1, NULL));
+        return;
+    }
+    CHECK(error == NULL);
+    CHECK(len < BL_PROTO_MAX_LINE);
+    CHECK(bl_proto_encode(&msg, out, &error));
+    CHECK(out->len >= 2 && out->str[out->len - 1] == '\n');
+    CHECK(memchr(out->str, '\n', out->len - 1) == NULL);
+    CHECK(bl_proto_decode(out->str, out->len - 1, &back, &error));
+    CHECK(memcmp(&msg, &back, sizeof msg) == 0);
+    CHECK(bl_proto_encode(&back, again, &error));
+    CHECK(g_string_equal(out, again));
+}
+
+static gboolean collect(const char *line, gsize len, gpointer user_data)
+{
+    GPtrArray *lines = user_data;
+
+    CHECK(len > 0 && len < BL_PROTO_MAX_LINE && line[len] == '\0');
+    g_ptr_array_add(lines, g_bytes_new(line, len));
+    return TRUE;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    g_autoptr(BlFramer) whole = bl_framer_new(BL_PROTO_MAX_LINE);
+    g_autoptr(BlFramer) chunked = bl_framer_new(BL_PROTO_MAX_LINE);
+    g_autoptr(GPtrArray) a = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_autoptr(GPtrArray) b = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    size_t off = 0;
+
+    CHECK(bl_framer_feed(whole, data, size, collect, a) == size);
+    for (size_t i = 0; off < size; i++) {
+        /* Chunk sizes 1..64 taken from the input itself, cycling. */
+        size_t n = MIN((size_t)(data[i % size] % 64) + 1, size - off);
+
+        CHECK(bl_framer_feed(chunked, data + off, n, collect, b) == n);
+        off += n;
+    }
+    CHECK(a->len == b->len);
+    for (guint i = 0; i < a->len; i++) {
+        CHECK(g_bytes_equal(a->pdata[i], b->pdata[i]));
+        check_line(g_bytes_get_data(a->pdata[i], NULL), g_bytes_get_size(a->pdata[i]));
+    }
+    CHECK(memcmp(bl_framer_stats(whole), bl_framer_stats(chunked), sizeof(BlFramerStats)) == 0);
+    CHECK(bl_framer_stats(whole)->bytes == size);
+
+    /* The input as one line, as the vector files are meant. */
+    check_line((const char *)data, size > 0 && data[size - 1] == '\n' ? size - 1 : size);
+    return 0;
+}
