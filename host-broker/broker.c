@@ -1,0 +1,1108 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "ballast-config.h"
+
+#include "broker.h"
+
+#include <glib-unix.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+
+#include "config.h"
+#include "control.h"
+#include "domxml.h"
+#include "evlog.h"
+#include "host.h"
+#include "policy.h"
+#include "session.h"
+#include "virt.h"
+
+#define MIB 1024
+/* Longest wait before reopening a channel that keeps failing. */
+#define BROKER_SESSION_RETRY_MAX_MS (5 * 60 * 1000)
+/* A note repeated unchanged is logged again after this long. */
+#define BROKER_NOTE_REPEAT_US (60 * G_USEC_PER_SEC)
+
+typedef struct {
+    gboolean has;
+    PolicyActionKind kind;
+    guint64 from_kib, target_kib;
+    char reason[256];
+    gint64 mono_us;
+    gboolean applied;
+} BrokerDecision;
+
+typedef struct {
+    struct Broker *b;
+    char uuid[VIRT_UUID_LEN];
+    char name[VIRT_NAME_MAX];
+    gboolean active, persistent, listed;
+    VirtState state;
+
+    /* from the domain XML */
+    gboolean has_xml, need_xml;
+    DomxmlDomain xml;
+    char *problems; /* the metadata problems last logged, to log each once */
+    PolicyMode mode;
+    PolicyKsm ksm;
+    guint64 floor_kib;
+    guint32 shares;
+    gboolean latency_sensitive;
+
+    /* libvirt's balloon figures */
+    gboolean has_stats;
+    VirtStats stats;
+    gint64 stats_at_us;
+    gboolean stats_period_set;
+
+    /* the agent */
+    Session *session;
+    gint64 next_open_us;
+    guint session_failures;
+    gboolean other_major;    /* the agent speaks another protocol major */
+    guint64 rejected_before; /* rejected by earlier sessions */
+    char last_open_error[256];
+
+    /* what the policy remembers, and what we did */
+    PolicyVmMemory memory;
+    guint64 target_kib;
+    gint64 target_at_us;
+    BrokerDecision last;
+
+    /* KSM (the KSM module fills these in) */
+    gboolean ksm_excluded;
+    char ksm_reason[128];
+} BrokerVm;
+
+struct Broker {
+    BrokerOptions opt;
+    char *uri, *config_path, *control_path, *host_root;
+    Config cfg;
+    Evlog *log;
+    Virt *virt;
+    Control *control;
+    GMainLoop *loop;
+    GHashTable *vms; /* uuid -> BrokerVm */
+    guint tick_id, poll_id, kick_id;
+    guint sig_ids[3];
+    gboolean has_host;
+    PolicyHost host;
+    gboolean host_error_logged;
+    GHashTable *notes; /* note text -> gint64 last logged */
+    guint64 cycles;
+};
+
+static void vm_free(gpointer data)
+{
+    BrokerVm *vm = data;
+
+    if (vm->session)
+        session_free(vm->session);
+    g_free(vm->problems);
+    g_free(vm);
+}
+
+static gint64 now_us(void)
+{
+    return g_get_monotonic_time();
+}
+
+/* ---- per-VM settings ---- */
+
+static void vm_apply_settings(Broker *b, BrokerVm *vm)
+{
+    const DomxmlPolicy *p = &vm->xml.policy;
+
+    vm->mode = vm->xml.has_policy && p->has_mode ? p->mode : b->cfg.default_mode;
+    vm->ksm = vm->xml.has_policy && p->has_ksm ? p->ksm : b->cfg.default_ksm;
+    vm->shares = vm->xml.has_policy && p->has_shares ? p->shares : 0;
+    vm->latency_sensitive = vm->xml.has_policy && p->has_latency_sensitive && p->latency_sensitive;
+    /* The floor travels with the VM: metadata first, then <min_guarantee>. */
+    vm->floor_kib = vm->xml.has_policy && p->has_min ? p->min_kib : vm->xml.min_guarantee_kib;
+}
+
+static gboolean vm_refresh_xml(Broker *b, BrokerVm *vm)
+{
+    g_autoptr(GError) e = NULL;
+    g_autofree char *xml = virt_domain_xml(b->virt, vm->uuid, &e);
+    g_autoptr(GString) problems = g_string_new(NULL);
+    DomxmlDomain d;
+
+    if (xml == NULL) {
+        evlog_say(b->log, FALSE, "%s: cannot read domain XML: %s", vm->name, e->message);
+        return FALSE;
+    }
+    if (!domxml_parse_domain(xml, -1, &d, problems, &e)) {
+        evlog_say(b->log, FALSE, "%s: cannot parse domain XML: %s", vm->name, e->message);
+        return FALSE;
+    }
+    vm->xml = d;
+    vm->has_xml = TRUE;
+    vm->need_xml = FALSE;
+    /* Bad metadata values: say so once per VM and per distinct problem. */
+    if (g_strcmp0(problems->str, vm->problems ? vm->problems : "") != 0) {
+        if (problems->len > 0) {
+            evlog_say(b->log, TRUE, "%s: ignoring bad ballast metadata: %s (defaults used)",
+                      vm->name, problems->str);
+            json_object *f = json_object_new_object();
+            json_object_object_add(f, "text", json_object_new_string(problems->str));
+            evlog_emit(b->log, "metadata-invalid", vm->name, f);
+        }
+        g_free(vm->problems);
+        vm->problems = g_strdup(problems->str);
+    }
+    vm_apply_settings(b, vm);
+    return TRUE;
+}
+
+/* ---- VMs ---- */
+
+static BrokerVm *vm_get(Broker *b, const char *uuid, const char *name)
+{
+    BrokerVm *vm = g_hash_table_lookup(b->vms, uuid);
+
+    if (vm == NULL) {
+        vm = g_new0(BrokerVm, 1);
+        vm->b = b;
+        g_strlcpy(vm->uuid, uuid, sizeof(vm->uuid));
+        vm->need_xml = TRUE;
+        vm->mode = b->cfg.default_mode;
+        vm->ksm = b->cfg.default_ksm;
+        g_hash_table_insert(b->vms, vm->uuid, vm);
+    }
+    if (name != NULL)
+        g_strlcpy(vm->name, name, sizeof(vm->name));
+    return vm;
+}
+
+static gboolean session_free_idle(gpointer data)
+{
+    session_free(data);
+    return G_SOURCE_REMOVE;
+}
+
+static void vm_close_session(BrokerVm *vm, const char *goodbye, const char *why)
+{
+    Session *s = vm->session;
+
+    if (s == NULL)
+        return;
+    session_close(s, goodbye, why); /* calls on_session_closed, which detaches it */
+}
+
+/* The guest started (or we found it running): a new boot as far as the
+ * policy knows. */
+static void vm_started(Broker *b, BrokerVm *vm)
+{
+    vm->active = TRUE;
+    vm->state = VIRT_STATE_RUNNING;
+    vm->stats_period_set = FALSE;
+    vm->need_xml = TRUE;
+    vm->next_open_us = 0;
+    vm->session_failures = 0;
+    vm->other_major = FALSE;
+    vm->has_stats = FALSE;
+    memset(&vm->memory, 0, sizeof(vm->memory));
+    vm->target_kib = 0;
+}
+
+static void vm_stopped(Broker *b, BrokerVm *vm, const char *why)
+{
+    vm->active = FALSE;
+    vm->state = VIRT_STATE_SHUTOFF;
+    vm->has_stats = FALSE;
+    vm_close_session(vm, NULL, why);
+}
+
+/* ---- sessions ---- */
+
+static void broker_kick(Broker *b, const char *why);
+
+static void on_session_hello(Session *s, gpointer user_data)
+{
+    BrokerVm *vm = user_data;
+    vm->session_failures = 0;
+    vm->other_major = FALSE;
+}
+
+static void on_session_report(Session *s, const BlReport *r, gpointer user_data)
+{
+    BrokerVm *vm = user_data;
+
+    vm->session_failures = 0;
+    /* Event-driven: a guest under pressure does not wait for the tick. */
+    if (r->reason == BL_REPORT_PRESSURE)
+        broker_kick(vm->b, vm->name);
+}
+
+static void on_session_closed(Session *s, const char *why, gpointer user_data)
+{
+    BrokerVm *vm = user_data;
+    Broker *b = vm->b;
+
+    if (vm->session != s)
+        return;
+    vm->rejected_before += session_rejected_total(s);
+    vm->session = NULL;
+    g_idle_add(session_free_idle, s);
+
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "why", json_object_new_string(why));
+    evlog_emit(b->log, "session-close", vm->name, f);
+    evlog_say(b->log, FALSE, "%s: agent session closed: %s", vm->name, why);
+
+    /* Retry with backoff: the guest may reboot, or its agent be upgraded. */
+    vm->other_major = g_str_has_prefix(why, "unsupported-version");
+    guint64 delay = b->cfg.session_retry_ms;
+    for (guint i = 0; i < vm->session_failures && delay < BROKER_SESSION_RETRY_MAX_MS; i++)
+        delay *= 2;
+    if (vm->other_major)
+        delay = MAX(delay, 60000);
+    vm->session_failures++;
+    vm->next_open_us = now_us() + (gint64)MIN(delay, BROKER_SESSION_RETRY_MAX_MS) * 1000;
+}
+
+static const SessionCallbacks session_callbacks = {
+    .hello = on_session_hello,
+    .report = on_session_report,
+    .closed = on_session_closed,
+};
+
+static void vm_open_session(Broker *b, BrokerVm *vm)
+{
+    g_autoptr(GError) e = NULL;
+    SessionTransport *t = virt_open_channel(b->virt, vm->uuid, &e);
+
+    if (t == NULL) {
+        /* Log each distinct failure once, retry with backoff. */
+        if (g_strcmp0(vm->last_open_error, e->message) != 0) {
+            evlog_say(b->log, FALSE, "%s: cannot open the agent channel: %s", vm->name, e->message);
+            g_strlcpy(vm->last_open_error, e->message, sizeof(vm->last_open_error));
+        }
+        guint64 delay = (guint64)b->cfg.session_retry_ms << MIN(vm->session_failures, 8);
+        vm->session_failures++;
+        vm->next_open_us = now_us() + (gint64)MIN(delay, BROKER_SESSION_RETRY_MAX_MS) * 1000;
+        return;
+    }
+    vm->last_open_error[0] = '\0';
+    vm->session = session_new(vm->name, t, &b->cfg, &session_callbacks, vm, b->log, now_us);
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "why", json_object_new_string("channel connected"));
+    evlog_emit(b->log, "session-open", vm->name, f);
+    evlog_say(b->log, FALSE, "%s: agent channel open", vm->name);
+}
+
+/* Per running VM, on the poll timer: stats period, XML, channel. */
+static void vm_poll(Broker *b, BrokerVm *vm, gint64 now)
+{
+    if (!vm->active)
+        return;
+    if (!vm->stats_period_set && b->cfg.stats_period_s > 0) {
+        g_autoptr(GError) e = NULL;
+        /* Once per start; a failure is logged and not retried every second. */
+        if (!virt_set_stats_period(b->virt, vm->uuid, (int)b->cfg.stats_period_s, &e))
+            evlog_say(b->log, FALSE, "%s: cannot set the memory stats period: %s", vm->name,
+                      e->message);
+        vm->stats_period_set = TRUE;
+    }
+    gboolean want_channel =
+        vm->session == NULL && vm->state == VIRT_STATE_RUNNING && now >= vm->next_open_us;
+    /* libvirt 9.0 sends no event when a guest opens a non-qemu-ga port: the
+     * live XML's state attribute is all there is, so it is polled. A domain
+     * without the channel is not polled until its next lifecycle event. */
+    if (vm->need_xml || (want_channel && vm->xml.channel != DOMXML_CHANNEL_ABSENT)) {
+        if (!vm_refresh_xml(b, vm))
+            return;
+    }
+    if (want_channel &&
+        (vm->xml.channel == DOMXML_CHANNEL_CONNECTED || vm->xml.channel == DOMXML_CHANNEL_UNKNOWN))
+        vm_open_session(b, vm);
+}
+
+static gboolean on_poll(gpointer user_data)
+{
+    Broker *b = user_data;
+    GHashTableIter it;
+    gpointer v;
+    gint64 now = now_us();
+
+    if (!virt_is_connected(b->virt))
+        return G_SOURCE_CONTINUE;
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        vm_poll(b, v, now);
+    return G_SOURCE_CONTINUE;
+}
+
+/* ---- applying the plan ---- */
+
+static const char *kind_name(PolicyActionKind kind)
+{
+    return kind == POLICY_ACTION_DEFLATE ? "deflate" : "inflate";
+}
+
+static guint64 vm_floor(Broker *b, const BrokerVm *vm)
+{
+    guint64 floor = MAX(vm->floor_kib, b->cfg.policy.min_floor_kib);
+    guint64 max = vm->has_stats ? vm->stats.maximum_kib : 0;
+    return max > 0 ? MIN(floor, max) : floor;
+}
+
+static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64 target,
+                         const char *reason, PolicyMode mode)
+{
+    guint64 from = vm->has_stats ? vm->stats.current_kib : 0;
+    guint64 floor = vm_floor(b, vm);
+    gboolean applied = mode == POLICY_MODE_AUTO && !b->opt.dry_run;
+    const char *why_not = b->opt.dry_run ? "dry-run" : mode == POLICY_MODE_AUTO ? NULL : "observe";
+
+    if (vm->mode == POLICY_MODE_OFF)
+        return; /* never touch a VM that is off, whatever the plan says */
+    /* Safety net over the policy's own bounds. */
+    if (target < floor)
+        target = floor;
+    if (vm->has_stats && vm->stats.maximum_kib > 0 && target > vm->stats.maximum_kib)
+        target = vm->stats.maximum_kib;
+    /* An observed VM never reaches its target, so the same decision comes
+     * back every cycle: say it again only once in a while. */
+    if (!applied && vm->last.has && !vm->last.applied && vm->last.kind == kind &&
+        vm->last.target_kib == target && now_us() - vm->last.mono_us < BROKER_NOTE_REPEAT_US)
+        return;
+
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "kind", json_object_new_string(kind_name(kind)));
+    json_object_object_add(f, "from_kib", json_object_new_uint64(from));
+    json_object_object_add(f, "target_kib", json_object_new_uint64(target));
+    json_object_object_add(f, "reason", json_object_new_string(reason));
+    json_object_object_add(f, "applied", json_object_new_boolean(applied));
+    json_object_object_add(f, "why_not_applied", evlog_str_or_null(why_not));
+    evlog_emit(b->log, "decision", vm->name, f);
+    evlog_say(b->log, TRUE, "%s%s", applied ? "" : "would: ", reason);
+
+    vm->last.has = TRUE;
+    vm->last.kind = kind;
+    vm->last.from_kib = from;
+    vm->last.target_kib = target;
+    g_strlcpy(vm->last.reason, reason, sizeof(vm->last.reason));
+    vm->last.mono_us = now_us();
+    vm->last.applied = applied;
+    if (!applied)
+        return;
+
+    g_autoptr(GError) e = NULL;
+    gint64 t0 = now_us();
+    gboolean ok = virt_set_memory(b->virt, vm->uuid, target, &e);
+    gint64 call_us = now_us() - t0;
+    f = json_object_new_object();
+    json_object_object_add(f, "target_kib", json_object_new_uint64(target));
+    json_object_object_add(f, "ok", json_object_new_boolean(ok));
+    if (!ok)
+        json_object_object_add(f, "error", json_object_new_string(e->message));
+    json_object_object_add(f, "call_us", json_object_new_int64(call_us));
+    evlog_emit(b->log, "set-memory", vm->name, f);
+    if (!ok) {
+        evlog_say(b->log, TRUE, "%s: setting the balloon to %" G_GUINT64_FORMAT " MiB failed: %s",
+                  vm->name, target / MIB, e->message);
+        return;
+    }
+    vm->target_kib = target;
+    vm->target_at_us = t0;
+}
+
+static void broker_notes(Broker *b, GPtrArray *notes, gint64 now)
+{
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+
+    for (guint i = 0; notes && i < notes->len; i++) {
+        const char *text = notes->pdata[i];
+        gpointer last;
+        g_hash_table_add(seen, (gpointer)text);
+        if (g_hash_table_lookup_extended(b->notes, text, NULL, &last) &&
+            now - *(gint64 *)last < BROKER_NOTE_REPEAT_US)
+            continue;
+        gint64 *at = g_new(gint64, 1);
+        *at = now;
+        g_hash_table_replace(b->notes, g_strdup(text), at);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "text", json_object_new_string(text));
+        evlog_emit(b->log, "note", NULL, f);
+        evlog_say(b->log, TRUE, "note: %s", text);
+    }
+    /* Forget notes that went away, so that they are logged when they return. */
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, b->notes);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        if (!g_hash_table_contains(seen, k))
+            g_hash_table_iter_remove(&it);
+    }
+}
+
+static void broker_refresh_stats(Broker *b, gint64 now)
+{
+    g_autoptr(GError) e = NULL;
+    g_autoptr(GArray) stats = virt_balloon_stats(b->virt, &e);
+
+    if (stats == NULL) {
+        evlog_say(b->log, FALSE, "cannot read balloon stats: %s", e->message);
+        return;
+    }
+    for (guint i = 0; i < stats->len; i++) {
+        const VirtStats *s = &g_array_index(stats, VirtStats, i);
+        BrokerVm *vm = g_hash_table_lookup(b->vms, s->uuid);
+        if (vm == NULL || !vm->active)
+            continue; /* not yet seen: the lifecycle event or resync brings it */
+        vm->stats = *s;
+        vm->has_stats = s->has_current;
+        vm->stats_at_us = now;
+        vm->state = s->state;
+    }
+}
+
+/* When libvirt's guest figures were taken, on our monotonic clock. */
+static gint64 guest_stats_at(const BrokerVm *vm, gint64 now)
+{
+    if (vm->stats.last_update_s <= 0)
+        return vm->stats_at_us;
+    gint64 age_us = g_get_real_time() - vm->stats.last_update_s * G_USEC_PER_SEC;
+    return now - MAX(age_us, 0);
+}
+
+static void broker_cycle(Broker *b, gboolean fast)
+{
+    gint64 now = now_us();
+    g_autoptr(GError) e = NULL;
+    PolicyHost host;
+
+    b->cycles++;
+    if (host_read(b->host_root, &host, &e)) {
+        b->host = host;
+        b->has_host = TRUE;
+        b->host_error_logged = FALSE;
+    } else if (!b->host_error_logged) {
+        evlog_say(b->log, TRUE, "cannot read host memory facts: %s", e->message);
+        b->host_error_logged = TRUE;
+    }
+    if (!virt_is_connected(b->virt) || !b->has_host)
+        return;
+    /* A pressure-driven cycle reuses the tick's libvirt figures (balloon
+     * events keep `actual` current): no RPC between report and action. */
+    if (!fast)
+        broker_refresh_stats(b, now);
+
+    g_autoptr(GPtrArray) vms = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        BrokerVm *vm = v;
+        if (vm->active && vm->has_stats && vm->has_xml)
+            g_ptr_array_add(vms, vm);
+    }
+    if (vms->len == 0) {
+        /* KSM: the KSM module's host cycle runs here too. */
+        return;
+    }
+
+    g_autofree PolicyVm *pvms = g_new0(PolicyVm, vms->len);
+    for (guint i = 0; i < vms->len; i++) {
+        BrokerVm *vm = vms->pdata[i];
+        PolicyVm *p = &pvms[i];
+        p->name = vm->name;
+        /* --dry-run is observe for everyone: the policy then neither
+         * expects its targets to be reached nor blames the balloon. */
+        p->mode = b->opt.dry_run && vm->mode == POLICY_MODE_AUTO ? POLICY_MODE_OBSERVE : vm->mode;
+        p->ksm = vm->ksm;
+        p->floor_kib = vm->floor_kib;
+        p->shares = vm->shares;
+        p->max_kib = vm->stats.maximum_kib ? vm->stats.maximum_kib : vm->xml.memory_kib;
+        p->actual_kib = vm->stats.current_kib;
+        p->has_balloon_stats = vm->stats.has_guest;
+        p->balloon_stats_at_us = guest_stats_at(vm, now);
+        p->lv_available_kib = vm->stats.available_kib;
+        p->lv_usable_kib = vm->stats.usable_kib;
+        p->lv_unused_kib = vm->stats.unused_kib;
+        p->lv_disk_caches_kib = vm->stats.disk_caches_kib;
+        p->lv_swap_in_kib = vm->stats.swap_in_kib;
+        p->lv_major_faults = vm->stats.major_fault;
+        p->agent_rejected = vm->rejected_before;
+        if (vm->session != NULL) {
+            const BlReport *r;
+            p->agent_connected = TRUE;
+            if ((r = session_report(vm->session, &p->report_at_us)) != NULL) {
+                p->has_report = TRUE;
+                p->report = *r;
+            }
+            if ((r = session_prev_report(vm->session, &p->prev_report_at_us)) != NULL) {
+                p->has_prev_report = TRUE;
+                p->prev_report = *r;
+            }
+            p->agent_rejected += session_rejected_total(vm->session);
+        }
+        p->memory = vm->memory;
+    }
+
+    g_autoptr(PolicyPlan) plan = policy_decide(&b->host, pvms, vms->len, &b->cfg.policy, now);
+    g_autofree gboolean *acted = g_new0(gboolean, vms->len);
+
+    for (guint i = 0; i < vms->len && i < plan->n_vms; i++) {
+        BrokerVm *vm = vms->pdata[i];
+        PolicyVmMemory old = vm->memory;
+        vm->memory = plan->memory[i];
+        if (vm->memory.stuck_count > old.stuck_count) {
+            json_object *f = json_object_new_object();
+            guint64 target = old.last_target_kib ? old.last_target_kib : vm->target_kib;
+            json_object_object_add(f, "target_kib", json_object_new_uint64(target));
+            json_object_object_add(f, "actual_kib", json_object_new_uint64(pvms[i].actual_kib));
+            evlog_emit(b->log, "balloon-stuck", vm->name, f);
+            evlog_say(b->log, TRUE,
+                      "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
+                      " MiB): not pushing it further for now",
+                      vm->name, pvms[i].actual_kib / MIB, target / MIB);
+        }
+    }
+    for (guint i = 0; i < plan->actions->len; i++) {
+        const PolicyAction *a = &g_array_index(plan->actions, PolicyAction, i);
+        if (a->vm >= vms->len)
+            continue;
+        acted[a->vm] = TRUE;
+        broker_apply(b, vms->pdata[a->vm], a->kind, a->target_kib, a->reason, pvms[a->vm].mode);
+    }
+
+    /* Never leave a guest below its floor, whatever the policy thought. */
+    for (guint i = 0; i < vms->len; i++) {
+        BrokerVm *vm = vms->pdata[i];
+        guint64 floor = vm_floor(b, vm);
+        if (acted[i] || vm->mode == POLICY_MODE_OFF || floor == 0 ||
+            vm->stats.current_kib + b->cfg.policy.balloon_tolerance_kib >= floor)
+            continue;
+        if (vm->target_kib >= floor &&
+            now - vm->target_at_us < (gint64)b->cfg.balloon_stuck_ms * 1000)
+            continue; /* already asked for it: give the balloon time */
+        if (vm->last.has && !vm->last.applied && vm->last.target_kib == floor &&
+            now - vm->last.mono_us < (gint64)b->cfg.balloon_stuck_ms * 1000)
+            continue; /* dry-run: say it once in a while, not every tick */
+        char reason[256];
+        g_snprintf(reason, sizeof(reason),
+                   "%s: +%" G_GUINT64_FORMAT " MiB (balloon %" G_GUINT64_FORMAT
+                   " MiB is below its floor %" G_GUINT64_FORMAT " MiB)",
+                   vm->name, (floor - vm->stats.current_kib) / MIB, vm->stats.current_kib / MIB,
+                   floor / MIB);
+        broker_apply(b, vm, POLICY_ACTION_DEFLATE, floor, reason, pvms[i].mode);
+    }
+    broker_notes(b, plan->notes, now);
+    /* KSM: the KSM module's per-VM and host decisions run here. */
+}
+
+static gboolean on_tick(gpointer user_data)
+{
+    broker_cycle(user_data, FALSE);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_kick(gpointer user_data)
+{
+    Broker *b = user_data;
+
+    b->kick_id = 0;
+    broker_cycle(b, TRUE);
+    return G_SOURCE_REMOVE;
+}
+
+static void broker_kick(Broker *b, const char *why)
+{
+    /* Coalesce: several pressure reports in one loop iteration, one cycle. */
+    if (b->kick_id == 0)
+        b->kick_id = g_idle_add_full(G_PRIORITY_HIGH, on_kick, b, NULL);
+}
+
+/* ---- libvirt events ---- */
+
+static void broker_resync(Broker *b)
+{
+    g_autoptr(GError) e = NULL;
+    g_autoptr(GArray) doms = virt_list_domains(b->virt, &e);
+    GHashTableIter it;
+    gpointer v;
+
+    if (doms == NULL) {
+        evlog_say(b->log, TRUE, "cannot list domains: %s", e->message);
+        return;
+    }
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        ((BrokerVm *)v)->listed = FALSE;
+    for (guint i = 0; i < doms->len; i++) {
+        const VirtDomainInfo *d = &g_array_index(doms, VirtDomainInfo, i);
+        BrokerVm *vm = vm_get(b, d->uuid, d->name);
+        gboolean was_active = vm->active;
+        vm->listed = TRUE;
+        vm->persistent = d->persistent;
+        vm->need_xml = TRUE;
+        if (d->active && !was_active)
+            vm_started(b, vm);
+        else if (!d->active && was_active)
+            vm_stopped(b, vm, "domain not running");
+        if (d->active) {
+            vm->state = d->state;
+            /* The stats period may have been lost with the old libvirtd. */
+            vm->stats_period_set = FALSE;
+            vm->next_open_us = 0;
+        }
+    }
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        BrokerVm *vm = v;
+        if (!vm->listed) {
+            vm_close_session(vm, NULL, "domain gone");
+            g_hash_table_iter_remove(&it);
+        }
+    }
+    evlog_say(b->log, FALSE, "following %u domain(s)", doms->len);
+    on_poll(b);
+    broker_cycle(b, FALSE);
+}
+
+static void on_connected(Virt *v, gpointer user_data)
+{
+    Broker *b = user_data;
+    json_object *f = json_object_new_object();
+
+    json_object_object_add(f, "uri", json_object_new_string(virt_uri(v)));
+    json_object_object_add(f, "why", json_object_new_string("connected"));
+    evlog_emit(b->log, "connect", NULL, f);
+    evlog_say(b->log, TRUE, "connected to %s", virt_uri(v));
+    broker_resync(b);
+}
+
+static void on_disconnected(Virt *v, const char *why, gpointer user_data)
+{
+    Broker *b = user_data;
+    GHashTableIter it;
+    gpointer vp;
+    json_object *f = json_object_new_object();
+
+    json_object_object_add(f, "uri", json_object_new_string(virt_uri(v)));
+    json_object_object_add(f, "why", json_object_new_string(why));
+    evlog_emit(b->log, "disconnect", NULL, f);
+    evlog_say(b->log, TRUE, "lost %s (%s): reconnecting", virt_uri(v), why);
+    /* The streams died with the connection; per-VM state (policy memory,
+     * targets, counters) stays, keyed by UUID, for when we are back. */
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &vp)) {
+        BrokerVm *vm = vp;
+        vm_close_session(vm, NULL, "libvirt connection lost");
+        vm->next_open_us = 0;
+        vm->session_failures = 0;
+        vm->has_stats = FALSE;
+    }
+}
+
+static void on_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent event,
+                         const char *detail, gpointer user_data)
+{
+    Broker *b = user_data;
+    BrokerVm *vm = vm_get(b, uuid, name);
+    json_object *f = json_object_new_object();
+
+    json_object_object_add(f, "what", json_object_new_string(virt_event_name(event)));
+    json_object_object_add(f, "detail", json_object_new_string(detail));
+    evlog_emit(b->log, "domain", name, f);
+    if (evlog_verbose(b->log))
+        evlog_say(b->log, FALSE, "%s: %s %s", name, virt_event_name(event), detail);
+
+    switch (event) {
+    case VIRT_EVENT_DEFINED:
+        vm->persistent = TRUE;
+        vm->need_xml = TRUE;
+        break;
+    case VIRT_EVENT_UNDEFINED:
+        vm->persistent = FALSE;
+        if (!vm->active)
+            g_hash_table_remove(b->vms, uuid);
+        return;
+    case VIRT_EVENT_STARTED:
+        vm_started(b, vm);
+        vm_poll(b, vm, now_us());
+        break;
+    case VIRT_EVENT_SUSPENDED:
+    case VIRT_EVENT_PMSUSPENDED:
+        vm->state = VIRT_STATE_PAUSED;
+        break;
+    case VIRT_EVENT_RESUMED:
+        vm->state = VIRT_STATE_RUNNING;
+        break;
+    case VIRT_EVENT_STOPPED:
+    case VIRT_EVENT_CRASHED: {
+        g_autofree char *why = g_strdup_printf("domain %s (%s)", virt_event_name(event), detail);
+        vm_stopped(b, vm, why);
+        if (!vm->persistent)
+            g_hash_table_remove(b->vms, uuid);
+        break;
+    }
+    case VIRT_EVENT_REBOOTED:
+        /* The agent reconnects the port and says hello again. */
+        vm->need_xml = TRUE;
+        break;
+    case VIRT_EVENT_SHUTDOWN:
+    case VIRT_EVENT_OTHER:
+        break;
+    }
+}
+
+static void on_balloon_change(Virt *v, const char *uuid, const char *name, guint64 actual,
+                              gpointer user_data)
+{
+    Broker *b = user_data;
+    BrokerVm *vm = g_hash_table_lookup(b->vms, uuid);
+    json_object *f = json_object_new_object();
+
+    json_object_object_add(f, "actual_kib", json_object_new_uint64(actual));
+    evlog_emit(b->log, "balloon-change", name, f);
+    if (vm != NULL && vm->has_stats)
+        vm->stats.current_kib = actual;
+}
+
+static void on_metadata_change(Virt *v, const char *uuid, const char *name, gpointer user_data)
+{
+    Broker *b = user_data;
+    BrokerVm *vm = g_hash_table_lookup(b->vms, uuid);
+
+    if (vm != NULL && vm_refresh_xml(b, vm))
+        evlog_say(b->log, TRUE,
+                  "%s: ballast metadata changed: mode %s, floor %" G_GUINT64_FORMAT " MiB",
+                  vm->name, config_mode_name(vm->mode), vm->floor_kib / MIB);
+}
+
+static const VirtCallbacks virt_callbacks = {
+    .connected = on_connected,
+    .disconnected = on_disconnected,
+    .lifecycle = on_lifecycle,
+    .balloon_change = on_balloon_change,
+    .metadata_change = on_metadata_change,
+};
+
+/* ---- configuration ---- */
+
+static void broker_apply_overrides(Broker *b, Config *cfg)
+{
+    if (b->opt.interval_ms > 0) {
+        cfg->interval_ms = b->opt.interval_ms;
+        cfg->tick_ms = b->opt.interval_ms;
+    }
+}
+
+static void broker_arm_timers(Broker *b)
+{
+    g_clear_handle_id(&b->tick_id, g_source_remove);
+    g_clear_handle_id(&b->poll_id, g_source_remove);
+    b->tick_id = g_timeout_add(b->cfg.tick_ms, on_tick, b);
+    b->poll_id = g_timeout_add(b->cfg.channel_poll_ms, on_poll, b);
+}
+
+gboolean broker_reload(Broker *b, GError **error)
+{
+    Config next;
+    g_autoptr(GError) e = NULL;
+
+    config_init_defaults(&next);
+    if (!config_load_file(&next, b->config_path, b->opt.config_explicit, &e)) {
+        config_clear(&next);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "ok", json_object_new_boolean(FALSE));
+        json_object_object_add(f, "error", json_object_new_string(e->message));
+        evlog_emit(b->log, "reload", NULL, f);
+        evlog_say(b->log, TRUE, "reload failed, the running configuration stays: %s", e->message);
+        g_propagate_error(error, g_steal_pointer(&e));
+        return FALSE;
+    }
+    broker_apply_overrides(b, &next);
+    gboolean timers =
+        next.tick_ms != b->cfg.tick_ms || next.channel_poll_ms != b->cfg.channel_poll_ms;
+    if (g_strcmp0(next.control_socket, b->cfg.control_socket) != 0 && b->opt.control_path == NULL)
+        evlog_say(b->log, TRUE, "control_socket changed: takes effect at the next start");
+    config_clear(&b->cfg);
+    b->cfg = next;
+    virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
+
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        BrokerVm *vm = v;
+        if (vm->session)
+            session_set_config(vm->session, &b->cfg);
+        vm_apply_settings(b, vm); /* defaults may have changed */
+        vm->need_xml = TRUE;
+    }
+    if (timers && b->loop)
+        broker_arm_timers(b);
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "ok", json_object_new_boolean(TRUE));
+    evlog_emit(b->log, "reload", NULL, f);
+    evlog_say(b->log, TRUE, "configuration reloaded from %s", b->config_path);
+    return TRUE;
+}
+
+/* ---- status ---- */
+
+static json_object *json_u64_or_null(gboolean has, guint64 v)
+{
+    return has ? json_object_new_uint64(v) : NULL;
+}
+
+static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "name", json_object_new_string(vm->name));
+    json_object_object_add(o, "uuid", json_object_new_string(vm->uuid));
+    json_object_object_add(o, "mode", json_object_new_string(config_mode_name(vm->mode)));
+    json_object_object_add(
+        o, "state", json_object_new_string(vm->active ? virt_state_name(vm->state) : "shutoff"));
+    json_object_object_add(o, "floor_kib", json_object_new_uint64(vm_floor(b, vm)));
+    json_object_object_add(
+        o, "shares",
+        json_object_new_uint64(vm->shares ? vm->shares : b->cfg.policy.default_shares));
+    json_object_object_add(
+        o, "max_kib",
+        json_object_new_uint64(vm->has_stats ? vm->stats.maximum_kib : vm->xml.memory_kib));
+    json_object_object_add(o, "actual_kib", json_u64_or_null(vm->has_stats, vm->stats.current_kib));
+    json_object_object_add(o, "target_kib", json_u64_or_null(vm->target_kib > 0, vm->target_kib));
+
+    json_object *a = json_object_new_object();
+    Session *s = vm->session;
+    const BlHello *h = s ? session_hello(s) : NULL;
+    gint64 at = 0;
+    const BlReport *r = s ? session_report(s, &at) : NULL;
+    json_object_object_add(a, "connected", json_object_new_boolean(s != NULL));
+    json_object_object_add(
+        a, "channel",
+        json_object_new_string(vm->xml.channel == DOMXML_CHANNEL_ABSENT         ? "absent"
+                               : vm->xml.channel == DOMXML_CHANNEL_CONNECTED    ? "connected"
+                               : vm->xml.channel == DOMXML_CHANNEL_DISCONNECTED ? "disconnected"
+                                                                                : "unknown"));
+    json_object_object_add(a, "version", h ? json_object_new_string(h->agent_version) : NULL);
+    json_object_object_add(a, "other_major", json_object_new_boolean(vm->other_major));
+    json_object_object_add(a, "stale", json_object_new_boolean(s && session_is_stale(s, now)));
+    json_object_object_add(a, "report_age_ms", r ? json_object_new_int64((now - at) / 1000) : NULL);
+    json_object_object_add(a, "available_kib",
+                           json_u64_or_null(r != NULL, r ? r->mem.available_kib : 0));
+    json_object_object_add(a, "total_kib", json_u64_or_null(r != NULL, r ? r->mem.total_kib : 0));
+    json_object_object_add(a, "psi_some_avg10",
+                           r && r->has_psi ? json_object_new_double(r->psi.some.avg10) : NULL);
+    json_object_object_add(
+        a, "rejected",
+        json_object_new_uint64(vm->rejected_before + (s ? session_rejected_total(s) : 0)));
+    if (s) {
+        json_object *rj = json_object_new_object();
+        for (guint k = 0; k < SESSION_REJECT_N; k++)
+            if (session_rejected(s, k) > 0)
+                json_object_object_add(rj, session_reject_name(k),
+                                       json_object_new_uint64(session_rejected(s, k)));
+        json_object_object_add(a, "rejected_by_kind", rj);
+    }
+    json_object_object_add(o, "agent", a);
+
+    if (vm->last.has) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "kind", json_object_new_string(kind_name(vm->last.kind)));
+        json_object_object_add(d, "target_kib", json_object_new_uint64(vm->last.target_kib));
+        json_object_object_add(d, "reason", json_object_new_string(vm->last.reason));
+        json_object_object_add(d, "mono_us", json_object_new_int64(vm->last.mono_us));
+        json_object_object_add(d, "applied", json_object_new_boolean(vm->last.applied));
+        json_object_object_add(o, "last_decision", d);
+    } else {
+        json_object_object_add(o, "last_decision", NULL);
+    }
+
+    /* KSM: the KSM module fills in merging_pages and profit_bytes. */
+    json_object *k = json_object_new_object();
+    json_object_object_add(k, "policy", json_object_new_string(config_ksm_name(vm->ksm)));
+    json_object_object_add(k, "excluded", json_object_new_boolean(vm->ksm_excluded));
+    json_object_object_add(k, "reason",
+                           vm->ksm_reason[0] ? json_object_new_string(vm->ksm_reason) : NULL);
+    json_object_object_add(k, "merging_pages", NULL);
+    json_object_object_add(k, "profit_bytes", NULL);
+    json_object_object_add(o, "ksm", k);
+    return o;
+}
+
+static gint vm_by_name(gconstpointer a, gconstpointer b)
+{
+    return g_strcmp0((*(BrokerVm *const *)a)->name, (*(BrokerVm *const *)b)->name);
+}
+
+json_object *broker_status(Broker *b)
+{
+    json_object *o = json_object_new_object();
+    gint64 now = now_us();
+
+    json_object_object_add(o, "version", json_object_new_string(BALLAST_VERSION));
+    json_object_object_add(o, "uri", json_object_new_string(b->uri));
+    json_object_object_add(o, "connected", json_object_new_boolean(virt_is_connected(b->virt)));
+    json_object_object_add(o, "dry_run", json_object_new_boolean(b->opt.dry_run));
+    json_object_object_add(o, "mono_us", json_object_new_int64(now));
+    json_object_object_add(o, "cycles", json_object_new_uint64(b->cycles));
+
+    json_object *h = json_object_new_object();
+    json_object_object_add(h, "mem_total_kib",
+                           json_u64_or_null(b->has_host, b->host.mem_total_kib));
+    json_object_object_add(h, "mem_available_kib",
+                           json_u64_or_null(b->has_host, b->host.mem_available_kib));
+    json_object_object_add(
+        h, "psi_some_avg10",
+        b->has_host && b->host.has_psi ? json_object_new_double(b->host.psi.some.avg10) : NULL);
+    json_object_object_add(o, "host", h);
+    /* KSM: the KSM module reports the host's KSM state here. */
+    json_object_object_add(o, "ksm", json_object_new_object());
+
+    g_autoptr(GPtrArray) list = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        g_ptr_array_add(list, v);
+    g_ptr_array_sort(list, vm_by_name);
+    json_object *vms = json_object_new_array();
+    for (guint i = 0; i < list->len; i++)
+        json_object_array_add(vms, vm_status(b, list->pdata[i], now));
+    json_object_object_add(o, "vms", vms);
+    json_object_object_add(o, "recent", evlog_recent(b->log));
+    return o;
+}
+
+static json_object *on_control(const char *cmd, json_object *req, gpointer user_data)
+{
+    Broker *b = user_data;
+    json_object *resp = json_object_new_object();
+
+    if (strcmp(cmd, "status") == 0) {
+        json_object_object_add(resp, "ok", json_object_new_boolean(TRUE));
+        json_object_object_add(resp, "status", broker_status(b));
+        return resp;
+    }
+    if (strcmp(cmd, "reload") == 0) {
+        g_autoptr(GError) e = NULL;
+        gboolean ok = broker_reload(b, &e);
+        json_object_object_add(resp, "ok", json_object_new_boolean(ok));
+        if (!ok)
+            json_object_object_add(resp, "error", json_object_new_string(e->message));
+        return resp;
+    }
+    json_object_put(resp);
+    g_autofree char *msg = g_strdup_printf("unknown command \"%.64s\" (status, reload)", cmd);
+    return control_error(msg);
+}
+
+/* ---- life ---- */
+
+Broker *broker_new(const BrokerOptions *options, GError **error)
+{
+    g_autoptr(Broker) b = g_new0(Broker, 1);
+
+    b->opt = *options;
+    b->uri = g_strdup(options->uri ? options->uri : "qemu:///system");
+    b->config_path = g_strdup(options->config_path ? options->config_path : CONFIG_DEFAULT_PATH);
+    b->host_root = g_strdup(options->host_root);
+    b->opt.uri = b->opt.config_path = b->opt.control_path = b->opt.event_log = NULL;
+    b->opt.host_root = NULL;
+    b->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
+    b->notes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    config_init_defaults(&b->cfg);
+    if (!config_load_file(&b->cfg, b->config_path, options->config_explicit, error))
+        return NULL;
+    broker_apply_overrides(b, &b->cfg);
+    b->control_path =
+        g_strdup(options->control_path ? options->control_path : b->cfg.control_socket);
+    b->opt.control_path = options->control_path ? b->control_path : NULL;
+    b->log = evlog_new(options->event_log, error);
+    if (b->log == NULL)
+        return NULL;
+    evlog_set_verbose(b->log, options->verbose);
+    b->virt = virt_new(b->uri, &virt_callbacks, b);
+    virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
+    return g_steal_pointer(&b);
+}
+
+void broker_quit(Broker *b, const char *why)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    evlog_say(b->log, FALSE, "stopping: %s", why);
+    /* Tell every agent we are going, so that it does not wait for a welcome. */
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        vm_close_session(v, "shutdown", "broker stopping");
+    if (b->loop)
+        g_main_loop_quit(b->loop);
+}
+
+static gboolean on_sighup(gpointer user_data)
+{
+    broker_reload(user_data, NULL);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_sigterm(gpointer user_data)
+{
+    broker_quit(user_data, "signal");
+    return G_SOURCE_CONTINUE;
+}
+
+gboolean broker_run(Broker *b, GError **error)
+{
+    g_autoptr(GError) e = NULL;
+
+    b->control = control_new(b->control_path, on_control, b, error);
+    if (b->control == NULL)
+        return FALSE;
+    b->loop = g_main_loop_new(NULL, FALSE);
+    b->sig_ids[0] = g_unix_signal_add(SIGHUP, on_sighup, b);
+    b->sig_ids[1] = g_unix_signal_add(SIGTERM, on_sigterm, b);
+    b->sig_ids[2] = g_unix_signal_add(SIGINT, on_sigterm, b);
+    evlog_say(b->log, TRUE, "ballastd %s starting%s: %s, control %s", BALLAST_VERSION,
+              b->opt.dry_run ? " in dry-run mode" : "", b->uri, b->control_path);
+    if (!virt_connect(b->virt, &e)) {
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "uri", json_object_new_string(b->uri));
+        json_object_object_add(f, "why", json_object_new_string(e->message));
+        evlog_emit(b->log, "disconnect", NULL, f);
+        evlog_say(b->log, TRUE, "cannot connect yet: %s (retrying)", e->message);
+    }
+    broker_arm_timers(b);
+    g_main_loop_run(b->loop);
+    /* Let the goodbyes and stream aborts queued as idles run. */
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
+    return TRUE;
+}
+
+void broker_free(Broker *b)
+{
+    if (b == NULL)
+        return;
+    for (guint i = 0; i < G_N_ELEMENTS(b->sig_ids); i++)
+        g_clear_handle_id(&b->sig_ids[i], g_source_remove);
+    g_clear_handle_id(&b->tick_id, g_source_remove);
+    g_clear_handle_id(&b->poll_id, g_source_remove);
+    g_clear_handle_id(&b->kick_id, g_source_remove);
+    if (b->vms)
+        g_hash_table_destroy(b->vms);
+    if (b->notes)
+        g_hash_table_destroy(b->notes);
+    virt_free(b->virt);
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
+    control_free(b->control);
+    evlog_free(b->log);
+    if (b->loop)
+        g_main_loop_unref(b->loop);
+    config_clear(&b->cfg);
+    g_free(b->uri);
+    g_free(b->config_path);
+    g_free(b->control_path);
+    g_free(b->host_root);
+    g_free(b);
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ballastd's loop: follow the domains (virt), talk to their agents (session),
+ * collect host and VM facts, call the policy, apply its plan and log every
+ * action with its reason (evlog).
+ *
+ * A cycle runs every tick_ms and at once on every pressure report from any
+ * agent, so that a guest under pressure gets memory within milliseconds.
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-c/json.h>
+
+typedef struct {
+    const char *uri;          /* libvirt URI */
+    const char *config_path;  /* ballastd.conf */
+    gboolean config_explicit; /* --config given: a missing file is an error */
+    gboolean dry_run;         /* decide and log, never act */
+    const char *control_path; /* NULL: from the configuration */
+    const char *event_log;    /* NULL: none */
+    guint interval_ms;        /* 0: from the configuration */
+    gboolean verbose;
+    const char *host_root; /* NULL: "/" */
+} BrokerOptions;
+
+typedef struct Broker Broker;
+
+/* Load the configuration and open the event log; errors are the user's (exit 1). */
+Broker *broker_new(const BrokerOptions *options, GError **error);
+void broker_free(Broker *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Broker, broker_free)
+
+/* Open the control socket, connect to libvirt and run until broker_quit().
+ * FALSE only when it could not start (control socket). */
+gboolean broker_run(Broker *b, GError **error);
+void broker_quit(Broker *b, const char *why);
+
+/* Re-read the configuration (SIGHUP, ballastctl reload). On error the
+ * running configuration stays in force. */
+gboolean broker_reload(Broker *b, GError **error);
+
+/* The status object of the control protocol. */
+json_object *broker_status(Broker *b);

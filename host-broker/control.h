@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The control socket: a unix stream socket; a client sends one JSON request
+ * line, gets one JSON response line, and the broker closes the connection.
+ * ballastctl is the client. Requests are bounded (CONTROL_REQUEST_MAX).
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-c/json.h>
+
+#define CONTROL_REQUEST_MAX 4096
+
+typedef struct Control Control;
+
+/* Handle one request ({"cmd": ...}); return the response object (owned by
+ * the caller). Called from the main loop. */
+typedef json_object *(*ControlHandler)(const char *cmd, json_object *request, gpointer user_data);
+
+/* Creates the parent directory (0755) if needed; refuses to take over the
+ * socket of a broker that still answers. */
+Control *control_new(const char *path, ControlHandler handler, gpointer user_data, GError **error);
+void control_free(Control *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Control, control_free)
+
+/* {"ok":false,"error":msg} */
+json_object *control_error(const char *msg);

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "evlog.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+struct Evlog {
+    FILE *file;
+    gboolean verbose;
+    struct {
+        gint64 mono_us;
+        char *text;
+    } recent[EVLOG_RECENT_MAX];
+    guint n_recent, next_recent;
+};
+
+Evlog *evlog_new(const char *path, GError **error)
+{
+    Evlog *log = g_new0(Evlog, 1);
+
+    if (path != NULL) {
+        log->file = fopen(path, "ae");
+        if (log->file == NULL) {
+            int saved = errno;
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved), "%s: %s", path,
+                        g_strerror(saved));
+            g_free(log);
+            return NULL;
+        }
+        setvbuf(log->file, NULL, _IOLBF, 0);
+    }
+    return log;
+}
+
+void evlog_free(Evlog *log)
+{
+    if (log == NULL)
+        return;
+    if (log->file)
+        fclose(log->file);
+    for (guint i = 0; i < EVLOG_RECENT_MAX; i++)
+        g_free(log->recent[i].text);
+    g_free(log);
+}
+
+void evlog_set_verbose(Evlog *log, gboolean verbose)
+{
+    log->verbose = verbose;
+}
+
+gboolean evlog_verbose(const Evlog *log)
+{
+    return log->verbose;
+}
+
+void evlog_emit(Evlog *log, const char *event, const char *vm, json_object *fields)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "ts", json_object_new_double(g_get_real_time() / 1e6));
+    json_object_object_add(o, "mono_us", json_object_new_int64(g_get_monotonic_time()));
+    json_object_object_add(o, "event", json_object_new_string(event));
+    if (vm != NULL)
+        json_object_object_add(o, "vm", json_object_new_string(vm));
+    if (fields != NULL) {
+        json_object_object_foreach(fields, k, v)
+        {
+            json_object_object_add(o, k, json_object_get(v));
+        }
+        json_object_put(fields);
+    }
+    const char *s =
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (log && log->file) {
+        fputs(s, log->file);
+        fputc('\n', log->file);
+        fflush(log->file);
+    }
+    if (log && log->verbose)
+        g_printerr("ballastd: event %s\n", s);
+    json_object_put(o);
+}
+
+void evlog_say(Evlog *log, gboolean recent, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+
+    g_printerr("ballastd: %s\n", text);
+    if (log && recent) {
+        guint i = log->next_recent;
+        g_free(log->recent[i].text);
+        log->recent[i].text = g_steal_pointer(&text);
+        log->recent[i].mono_us = g_get_monotonic_time();
+        log->next_recent = (i + 1) % EVLOG_RECENT_MAX;
+        if (log->n_recent < EVLOG_RECENT_MAX)
+            log->n_recent++;
+    }
+}
+
+json_object *evlog_recent(const Evlog *log)
+{
+    json_object *a = json_object_new_array();
+
+    for (guint k = 0; log && k < log->n_recent; k++) {
+        guint i = (log->next_recent + EVLOG_RECENT_MAX - log->n_recent + k) % EVLOG_RECENT_MAX;
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "mono_us", json_object_new_int64(log->recent[i].mono_us));
+        json_object_object_add(e, "text", json_object_new_string(log->recent[i].text));
+        json_object_array_add(a, e);
+    }
+    return a;
+}
+
+json_object *evlog_str_or_null(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}

@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "ballast-config.h"
+
+#include "session.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "framer.h"
+
+/* A rejected kind is logged at most this often per session. */
+#define SESSION_LOG_EVERY_US (10 * G_USEC_PER_SEC)
+/* Unsent output beyond this means the guest does not read: give up on it. */
+#define SESSION_OUT_MAX (64 * 1024)
+
+struct Session {
+    char *vm;
+    SessionTransport *transport;
+    BlFramer *framer;
+    struct {
+        guint32 interval_ms;
+        ConfigPsiTrigger psi_trigger;
+        guint32 psi_trigger_stall_us, psi_trigger_window_us;
+        guint32 rate_limit_per_s, rate_limit_burst;
+        guint32 read_budget_bytes;
+        guint32 stale_ms;
+    } cfg; /* what the session needs of Config, by value */
+    SessionCallbacks cb;
+    gpointer user_data;
+    Evlog *log;
+    SessionClock clock;
+
+    gboolean open;
+    char *close_reason;
+    gint64 opened_at;
+    GString *out; /* unsent bytes */
+
+    gboolean has_hello;
+    BlHello hello;
+    gboolean has_report, has_prev;
+    BlReport report, prev;
+    gint64 report_at, prev_at;
+
+    double tokens;
+    gint64 tokens_at;
+
+    guint64 rejected[SESSION_REJECT_N];
+    gint64 logged_at[SESSION_REJECT_N];
+    guint64 accepted, bytes;
+    guint64 framer_overlong; /* already counted from the framer */
+
+    char *buf; /* read buffer, read_budget_bytes */
+};
+
+static const char *const reject_names[SESSION_REJECT_N] = {
+    [SESSION_REJECT_JSON] = "json",
+    [SESSION_REJECT_SCHEMA] = "schema",
+    [SESSION_REJECT_RANGE] = "range",
+    [SESSION_REJECT_OVERLONG] = "overlong",
+    [SESSION_REJECT_RATE_LIMITED] = "rate-limited",
+    [SESSION_REJECT_UNKNOWN_TYPE] = "unknown-type",
+    [SESSION_REJECT_VERSION] = "version",
+};
+
+const char *session_reject_name(SessionReject kind)
+{
+    return (guint)kind < SESSION_REJECT_N ? reject_names[kind] : "?";
+}
+
+/* ---- fd transport (tests, and anything that is a plain socket) ---- */
+
+typedef struct {
+    SessionTransport parent;
+    int fd;
+    guint watch_id;
+    SessionTransportFunc func;
+    gpointer user_data;
+} FdTransport;
+
+static gssize fd_recv(SessionTransport *t, char *buf, gsize len, GError **error)
+{
+    FdTransport *ft = (FdTransport *)t;
+    gssize n;
+
+    do {
+        n = read(ft->fd, buf, len);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return SESSION_IO_AGAIN;
+    if (n < 0) {
+        int saved = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved), "read: %s", g_strerror(saved));
+        return -1;
+    }
+    return n;
+}
+
+static gssize fd_send(SessionTransport *t, const char *buf, gsize len, GError **error)
+{
+    FdTransport *ft = (FdTransport *)t;
+    gssize n;
+
+    do {
+        n = send(ft->fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(ft->fd, buf, len);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return SESSION_IO_AGAIN;
+    if (n < 0) {
+        int saved = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved), "write: %s",
+                    g_strerror(saved));
+        return -1;
+    }
+    return n;
+}
+
+static gboolean fd_ready(gint fd, GIOCondition cond, gpointer user_data)
+{
+    FdTransport *ft = user_data;
+    ft->func(ft->user_data);
+    return G_SOURCE_CONTINUE;
+}
+
+static void fd_watch(SessionTransport *t, SessionTransportFunc func, gpointer user_data)
+{
+    FdTransport *ft = (FdTransport *)t;
+
+    g_clear_handle_id(&ft->watch_id, g_source_remove);
+    ft->func = func;
+    ft->user_data = user_data;
+    if (func != NULL)
+        ft->watch_id = g_unix_fd_add(ft->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, fd_ready, ft);
+}
+
+static void fd_close(SessionTransport *t)
+{
+    FdTransport *ft = (FdTransport *)t;
+
+    g_clear_handle_id(&ft->watch_id, g_source_remove);
+    close(ft->fd);
+    g_free(ft);
+}
+
+static const SessionTransportOps fd_ops = {
+    .recv = fd_recv,
+    .send = fd_send,
+    .watch = fd_watch,
+    .close = fd_close,
+};
+
+SessionTransport *session_transport_new_fd(int fd)
+{
+    FdTransport *ft = g_new0(FdTransport, 1);
+
+    ft->parent.ops = &fd_ops;
+    ft->fd = fd;
+    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    return &ft->parent;
+}
+
+/* ---- session ---- */
+
+static gboolean session_flush(Session *s)
+{
+    while (s->open && s->out->len > 0) {
+        g_autoptr(GError) e = NULL;
+        gssize n = s->transport->ops->send(s->transport, s->out->str, s->out->len, &e);
+        if (n == SESSION_IO_AGAIN)
+            break;
+        if (n <= 0) {
+            g_autofree char *why = g_strdup_printf("write failed: %s", e ? e->message : "0");
+            session_close(s, NULL, why);
+            return FALSE;
+        }
+        g_string_erase(s->out, 0, n);
+    }
+    if (s->open && s->out->len > SESSION_OUT_MAX) {
+        session_close(s, NULL, "guest does not read");
+        return FALSE;
+    }
+    return s->open;
+}
+
+static gboolean session_send(Session *s, const BlMessage *msg)
+{
+    g_autoptr(GError) e = NULL;
+
+    if (!s->open)
+        return FALSE;
+    if (!bl_proto_encode(msg, s->out, &e)) {
+        /* Our own message is wrong: a bug, but the guest is not to blame. */
+        evlog_say(s->log, FALSE, "%s: cannot encode %s: %s", s->vm, bl_proto_type_name(msg->type),
+                  e->message);
+        return FALSE;
+    }
+    return session_flush(s);
+}
+
+static void session_send_welcome(Session *s)
+{
+    BlMessage m;
+
+    bl_proto_init(&m, BL_MSG_WELCOME);
+    g_strlcpy(m.u.welcome.broker, "ballastd", sizeof(m.u.welcome.broker));
+    g_strlcpy(m.u.welcome.broker_version, BALLAST_VERSION, sizeof(m.u.welcome.broker_version));
+    m.u.welcome.minor = BL_PROTO_MINOR;
+    m.u.welcome.interval_ms = s->cfg.interval_ms;
+    m.u.welcome.has_psi_trigger = s->cfg.psi_trigger != CONFIG_PSI_TRIGGER_NONE;
+    m.u.welcome.psi_trigger.kind =
+        s->cfg.psi_trigger == CONFIG_PSI_TRIGGER_FULL ? BL_PSI_FULL : BL_PSI_SOME;
+    m.u.welcome.psi_trigger.stall_us = s->cfg.psi_trigger_stall_us;
+    m.u.welcome.psi_trigger.window_us = s->cfg.psi_trigger_window_us;
+    session_send(s, &m);
+}
+
+static void session_reject(Session *s, SessionReject kind, guint64 n, const char *detail)
+{
+    gint64 now = s->clock();
+
+    s->rejected[kind] += n;
+    /* One guest's garbage must not flood the broker's log either. */
+    if (s->logged_at[kind] != 0 && now - s->logged_at[kind] < SESSION_LOG_EVERY_US)
+        return;
+    s->logged_at[kind] = now;
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "what", json_object_new_string(reject_names[kind]));
+    json_object_object_add(f, "count", json_object_new_int64((gint64)s->rejected[kind]));
+    evlog_emit(s->log, "rejected", s->vm, f);
+    evlog_say(s->log, FALSE, "%s: rejected %s from the agent (%" G_GUINT64_FORMAT " so far)%s%s",
+              s->vm, reject_names[kind], s->rejected[kind], detail ? ": " : "",
+              detail ? detail : "");
+}
+
+static gboolean session_take_token(Session *s)
+{
+    gint64 now = s->clock();
+    double rate = s->cfg.rate_limit_per_s, burst = s->cfg.rate_limit_burst;
+
+    if (now > s->tokens_at) {
+        s->tokens += (double)(now - s->tokens_at) * rate / G_USEC_PER_SEC;
+        if (s->tokens > burst)
+            s->tokens = burst;
+    }
+    s->tokens_at = MAX(s->tokens_at, now);
+    if (s->tokens < 1.0)
+        return FALSE;
+    s->tokens -= 1.0;
+    return TRUE;
+}
+
+static void session_on_hello(Session *s, const BlHello *h)
+{
+    s->hello = *h;
+    s->has_hello = TRUE;
+
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "agent", json_object_new_string(h->agent));
+    json_object_object_add(f, "agent_version", json_object_new_string(h->agent_version));
+    json_object_object_add(f, "minor", json_object_new_int64(h->minor));
+    json_object *feat = json_object_new_array();
+    for (guint i = 0; i < h->n_features && i < BL_PROTO_FEATURES_MAX; i++)
+        json_object_array_add(feat, json_object_new_string(h->features[i]));
+    json_object_object_add(f, "features", feat);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "present", json_object_new_boolean(h->balloon.present));
+    json_object_object_add(b, "driver_bound", json_object_new_boolean(h->balloon.driver_bound));
+    json_object_object_add(b, "kconfig",
+                           json_object_new_string(bl_proto_kconfig_name(h->balloon.kconfig)));
+    json_object_object_add(f, "balloon", b);
+    evlog_emit(s->log, "hello", s->vm, f);
+    evlog_say(s->log, FALSE, "%s: agent %s %s (protocol 1.%u), balloon %s%s", s->vm, h->agent,
+              h->agent_version, h->minor, h->balloon.present ? "present" : "absent",
+              h->balloon.present && !h->balloon.driver_bound ? " but no driver bound" : "");
+
+    session_send_welcome(s);
+    if (s->open && s->cb.hello)
+        s->cb.hello(s, s->user_data);
+}
+
+static void session_on_report(Session *s, const BlReport *r)
+{
+    if (s->has_report) {
+        s->prev = s->report;
+        s->prev_at = s->report_at;
+        s->has_prev = TRUE;
+    }
+    s->report = *r;
+    s->report_at = s->clock();
+    s->has_report = TRUE;
+
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "seq", json_object_new_uint64(r->seq));
+    json_object_object_add(f, "reason", json_object_new_string(bl_proto_reason_name(r->reason)));
+    json_object_object_add(f, "total_kib", json_object_new_uint64(r->mem.total_kib));
+    json_object_object_add(f, "available_kib", json_object_new_uint64(r->mem.available_kib));
+    json_object_object_add(f, "psi_some_avg10",
+                           r->has_psi ? json_object_new_double(r->psi.some.avg10) : NULL);
+    evlog_emit(s->log, "report", s->vm, f);
+
+    if (s->cb.report)
+        s->cb.report(s, &s->report, s->user_data);
+}
+
+static SessionReject reject_kind(const GError *e)
+{
+    if (e == NULL || e->domain != BL_PROTO_ERROR)
+        return SESSION_REJECT_SCHEMA;
+    switch ((BlProtoError)e->code) {
+    case BL_PROTO_ERROR_JSON:
+        return SESSION_REJECT_JSON;
+    case BL_PROTO_ERROR_SCHEMA:
+        return SESSION_REJECT_SCHEMA;
+    case BL_PROTO_ERROR_RANGE:
+        return SESSION_REJECT_RANGE;
+    case BL_PROTO_ERROR_VERSION:
+        return SESSION_REJECT_VERSION;
+    case BL_PROTO_ERROR_UNKNOWN_TYPE:
+        return SESSION_REJECT_UNKNOWN_TYPE;
+    case BL_PROTO_ERROR_TOO_LONG:
+        return SESSION_REJECT_OVERLONG;
+    }
+    return SESSION_REJECT_SCHEMA;
+}
+
+/* A goodbye of another major is never answered with a goodbye (PROTOCOL.md 6).
+ * Its layout is frozen across majors, so its type is all we need to know. */
+static gboolean line_is_goodbye(const char *line, gsize len)
+{
+    json_tokener *tok = json_tokener_new_ex(8);
+    json_object *o = tok ? json_tokener_parse_ex(tok, line, (int)MIN(len, G_MAXINT)) : NULL;
+    json_object *type = NULL;
+    gboolean yes = o && json_object_is_type(o, json_type_object) &&
+                   json_object_object_get_ex(o, "type", &type) &&
+                   g_strcmp0(json_object_get_string(type), "goodbye") == 0;
+
+    json_object_put(o);
+    if (tok)
+        json_tokener_free(tok);
+    return yes;
+}
+
+static gboolean session_on_line(const char *line, gsize len, gpointer user_data)
+{
+    Session *s = user_data;
+    g_autoptr(GError) e = NULL;
+    BlMessage msg;
+
+    if (!s->open)
+        return FALSE;
+    if (!session_take_token(s)) {
+        session_reject(s, SESSION_REJECT_RATE_LIMITED, 1, NULL);
+        return TRUE;
+    }
+    if (!bl_proto_decode(line, len, &msg, &e)) {
+        SessionReject kind = reject_kind(e);
+        session_reject(s, kind, 1, e ? e->message : NULL);
+        if (kind == SESSION_REJECT_VERSION) {
+            g_autofree char *why =
+                g_strdup_printf("unsupported-version: agent speaks major %u", msg.v);
+            session_close(s, line_is_goodbye(line, len) ? NULL : "unsupported-version", why);
+            return FALSE;
+        }
+        return TRUE;
+    }
+
+    switch (msg.type) {
+    case BL_MSG_HELLO:
+        s->accepted++;
+        session_on_hello(s, &msg.u.hello);
+        break;
+    case BL_MSG_REPORT:
+        s->accepted++;
+        session_on_report(s, &msg.u.report);
+        break;
+    case BL_MSG_PING: {
+        BlMessage pong;
+        s->accepted++;
+        bl_proto_init(&pong, BL_MSG_PONG);
+        pong.u.ping.id = msg.u.ping.id;
+        session_send(s, &pong);
+        break;
+    }
+    case BL_MSG_PONG:
+        s->accepted++;
+        break;
+    case BL_MSG_GOODBYE: {
+        s->accepted++;
+        g_autofree char *why = g_strdup_printf("agent said goodbye: %s", msg.u.goodbye.reason);
+        session_close(s, NULL, why);
+        return FALSE;
+    }
+    case BL_MSG_WELCOME:
+    case BL_MSG_REQUEST:
+        /* Host-to-guest messages coming from the guest. */
+        session_reject(s, SESSION_REJECT_SCHEMA, 1, "host-only message from the guest");
+        break;
+    }
+    return s->open;
+}
+
+gboolean session_on_readable(Session *s)
+{
+    gsize budget = s->cfg.read_budget_bytes;
+
+    if (!s->open)
+        return FALSE;
+    /* A bounded amount per wakeup: a flooding guest waits for the next
+     * wakeup while the main loop serves everyone else. */
+    while (budget > 0 && s->open) {
+        g_autoptr(GError) e = NULL;
+        gssize n = s->transport->ops->recv(s->transport, s->buf, budget, &e);
+        if (n == SESSION_IO_AGAIN)
+            break;
+        if (n == 0) {
+            session_close(s, NULL, "hangup");
+            break;
+        }
+        if (n < 0) {
+            g_autofree char *why = g_strdup_printf("read failed: %s", e ? e->message : "?");
+            session_close(s, NULL, why);
+            break;
+        }
+        budget -= (gsize)n;
+        s->bytes += (guint64)n;
+        bl_framer_feed(s->framer, s->buf, (gsize)n, session_on_line, s);
+
+        const BlFramerStats *st = bl_framer_stats(s->framer);
+        if (st->overlong > s->framer_overlong) {
+            session_reject(s, SESSION_REJECT_OVERLONG, st->overlong - s->framer_overlong,
+                           "line longer than the protocol allows");
+            s->framer_overlong = st->overlong;
+        }
+    }
+    if (s->open)
+        session_flush(s);
+    return s->open;
+}
+
+static void session_copy_config(Session *s, const Config *cfg)
+{
+    s->cfg.interval_ms = cfg->interval_ms;
+    s->cfg.psi_trigger = cfg->psi_trigger;
+    s->cfg.psi_trigger_stall_us = cfg->psi_trigger_stall_us;
+    s->cfg.psi_trigger_window_us = cfg->psi_trigger_window_us;
+    s->cfg.rate_limit_per_s = cfg->rate_limit_per_s;
+    s->cfg.rate_limit_burst = cfg->rate_limit_burst;
+    s->cfg.read_budget_bytes = cfg->read_budget_bytes;
+    s->cfg.stale_ms = cfg->policy.stale_after_ms;
+}
+
+static void session_watch_cb(gpointer user_data)
+{
+    session_on_readable(user_data);
+}
+
+Session *session_new(const char *vm, SessionTransport *transport, const Config *cfg,
+                     const SessionCallbacks *callbacks, gpointer user_data, Evlog *log,
+                     SessionClock clock)
+{
+    Session *s = g_new0(Session, 1);
+
+    s->vm = g_strdup(vm);
+    s->transport = transport;
+    s->framer = bl_framer_new(BL_PROTO_MAX_LINE);
+    session_copy_config(s, cfg);
+    if (callbacks)
+        s->cb = *callbacks;
+    s->user_data = user_data;
+    s->log = log;
+    s->clock = clock ? clock : g_get_monotonic_time;
+    s->open = TRUE;
+    s->opened_at = s->clock();
+    s->out = g_string_new(NULL);
+    s->tokens = cfg->rate_limit_burst;
+    s->tokens_at = s->opened_at;
+    s->buf = g_malloc(MAX(cfg->read_budget_bytes, 1));
+    transport->ops->watch(transport, session_watch_cb, s);
+    return s;
+}
+
+void session_close(Session *s, const char *goodbye_reason, const char *why)
+{
+    if (!s->open)
+        return;
+    if (goodbye_reason != NULL) {
+        BlMessage m;
+        bl_proto_init(&m, BL_MSG_GOODBYE);
+        m.u.goodbye.supported_major = BL_PROTO_MAJOR;
+        g_strlcpy(m.u.goodbye.reason, goodbye_reason, sizeof(m.u.goodbye.reason));
+        session_send(s, &m);
+    }
+    s->open = FALSE;
+    s->close_reason = g_strdup(why);
+    s->transport->ops->watch(s->transport, NULL, NULL);
+    s->transport->ops->close(s->transport);
+    s->transport = NULL;
+    if (s->cb.closed)
+        s->cb.closed(s, why, s->user_data);
+}
+
+void session_free(Session *s)
+{
+    if (s == NULL)
+        return;
+    if (s->transport) {
+        s->transport->ops->watch(s->transport, NULL, NULL);
+        s->transport->ops->close(s->transport);
+    }
+    bl_framer_free(s->framer);
+    g_string_free(s->out, TRUE);
+    g_free(s->buf);
+    g_free(s->close_reason);
+    g_free(s->vm);
+    g_free(s);
+}
+
+void session_set_config(Session *s, const Config *cfg)
+{
+    gboolean resend = s->has_hello && (cfg->interval_ms != s->cfg.interval_ms ||
+                                       cfg->psi_trigger != s->cfg.psi_trigger ||
+                                       cfg->psi_trigger_stall_us != s->cfg.psi_trigger_stall_us ||
+                                       cfg->psi_trigger_window_us != s->cfg.psi_trigger_window_us);
+
+    if (cfg->read_budget_bytes != s->cfg.read_budget_bytes) {
+        g_free(s->buf);
+        s->buf = g_malloc(MAX(cfg->read_budget_bytes, 1));
+    }
+    session_copy_config(s, cfg);
+    if (s->tokens > cfg->rate_limit_burst)
+        s->tokens = cfg->rate_limit_burst;
+    if (resend && s->open)
+        session_send_welcome(s);
+}
+
+gboolean session_is_open(const Session *s)
+{
+    return s->open;
+}
+
+const char *session_vm(const Session *s)
+{
+    return s->vm;
+}
+
+const char *session_close_reason(const Session *s)
+{
+    return s->close_reason;
+}
+
+const BlHello *session_hello(const Session *s)
+{
+    return s->has_hello ? &s->hello : NULL;
+}
+
+const BlReport *session_report(const Session *s, gint64 *at_us)
+{
+    if (!s->has_report)
+        return NULL;
+    if (at_us)
+        *at_us = s->report_at;
+    return &s->report;
+}
+
+const BlReport *session_prev_report(const Session *s, gint64 *at_us)
+{
+    if (!s->has_prev)
+        return NULL;
+    if (at_us)
+        *at_us = s->prev_at;
+    return &s->prev;
+}
+
+gboolean session_is_stale(const Session *s, gint64 now_us)
+{
+    gint64 since = s->has_report ? s->report_at : s->opened_at;
+    return now_us - since > (gint64)s->cfg.stale_ms * 1000;
+}
+
+gint64 session_opened_at(const Session *s)
+{
+    return s->opened_at;
+}
+
+guint64 session_rejected(const Session *s, SessionReject kind)
+{
+    return (guint)kind < SESSION_REJECT_N ? s->rejected[kind] : 0;
+}
+
+guint64 session_rejected_total(const Session *s)
+{
+    guint64 n = 0;
+    for (guint i = 0; i < SESSION_REJECT_N; i++)
+        n += s->rejected[i];
+    return n;
+}
+
+guint64 session_accepted(const Session *s)
+{
+    return s->accepted;
+}
+
+guint64 session_bytes(const Session *s)
+{
+    return s->bytes;
+}

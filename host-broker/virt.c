@@ -1,0 +1,769 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "virt.h"
+
+#include <libvirt-glib/libvirt-glib.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <string.h>
+
+#include "domxml.h"
+#include "protocol.h"
+
+struct Virt {
+    char *uri;
+    VirtCallbacks cb;
+    gpointer user_data;
+    virConnectPtr conn;
+    gboolean connected;
+    int event_ids[5];
+    guint n_event_ids;
+    guint reconnect_id;
+    guint close_idle;
+    guint backoff_min_ms, backoff_max_ms, backoff_ms;
+    GHashTable *domains; /* uuid -> virDomainPtr, a cache of lookups */
+};
+
+#define VIRT_ERROR (virt_error_quark())
+static GQuark virt_error_quark(void);
+G_DEFINE_QUARK(ballast - virt - error - quark, virt_error)
+
+static void set_error(GError **error, const char *what)
+{
+    const char *msg = virGetLastErrorMessage();
+    g_set_error(error, VIRT_ERROR, 0, "%s: %s", what, msg ? msg : "unknown libvirt error");
+}
+
+static const char *const event_names[] = {
+    [VIRT_EVENT_DEFINED] = "defined",   [VIRT_EVENT_UNDEFINED] = "undefined",
+    [VIRT_EVENT_STARTED] = "started",   [VIRT_EVENT_SUSPENDED] = "suspended",
+    [VIRT_EVENT_RESUMED] = "resumed",   [VIRT_EVENT_STOPPED] = "stopped",
+    [VIRT_EVENT_SHUTDOWN] = "shutdown", [VIRT_EVENT_PMSUSPENDED] = "pmsuspended",
+    [VIRT_EVENT_CRASHED] = "crashed",   [VIRT_EVENT_REBOOTED] = "rebooted",
+    [VIRT_EVENT_OTHER] = "other",
+};
+
+const char *virt_event_name(VirtEvent event)
+{
+    return (guint)event < G_N_ELEMENTS(event_names) ? event_names[event] : "?";
+}
+
+const char *virt_state_name(VirtState state)
+{
+    switch (state) {
+    case VIRT_STATE_RUNNING:
+        return "running";
+    case VIRT_STATE_PAUSED:
+        return "paused";
+    case VIRT_STATE_SHUTOFF:
+        return "shutoff";
+    case VIRT_STATE_OTHER:
+        break;
+    }
+    return "other";
+}
+
+static VirtState map_state(int state)
+{
+    switch (state) {
+    case VIR_DOMAIN_RUNNING:
+        return VIRT_STATE_RUNNING;
+    case VIR_DOMAIN_PAUSED:
+    case VIR_DOMAIN_PMSUSPENDED:
+        return VIRT_STATE_PAUSED;
+    case VIR_DOMAIN_SHUTOFF:
+    case VIR_DOMAIN_CRASHED:
+        return VIRT_STATE_SHUTOFF;
+    default:
+        return VIRT_STATE_OTHER;
+    }
+}
+
+/* libvirt prints every error on stderr by default; we report our own. */
+static void virt_quiet_error(void *user_data, virErrorPtr err)
+{
+}
+
+void virt_event_init(void)
+{
+    static gsize done;
+
+    if (g_once_init_enter(&done)) {
+        gvir_event_register();
+        virSetErrorFunc(NULL, virt_quiet_error);
+        g_once_init_leave(&done, 1);
+    }
+}
+
+static void dom_free(gpointer dom)
+{
+    virDomainFree(dom);
+}
+
+Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_data)
+{
+    Virt *v = g_new0(Virt, 1);
+
+    v->uri = g_strdup(uri);
+    if (callbacks)
+        v->cb = *callbacks;
+    v->user_data = user_data;
+    v->backoff_min_ms = 500;
+    v->backoff_max_ms = 30000;
+    v->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, dom_free);
+    return v;
+}
+
+void virt_set_backoff(Virt *v, guint min_ms, guint max_ms)
+{
+    v->backoff_min_ms = MAX(min_ms, 1);
+    v->backoff_max_ms = MAX(max_ms, v->backoff_min_ms);
+}
+
+const char *virt_uri(const Virt *v)
+{
+    return v->uri;
+}
+
+gboolean virt_is_connected(const Virt *v)
+{
+    return v->connected;
+}
+
+/* ---- events ---- */
+
+static void dom_ids(virDomainPtr dom, char uuid[VIRT_UUID_LEN], const char **name)
+{
+    if (virDomainGetUUIDString(dom, uuid) < 0)
+        uuid[0] = '\0';
+    *name = virDomainGetName(dom);
+    if (*name == NULL)
+        *name = "?";
+}
+
+static const char *lifecycle_detail(int event, int detail)
+{
+    switch (event) {
+    case VIR_DOMAIN_EVENT_DEFINED:
+        return detail == VIR_DOMAIN_EVENT_DEFINED_ADDED     ? "added"
+               : detail == VIR_DOMAIN_EVENT_DEFINED_RENAMED ? "renamed"
+                                                            : "updated";
+    case VIR_DOMAIN_EVENT_STARTED:
+        return detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED   ? "migrated"
+               : detail == VIR_DOMAIN_EVENT_STARTED_RESTORED ? "restored"
+               : detail == VIR_DOMAIN_EVENT_STARTED_WAKEUP   ? "wakeup"
+                                                             : "booted";
+    case VIR_DOMAIN_EVENT_SUSPENDED:
+        return detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ? "migrated" : "paused";
+    case VIR_DOMAIN_EVENT_STOPPED:
+        return detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED    ? "migrated"
+               : detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED ? "destroyed"
+               : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED   ? "crashed"
+               : detail == VIR_DOMAIN_EVENT_STOPPED_SAVED     ? "saved"
+               : detail == VIR_DOMAIN_EVENT_STOPPED_FAILED    ? "failed"
+                                                              : "shutdown";
+    default:
+        return "";
+    }
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+    Virt *v = opaque;
+    char uuid[VIRT_UUID_LEN];
+    const char *name;
+    VirtEvent ev;
+
+    dom_ids(dom, uuid, &name);
+    switch (event) {
+    case VIR_DOMAIN_EVENT_DEFINED:
+        ev = VIRT_EVENT_DEFINED;
+        break;
+    case VIR_DOMAIN_EVENT_UNDEFINED:
+        ev = VIRT_EVENT_UNDEFINED;
+        break;
+    case VIR_DOMAIN_EVENT_STARTED:
+        ev = VIRT_EVENT_STARTED;
+        break;
+    case VIR_DOMAIN_EVENT_SUSPENDED:
+        ev = VIRT_EVENT_SUSPENDED;
+        break;
+    case VIR_DOMAIN_EVENT_RESUMED:
+        ev = VIRT_EVENT_RESUMED;
+        break;
+    case VIR_DOMAIN_EVENT_STOPPED:
+        ev = VIRT_EVENT_STOPPED;
+        break;
+    case VIR_DOMAIN_EVENT_SHUTDOWN:
+        ev = VIRT_EVENT_SHUTDOWN;
+        break;
+    case VIR_DOMAIN_EVENT_PMSUSPENDED:
+        ev = VIRT_EVENT_PMSUSPENDED;
+        break;
+    case VIR_DOMAIN_EVENT_CRASHED:
+        ev = VIRT_EVENT_CRASHED;
+        break;
+    default:
+        ev = VIRT_EVENT_OTHER;
+        break;
+    }
+    /* A stopped transient domain, or an undefined one, is gone: drop its handle. */
+    if (ev == VIRT_EVENT_UNDEFINED || ev == VIRT_EVENT_STOPPED)
+        g_hash_table_remove(v->domains, uuid);
+    if (v->cb.lifecycle)
+        v->cb.lifecycle(v, uuid, name, ev, lifecycle_detail(event, detail), v->user_data);
+    return 0;
+}
+
+static void on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque)
+{
+    Virt *v = opaque;
+    char uuid[VIRT_UUID_LEN];
+    const char *name;
+
+    dom_ids(dom, uuid, &name);
+    if (v->cb.lifecycle)
+        v->cb.lifecycle(v, uuid, name, VIRT_EVENT_REBOOTED, "reset", v->user_data);
+}
+
+static void on_balloon(virConnectPtr conn, virDomainPtr dom, unsigned long long actual,
+                       void *opaque)
+{
+    Virt *v = opaque;
+    char uuid[VIRT_UUID_LEN];
+    const char *name;
+
+    dom_ids(dom, uuid, &name);
+    if (v->cb.balloon_change)
+        v->cb.balloon_change(v, uuid, name, actual, v->user_data);
+}
+
+static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
+                        void *opaque)
+{
+    Virt *v = opaque;
+    char uuid[VIRT_UUID_LEN];
+    const char *name;
+
+    if (type != VIR_DOMAIN_METADATA_ELEMENT || g_strcmp0(nsuri, DOMXML_POLICY_NS) != 0)
+        return;
+    dom_ids(dom, uuid, &name);
+    if (v->cb.metadata_change)
+        v->cb.metadata_change(v, uuid, name, v->user_data);
+}
+
+/* ---- connection ---- */
+
+static void virt_schedule_reconnect(Virt *v);
+static void on_close(virConnectPtr conn, int reason, void *opaque);
+
+static void virt_teardown(Virt *v)
+{
+    g_hash_table_remove_all(v->domains);
+    if (v->conn == NULL)
+        return;
+    /* The connection may be dead already: errors here are expected. */
+    for (guint i = 0; i < v->n_event_ids; i++)
+        virConnectDomainEventDeregisterAny(v->conn, v->event_ids[i]);
+    v->n_event_ids = 0;
+    virConnectUnregisterCloseCallback(v->conn, on_close);
+    virConnectClose(v->conn);
+    v->conn = NULL;
+    v->connected = FALSE;
+}
+
+static const char *close_reason(int reason)
+{
+    switch (reason) {
+    case VIR_CONNECT_CLOSE_REASON_ERROR:
+        return "connection error";
+    case VIR_CONNECT_CLOSE_REASON_EOF:
+        return "libvirtd closed the connection";
+    case VIR_CONNECT_CLOSE_REASON_KEEPALIVE:
+        return "keepalive timeout";
+    case VIR_CONNECT_CLOSE_REASON_CLIENT:
+        return "closed by client";
+    default:
+        return "closed";
+    }
+}
+
+typedef struct {
+    Virt *v;
+    virConnectPtr conn;
+    int reason;
+} CloseLater;
+
+static gboolean close_later(gpointer data)
+{
+    CloseLater *c = data;
+
+    if (c->v->connected && c->v->conn == c->conn)
+        virt_force_reconnect(c->v, close_reason(c->reason));
+    return G_SOURCE_REMOVE;
+}
+
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+    Virt *v = opaque;
+    CloseLater *c;
+
+    if (!v->connected || conn != v->conn)
+        return;
+    /* Tear down from the main loop, not from inside libvirt's callback. */
+    c = g_new0(CloseLater, 1);
+    c->v = v;
+    c->conn = conn;
+    c->reason = reason;
+    v->close_idle = g_idle_add_full(G_PRIORITY_DEFAULT, close_later, c, g_free);
+}
+
+static gboolean virt_open(Virt *v, GError **error)
+{
+    virConnectPtr conn = virConnectOpen(v->uri);
+
+    if (conn == NULL) {
+        set_error(error, v->uri);
+        return FALSE;
+    }
+    v->conn = conn;
+    /* 5 s interval, 3 missed: a hung libvirtd is noticed within ~20 s.
+     * Local drivers (test://) have no keepalive: not an error. */
+    virConnectSetKeepAlive(conn, 5, 3);
+    if (virConnectRegisterCloseCallback(conn, on_close, v, NULL) < 0)
+        virResetLastError();
+
+    struct {
+        int id;
+        virConnectDomainEventGenericCallback cb;
+    } events[] = {
+        {VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle)},
+        {VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_CALLBACK(on_reboot)},
+        {VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE, VIR_DOMAIN_EVENT_CALLBACK(on_balloon)},
+        {VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, VIR_DOMAIN_EVENT_CALLBACK(on_metadata)},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(events); i++) {
+        int id = virConnectDomainEventRegisterAny(conn, NULL, events[i].id, events[i].cb, v, NULL);
+        if (id < 0) {
+            /* Lifecycle events are essential; the others are nice to have. */
+            if (events[i].id == VIR_DOMAIN_EVENT_ID_LIFECYCLE) {
+                set_error(error, "registering for domain events");
+                virt_teardown(v);
+                return FALSE;
+            }
+            virResetLastError();
+            continue;
+        }
+        v->event_ids[v->n_event_ids++] = id;
+    }
+    v->connected = TRUE;
+    v->backoff_ms = 0;
+    return TRUE;
+}
+
+static gboolean virt_reconnect_cb(gpointer user_data)
+{
+    Virt *v = user_data;
+    g_autoptr(GError) e = NULL;
+
+    v->reconnect_id = 0;
+    if (!virt_open(v, &e)) {
+        virt_schedule_reconnect(v);
+        return G_SOURCE_REMOVE;
+    }
+    if (v->cb.connected)
+        v->cb.connected(v, v->user_data);
+    return G_SOURCE_REMOVE;
+}
+
+static void virt_schedule_reconnect(Virt *v)
+{
+    if (v->reconnect_id != 0)
+        return;
+    v->backoff_ms =
+        v->backoff_ms == 0 ? v->backoff_min_ms : MIN(v->backoff_ms * 2, v->backoff_max_ms);
+    v->reconnect_id = g_timeout_add(v->backoff_ms, virt_reconnect_cb, v);
+}
+
+gboolean virt_connect(Virt *v, GError **error)
+{
+    if (v->connected)
+        return TRUE;
+    virt_event_init();
+    if (virt_open(v, error)) {
+        if (v->cb.connected)
+            v->cb.connected(v, v->user_data);
+        return TRUE;
+    }
+    virt_schedule_reconnect(v);
+    return FALSE;
+}
+
+void virt_force_reconnect(Virt *v, const char *why)
+{
+    gboolean was = v->connected;
+
+    virt_teardown(v);
+    if (was && v->cb.disconnected)
+        v->cb.disconnected(v, why, v->user_data);
+    virt_schedule_reconnect(v);
+}
+
+void virt_free(Virt *v)
+{
+    if (v == NULL)
+        return;
+    g_clear_handle_id(&v->reconnect_id, g_source_remove);
+    g_clear_handle_id(&v->close_idle, g_source_remove);
+    virt_teardown(v);
+    g_hash_table_destroy(v->domains);
+    g_free(v->uri);
+    g_free(v);
+}
+
+/* ---- domains ---- */
+
+static gboolean need_conn(Virt *v, GError **error)
+{
+    if (v->connected)
+        return TRUE;
+    g_set_error(error, VIRT_ERROR, 0, "not connected to %s", v->uri);
+    return FALSE;
+}
+
+static virDomainPtr lookup(Virt *v, const char *uuid, GError **error)
+{
+    virDomainPtr dom;
+
+    if (!need_conn(v, error))
+        return NULL;
+    dom = g_hash_table_lookup(v->domains, uuid);
+    if (dom != NULL)
+        return dom;
+    dom = virDomainLookupByUUIDString(v->conn, uuid);
+    if (dom == NULL) {
+        set_error(error, uuid);
+        return NULL;
+    }
+    g_hash_table_insert(v->domains, g_strdup(uuid), dom);
+    return dom;
+}
+
+void virt_forget_domain(Virt *v, const char *uuid)
+{
+    g_hash_table_remove(v->domains, uuid);
+}
+
+static void fill_info(virDomainPtr dom, VirtDomainInfo *info)
+{
+    const char *name;
+    int state = VIR_DOMAIN_NOSTATE, reason;
+
+    memset(info, 0, sizeof(*info));
+    dom_ids(dom, info->uuid, &name);
+    g_strlcpy(info->name, name, sizeof(info->name));
+    info->active = virDomainIsActive(dom) == 1;
+    info->persistent = virDomainIsPersistent(dom) == 1;
+    if (virDomainGetState(dom, &state, &reason, 0) < 0)
+        virResetLastError();
+    info->state = map_state(state);
+}
+
+GArray *virt_list_domains(Virt *v, GError **error)
+{
+    virDomainPtr *doms = NULL;
+    int n;
+
+    if (!need_conn(v, error))
+        return NULL;
+    n = virConnectListAllDomains(v->conn, &doms, 0);
+    if (n < 0) {
+        set_error(error, "listing domains");
+        return NULL;
+    }
+    GArray *out = g_array_sized_new(FALSE, TRUE, sizeof(VirtDomainInfo), (guint)n);
+    for (int i = 0; i < n; i++) {
+        VirtDomainInfo info;
+        fill_info(doms[i], &info);
+        g_array_append_val(out, info);
+        /* Keep the handle: the next calls about this domain need no lookup. */
+        g_hash_table_replace(v->domains, g_strdup(info.uuid), doms[i]);
+    }
+    free(doms);
+    return out;
+}
+
+gboolean virt_domain_info(Virt *v, const char *uuid, VirtDomainInfo *info, GError **error)
+{
+    virDomainPtr dom = lookup(v, uuid, error);
+
+    if (dom == NULL)
+        return FALSE;
+    fill_info(dom, info);
+    return TRUE;
+}
+
+char *virt_domain_xml(Virt *v, const char *uuid, GError **error)
+{
+    virDomainPtr dom = lookup(v, uuid, error);
+    char *xml;
+
+    if (dom == NULL)
+        return NULL;
+    xml = virDomainGetXMLDesc(dom, 0);
+    if (xml == NULL) {
+        set_error(error, "reading domain XML");
+        return NULL;
+    }
+    /* libvirt allocates with malloc; hand out GLib memory. */
+    char *copy = g_strdup(xml);
+    free(xml);
+    return copy;
+}
+
+char *virt_domain_metadata(Virt *v, const char *uuid, GError **error)
+{
+    virDomainPtr dom = lookup(v, uuid, error);
+    unsigned int flags;
+    char *xml;
+
+    if (dom == NULL)
+        return NULL;
+    flags = virDomainIsActive(dom) == 1 ? VIR_DOMAIN_AFFECT_LIVE : VIR_DOMAIN_AFFECT_CONFIG;
+    xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_POLICY_NS, flags);
+    if (xml == NULL) {
+        virErrorPtr err = virGetLastError();
+        if (err && err->code == VIR_ERR_NO_DOMAIN_METADATA) {
+            virResetLastError();
+            return NULL;
+        }
+        set_error(error, "reading ballast metadata");
+        return NULL;
+    }
+    char *copy = g_strdup(xml);
+    free(xml);
+    return copy;
+}
+
+gboolean virt_set_domain_metadata(Virt *v, const char *uuid, const char *xml, GError **error)
+{
+    virDomainPtr dom = lookup(v, uuid, error);
+    unsigned int flags = 0;
+
+    if (dom == NULL)
+        return FALSE;
+    if (virDomainIsActive(dom) == 1)
+        flags |= VIR_DOMAIN_AFFECT_LIVE;
+    if (virDomainIsPersistent(dom) == 1)
+        flags |= VIR_DOMAIN_AFFECT_CONFIG;
+    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, DOMXML_POLICY_PREFIX,
+                             DOMXML_POLICY_NS, flags) < 0) {
+        set_error(error, "setting ballast metadata");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static void stats_field(const virTypedParameterPtr p, int n, const char *name, guint64 *out,
+                        gboolean *has)
+{
+    unsigned long long ull;
+
+    if (virTypedParamsGetULLong(p, n, name, &ull) == 1) {
+        *out = ull;
+        if (has)
+            *has = TRUE;
+    }
+}
+
+GArray *virt_balloon_stats(Virt *v, GError **error)
+{
+    virDomainStatsRecordPtr *recs = NULL;
+    int n;
+
+    if (!need_conn(v, error))
+        return NULL;
+    /* NOWAIT: a domain whose monitor is busy reports what it has at once
+     * rather than holding up every other domain's figures. */
+    n = virConnectGetAllDomainStats(
+        v->conn, VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_STATE, &recs,
+        VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+    if (n < 0) {
+        set_error(error, "reading balloon stats");
+        return NULL;
+    }
+    GArray *out = g_array_sized_new(FALSE, TRUE, sizeof(VirtStats), (guint)n);
+    for (int i = 0; i < n; i++) {
+        virDomainStatsRecordPtr r = recs[i];
+        VirtStats s = {0};
+        const char *name;
+        int state = VIR_DOMAIN_NOSTATE;
+        unsigned long long last = 0;
+
+        dom_ids(r->dom, s.uuid, &name);
+        g_strlcpy(s.name, name, sizeof(s.name));
+        virTypedParamsGetInt(r->params, r->nparams, "state.state", &state);
+        s.state = map_state(state);
+        stats_field(r->params, r->nparams, "balloon.current", &s.current_kib, &s.has_current);
+        stats_field(r->params, r->nparams, "balloon.maximum", &s.maximum_kib, NULL);
+        stats_field(r->params, r->nparams, "balloon.available", &s.available_kib, &s.has_guest);
+        stats_field(r->params, r->nparams, "balloon.usable", &s.usable_kib, NULL);
+        stats_field(r->params, r->nparams, "balloon.unused", &s.unused_kib, NULL);
+        stats_field(r->params, r->nparams, "balloon.disk_caches", &s.disk_caches_kib, NULL);
+        stats_field(r->params, r->nparams, "balloon.swap_in", &s.swap_in_kib, NULL);
+        stats_field(r->params, r->nparams, "balloon.major_fault", &s.major_fault, NULL);
+        if (virTypedParamsGetULLong(r->params, r->nparams, "balloon.last-update", &last) == 1)
+            s.last_update_s = (gint64)MIN(last, (unsigned long long)G_MAXINT64);
+        g_array_append_val(out, s);
+    }
+    virDomainStatsRecordListFree(recs);
+    return out;
+}
+
+gboolean virt_set_stats_period(Virt *v, const char *uuid, int period_s, GError **error)
+{
+    virDomainPtr dom = lookup(v, uuid, error);
+
+    if (dom == NULL)
+        return FALSE;
+    if (virDomainSetMemoryStatsPeriod(dom, period_s, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        set_error(error, "setting the memory stats period");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean virt_set_memory(Virt *v, const char *uuid, guint64 kib, GError **error)
+{
+    virDomainPtr dom = lookup(v, uuid, error);
+
+    if (dom == NULL)
+        return FALSE;
+    if (kib > G_MAXULONG) {
+        g_set_error(error, VIRT_ERROR, 0, "target %" G_GUINT64_FORMAT " KiB too large", kib);
+        return FALSE;
+    }
+    if (virDomainSetMemoryFlags(dom, (unsigned long)kib, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        set_error(error, "setting the balloon target");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* ---- the channel as a session transport ---- */
+
+typedef struct {
+    SessionTransport parent;
+    virStreamPtr st;
+    gboolean has_cb;
+    SessionTransportFunc func;
+    gpointer user_data;
+} StreamTransport;
+
+static gssize stream_recv(SessionTransport *t, char *buf, gsize len, GError **error)
+{
+    StreamTransport *s = (StreamTransport *)t;
+    int n = virStreamRecv(s->st, buf, MIN(len, (gsize)G_MAXINT));
+
+    if (n == -2)
+        return SESSION_IO_AGAIN;
+    if (n < 0) {
+        set_error(error, "channel read");
+        return -1;
+    }
+    return n;
+}
+
+static gssize stream_send(SessionTransport *t, const char *buf, gsize len, GError **error)
+{
+    StreamTransport *s = (StreamTransport *)t;
+    int n = virStreamSend(s->st, buf, MIN(len, (gsize)G_MAXINT));
+
+    if (n == -2)
+        return SESSION_IO_AGAIN;
+    if (n < 0) {
+        set_error(error, "channel write");
+        return -1;
+    }
+    return n;
+}
+
+static void stream_event(virStreamPtr st, int events, void *opaque)
+{
+    StreamTransport *s = opaque;
+
+    if (s->func)
+        s->func(s->user_data);
+}
+
+static void stream_watch(SessionTransport *t, SessionTransportFunc func, gpointer user_data)
+{
+    StreamTransport *s = (StreamTransport *)t;
+
+    s->func = func;
+    s->user_data = user_data;
+    if (func != NULL && !s->has_cb) {
+        if (virStreamEventAddCallback(
+                s->st, VIR_STREAM_EVENT_READABLE | VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP,
+                stream_event, s, NULL) == 0)
+            s->has_cb = TRUE;
+        else
+            virResetLastError();
+    } else if (func == NULL && s->has_cb) {
+        virStreamEventRemoveCallback(s->st);
+        s->has_cb = FALSE;
+    }
+}
+
+static gboolean stream_free_idle(gpointer data)
+{
+    virStreamPtr st = data;
+
+    /* Abort, not finish: we do not wait for the guest to drain anything. */
+    if (virStreamAbort(st) < 0)
+        virResetLastError();
+    virStreamFree(st);
+    return G_SOURCE_REMOVE;
+}
+
+static void stream_close(SessionTransport *t)
+{
+    StreamTransport *s = (StreamTransport *)t;
+
+    if (s->has_cb) {
+        virStreamEventRemoveCallback(s->st);
+        s->has_cb = FALSE;
+    }
+    /* We may be inside this stream's own callback: release it from the loop. */
+    g_idle_add(stream_free_idle, s->st);
+    g_free(s);
+}
+
+static const SessionTransportOps stream_ops = {
+    .recv = stream_recv,
+    .send = stream_send,
+    .watch = stream_watch,
+    .close = stream_close,
+};
+
+SessionTransport *virt_open_channel(Virt *v, const char *uuid, GError **error)
+{
+    virDomainPtr dom = lookup(v, uuid, error);
+    virStreamPtr st;
+
+    if (dom == NULL)
+        return NULL;
+    st = virStreamNew(v->conn, VIR_STREAM_NONBLOCK);
+    if (st == NULL) {
+        set_error(error, "creating a stream");
+        return NULL;
+    }
+    if (virDomainOpenChannel(dom, BL_PROTO_CHANNEL_NAME, st, VIR_DOMAIN_CHANNEL_FORCE) < 0) {
+        set_error(error, "opening channel " BL_PROTO_CHANNEL_NAME);
+        virStreamFree(st);
+        return NULL;
+    }
+    StreamTransport *s = g_new0(StreamTransport, 1);
+    s->parent.ops = &stream_ops;
+    s->st = st;
+    return &s->parent;
+}

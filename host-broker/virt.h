@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The broker's only libvirt caller (with virt-ksm.c).
+ *
+ * One connection, kept alive (virConnectSetKeepAlive) and re-established with
+ * exponential backoff when it closes; domain events are re-registered on every
+ * connect, and the owner is told through `connected` so it can re-list domains
+ * and reopen channels. Domains are addressed by UUID string, which survives
+ * reconnects, renames and migration. Every call here is synchronous and may
+ * block on libvirtd: keep them few.
+ *
+ * Needs a libvirt event loop implementation (virt_event_init()) before use.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "session.h"
+
+#define VIRT_UUID_LEN 37 /* VIR_UUID_STRING_BUFLEN */
+#define VIRT_NAME_MAX 256
+
+typedef struct Virt Virt;
+
+typedef enum {
+    VIRT_EVENT_DEFINED,
+    VIRT_EVENT_UNDEFINED,
+    VIRT_EVENT_STARTED,
+    VIRT_EVENT_SUSPENDED,
+    VIRT_EVENT_RESUMED,
+    VIRT_EVENT_STOPPED,
+    VIRT_EVENT_SHUTDOWN,
+    VIRT_EVENT_PMSUSPENDED,
+    VIRT_EVENT_CRASHED,
+    VIRT_EVENT_REBOOTED, /* guest reset: its agent reconnects */
+    VIRT_EVENT_OTHER,
+} VirtEvent;
+
+const char *virt_event_name(VirtEvent event);
+
+typedef enum {
+    VIRT_STATE_OTHER,
+    VIRT_STATE_RUNNING,
+    VIRT_STATE_PAUSED,
+    VIRT_STATE_SHUTOFF,
+} VirtState;
+
+const char *virt_state_name(VirtState state);
+
+typedef struct {
+    void (*connected)(Virt *v, gpointer user_data);
+    void (*disconnected)(Virt *v, const char *why, gpointer user_data);
+    /* detail: "booted", "migrated", "destroyed", ... */
+    void (*lifecycle)(Virt *v, const char *uuid, const char *name, VirtEvent event,
+                      const char *detail, gpointer user_data);
+    void (*balloon_change)(Virt *v, const char *uuid, const char *name, guint64 actual_kib,
+                           gpointer user_data);
+    void (*metadata_change)(Virt *v, const char *uuid, const char *name, gpointer user_data);
+} VirtCallbacks;
+
+typedef struct {
+    char uuid[VIRT_UUID_LEN];
+    char name[VIRT_NAME_MAX];
+    gboolean active;
+    gboolean persistent;
+    VirtState state;
+} VirtDomainInfo;
+
+typedef struct {
+    char uuid[VIRT_UUID_LEN];
+    char name[VIRT_NAME_MAX];
+    VirtState state;
+    gboolean has_current; /* balloon.current and .maximum */
+    guint64 current_kib, maximum_kib;
+    gboolean has_guest; /* the guest's own figures (needs a stats period) */
+    guint64 available_kib, usable_kib, unused_kib, disk_caches_kib;
+    guint64 swap_in_kib, major_fault;
+    gint64 last_update_s; /* guest time of those figures, 0 if unknown */
+} VirtStats;
+
+/* Register libvirt's event loop with the GLib main loop (once per process). */
+void virt_event_init(void);
+
+Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_data);
+void virt_free(Virt *v);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Virt, virt_free)
+
+/* Backoff between reconnect attempts: min, doubling, up to max. */
+void virt_set_backoff(Virt *v, guint min_ms, guint max_ms);
+
+/* Connect now; on failure keep retrying in the background (returns FALSE
+ * with the first error, the retries report through callbacks). */
+gboolean virt_connect(Virt *v, GError **error);
+gboolean virt_is_connected(const Virt *v);
+const char *virt_uri(const Virt *v);
+
+/* Drop the connection as if libvirtd went away (tests, and reload of --connect). */
+void virt_force_reconnect(Virt *v, const char *why);
+
+/* All domains, active and inactive: GArray of VirtDomainInfo. */
+GArray *virt_list_domains(Virt *v, GError **error);
+gboolean virt_domain_info(Virt *v, const char *uuid, VirtDomainInfo *info, GError **error);
+
+/* Live XML (inactive XML for a stopped domain). */
+char *virt_domain_xml(Virt *v, const char *uuid, GError **error);
+
+/* The ballast policy element, NULL without error when the domain has none. */
+char *virt_domain_metadata(Virt *v, const char *uuid, GError **error);
+/* Set (xml) or remove (NULL) it, live and, for a persistent domain, in its config. */
+gboolean virt_set_domain_metadata(Virt *v, const char *uuid, const char *xml, GError **error);
+
+/* Balloon and state stats of every active domain: GArray of VirtStats. */
+GArray *virt_balloon_stats(Virt *v, GError **error);
+
+gboolean virt_set_stats_period(Virt *v, const char *uuid, int period_s, GError **error);
+gboolean virt_set_memory(Virt *v, const char *uuid, guint64 kib, GError **error);
+
+/* Open org.ballast.agent.0 as a non-blocking stream (VIR_DOMAIN_CHANNEL_FORCE). */
+SessionTransport *virt_open_channel(Virt *v, const char *uuid, GError **error);
+
+/* Forget cached domain handles (after undefine/stop of a transient domain). */
+void virt_forget_domain(Virt *v, const char *uuid);
