@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ballast-agent: checks the guest's virtio-balloon and streams its memory
+ * pressure to the host broker over the virtio-serial port org.ballast.agent.0.
+ */
+#include <glib.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "ballast-config.h"
+#include "detect.h"
+#include "protocol.h"
+#include "sampler.h"
+
+static gboolean main_verbose;
+
+/* Terse lines for the journal: "ballast-agent: warning: text". */
+static GLogWriterOutput main_log_writer(GLogLevelFlags level, const GLogField *fields,
+                                        gsize n_fields, gpointer user_data)
+{
+    const char *msg = NULL;
+    const char *tag;
+
+    if ((level & G_LOG_LEVEL_DEBUG) && !main_verbose)
+        return G_LOG_WRITER_HANDLED;
+    for (gsize i = 0; i < n_fields; i++) {
+        if (strcmp(fields[i].key, "MESSAGE") == 0)
+            msg = fields[i].value;
+    }
+    if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+        tag = "error: ";
+    else if (level & G_LOG_LEVEL_WARNING)
+        tag = "warning: ";
+    else if (level & G_LOG_LEVEL_DEBUG)
+        tag = "debug: ";
+    else
+        tag = "";
+    fprintf(stderr, "ballast-agent: %s%s\n", tag, msg ? msg : "");
+    return G_LOG_WRITER_HANDLED;
+}
+
+static int main_check(const char *root)
+{
+    g_autoptr(Sampler) sampler = sampler_new(root);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+    char kernel[BL_PROTO_KERNEL_MAX];
+    BlBalloonFacts facts;
+
+    sampler_read_token(sampler, "proc/sys/kernel/osrelease", kernel, sizeof(kernel));
+    if (!detect_balloon(root, &facts, &error)) {
+        fprintf(stderr, "ballast-agent: error: %s\n", error->message);
+        return 2;
+    }
+    facts.kconfig = detect_kconfig(root, kernel);
+    text = detect_describe(&facts, kernel);
+    fputs(text, stdout);
+    return detect_usable(&facts) ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *root = NULL;
+    g_autofree char *port = NULL;
+    gboolean check = FALSE, once = FALSE, version = FALSE;
+    gint interval = BL_PROTO_INTERVAL_DEFAULT_MS;
+    GOptionEntry entries[] = {
+        {"root", 0, 0, G_OPTION_ARG_FILENAME, &root,
+         "Read /proc, /sys and /boot under DIR (default /)", "DIR"},
+        {"port", 0, 0, G_OPTION_ARG_FILENAME, &port,
+         "Port: character device, unix socket, or - for stdout/stdin (default: find "
+         "org.ballast.agent.0)",
+         "PATH"},
+        {"check", 0, 0, G_OPTION_ARG_NONE, &check,
+         "Print whether the balloon is usable; exit 0 usable, 1 not, 2 error", NULL},
+        {"once", 0, 0, G_OPTION_ARG_NONE, &once, "Send hello and one report, then exit", NULL},
+        {"interval", 0, 0, G_OPTION_ARG_INT, &interval,
+         "Default report interval in ms (100..60000, default 1000)", "MS"},
+        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &main_verbose, "Log debug messages", NULL},
+        {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- ballast guest agent");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Agent) agent = NULL;
+    AgentOptions opts = {0};
+
+    setlocale(LC_ALL, "C");
+    g_log_set_writer_func(main_log_writer, NULL, NULL);
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_option_context_set_summary(ctx, "Streams guest memory pressure to the ballast broker "
+                                      "over the virtio-serial port " BL_PROTO_CHANNEL_NAME ".");
+    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+        fprintf(stderr, "ballast-agent: %s (see --help)\n", error->message);
+        return 2;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "ballast-agent: unexpected argument '%s' (see --help)\n", argv[1]);
+        return 2;
+    }
+    if (version) {
+        printf("ballast-agent %s (protocol %d.%d)\n", BALLAST_VERSION, BL_PROTO_MAJOR,
+               BL_PROTO_MINOR);
+        return 0;
+    }
+    if (interval < BL_PROTO_INTERVAL_MIN_MS || interval > BL_PROTO_INTERVAL_MAX_MS) {
+        fprintf(stderr, "ballast-agent: --interval %d: must be %d..%d ms\n", interval,
+                BL_PROTO_INTERVAL_MIN_MS, BL_PROTO_INTERVAL_MAX_MS);
+        return 2;
+    }
+    if (root == NULL)
+        root = g_strdup("/");
+    if (!g_file_test(root, G_FILE_TEST_IS_DIR)) {
+        fprintf(stderr, "ballast-agent: --root %s: not a directory\n", root);
+        return 2;
+    }
+    if (check)
+        return main_check(root);
+
+    /* a closed socket or pipe is an error return, not a fatal signal */
+    signal(SIGPIPE, SIG_IGN);
+    opts.root = root;
+    opts.port = port;
+    opts.interval_ms = (guint32)interval;
+    opts.once = once;
+    agent = agent_new(&opts, &error);
+    if (agent == NULL) {
+        fprintf(stderr, "ballast-agent: %s\n", error->message);
+        return 2;
+    }
+    return agent_run(agent);
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* PSI trigger: see trigger.h. */
+#include "trigger.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#define TRIGGER_PROC_SUPER_MAGIC 0x9fa0 /* linux/magic.h PROC_SUPER_MAGIC */
+
+struct Trigger {
+    int fd;
+    guint watch;
+    GIOCondition cond;
+    guint64 fired;
+    TriggerFunc func;
+    gpointer user_data;
+};
+
+Trigger *trigger_new(TriggerFunc fired, gpointer user_data)
+{
+    Trigger *t = g_new0(Trigger, 1);
+
+    t->fd = -1;
+    t->func = fired;
+    t->user_data = user_data;
+    return t;
+}
+
+void trigger_disarm(Trigger *t)
+{
+    if (t->watch != 0)
+        g_source_remove(t->watch);
+    t->watch = 0;
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
+
+void trigger_free(Trigger *t)
+{
+    if (t == NULL)
+        return;
+    trigger_disarm(t);
+    g_free(t);
+}
+
+gboolean trigger_params_valid(const BlPsiTrigger *p)
+{
+    return (p->kind == BL_PSI_SOME || p->kind == BL_PSI_FULL) &&
+           p->window_us >= BL_PROTO_PSI_WINDOW_MIN_US &&
+           p->window_us <= BL_PROTO_PSI_WINDOW_MAX_US && p->stall_us > 0 &&
+           p->stall_us <= p->window_us;
+}
+
+gboolean trigger_format(const BlPsiTrigger *p, char *buf, gsize size)
+{
+    int n = g_snprintf(buf, size, "%s %u %u", p->kind == BL_PSI_FULL ? "full" : "some", p->stall_us,
+                       p->window_us);
+
+    return n > 0 && (gsize)n < size;
+}
+
+gboolean trigger_supported(const char *root)
+{
+    g_autofree char *path = g_build_filename(root ? root : "/", "proc/pressure/memory", NULL);
+    struct statfs sfs;
+
+    return statfs(path, &sfs) == 0 && sfs.f_type == TRIGGER_PROC_SUPER_MAGIC;
+}
+
+static gboolean trigger_on_fd(int fd, GIOCondition cond, gpointer data)
+{
+    Trigger *t = data;
+
+    if (cond & (G_IO_ERR | G_IO_HUP | G_IO_NVAL)) {
+        /* The kernel reports POLLERR when the trigger is gone; a level-
+         * triggered error would spin, so stop and let sampling carry on. */
+        g_warning("PSI trigger failed; relying on sampling");
+        t->watch = 0;
+        trigger_disarm(t);
+        return G_SOURCE_REMOVE;
+    }
+    if (cond & G_IO_IN) {
+        char drain[64];
+
+        /* a fake trigger (eventfd, pipe) is level-triggered: consume it */
+        while (read(fd, drain, sizeof(drain)) > 0) {
+        }
+    }
+    t->fired++;
+    if (t->func != NULL)
+        t->func(t->user_data);
+    return G_SOURCE_CONTINUE;
+}
+
+void trigger_attach_fd(Trigger *t, int fd, GIOCondition cond)
+{
+    trigger_disarm(t);
+    t->fd = fd;
+    t->cond = cond;
+    t->watch = g_unix_fd_add(fd, cond, trigger_on_fd, t);
+}
+
+gboolean trigger_arm_psi(Trigger *t, const char *root, const BlPsiTrigger *p, GError **error)
+{
+    g_autofree char *path = g_build_filename(root ? root : "/", "proc/pressure/memory", NULL);
+    char spec[64];
+    int fd, saved;
+
+    if (!trigger_params_valid(p) || !trigger_format(p, spec, sizeof(spec))) {
+        g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                            "PSI trigger parameters out of the kernel's range");
+        return FALSE;
+    }
+    if (!trigger_supported(root)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "%s: not the kernel's pressure file", path);
+        return FALSE;
+    }
+    fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        saved = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved), "%s: %s", path,
+                    g_strerror(saved));
+        return FALSE;
+    }
+    /* the kernel expects the terminating NUL (psi.rst example) */
+    if (write(fd, spec, strlen(spec) + 1) < 0) {
+        saved = errno;
+        close(fd);
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved), "%s: \"%s\": %s", path, spec,
+                    g_strerror(saved));
+        return FALSE;
+    }
+    trigger_attach_fd(t, fd, G_IO_PRI);
+    return TRUE;
+}
+
+gboolean trigger_armed(const Trigger *t)
+{
+    return t->fd >= 0;
+}
+
+guint64 trigger_fired_count(const Trigger *t)
+{
+    return t->fired;
+}
