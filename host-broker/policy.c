@@ -885,6 +885,8 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
         take = MIN(MIN(w->give_max, w->cur - w->floor), MIN(cfg->reclaim_step_kib, need - got));
         /* Round the target up: take a little less rather than more. */
         target = clamp_target(w, w->cur - take);
+        if (target >= w->cur || w->cur - target < cfg->min_step_kib)
+            continue; /* not worth it (checked before formatting: this loop is hot) */
         g_snprintf(reason, sizeof(reason), "%s; idle %" G_GUINT64_FORMAT " MiB, shares %u", why,
                    mib(w->avail), w->shares);
         if (!propose(w, cfg, POLICY_ACTION_INFLATE, target, FALSE, reason))
