@@ -13,7 +13,8 @@ G_DEFINE_QUARK(ksm - qom - error - quark, ksm_qom_error)
 
 static char *ksm_qom_to_string(json_object *obj)
 {
-    char *s = g_strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+    char *s = g_strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
 
     json_object_put(obj);
     return s;

@@ -57,6 +57,23 @@ static gboolean ksm_xml_tag_open(KsmXmlScan *s, gsize *open, GError **error)
     return TRUE;
 }
 
+static gboolean ksm_xml_attrs_unique(const char *name, const char **attr_names, GError **error)
+{
+    g_autoptr(GHashTable) seen = NULL;
+
+    if (!attr_names[0] || !attr_names[1])
+        return TRUE;
+    seen = g_hash_table_new(g_str_hash, g_str_equal);
+    for (gsize i = 0; attr_names[i]; i++) {
+        if (!g_hash_table_add(seen, (gpointer)attr_names[i])) {
+            g_set_error(error, G_MARKUP_ERROR, G_MARKUP_ERROR_INVALID_CONTENT,
+                        "<%s>: attribute %s repeated", name, attr_names[i]);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
 static void ksm_xml_start(GMarkupParseContext *ctx, const char *name, const char **attr_names,
                           const char **attr_values, gpointer data, GError **error)
 {
@@ -64,6 +81,9 @@ static void ksm_xml_start(GMarkupParseContext *ctx, const char *name, const char
     gsize open;
 
     if (!ksm_xml_tag_open(s, &open, error))
+        return;
+    /* GMarkup lets a repeated attribute through; XML (and libvirt) does not */
+    if (!ksm_xml_attrs_unique(name, attr_names, error))
         return;
     s->last_start_open = open;
     s->last_start_self = s->xml[s->pos] == '/';
