@@ -121,7 +121,8 @@ void bl_proto_init(BlMessage *msg, BlMsgType type)
  * json-c's STRICT mode still accepts single-quoted strings, NaN and Infinity,
  * "1." and raw control characters inside strings. RFC 8259 does not, and a
  * peer that sends them is broken, so one pass that only tracks whether it is
- * inside a string rejects them before json-c sees the line.
+ * inside a string rejects them before json-c sees the line. It also rejects
+ * \u0000: json-c cuts object keys at a NUL, so "id\u0000x" would read as "id".
  */
 static gboolean lexical_check(const char *s, gsize len, GError **error)
 {
@@ -137,6 +138,9 @@ static gboolean lexical_check(const char *s, gsize len, GError **error)
         if (in_string) {
             if (c == '"')
                 in_string = FALSE;
+            else if (c == '\\' && len - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0)
+                return FAIL(BL_PROTO_ERROR_JSON, "escaped NUL (\\u0000) at byte %" G_GSIZE_FORMAT,
+                            i);
             else if (c == '\\')
                 i++; /* the escaped byte cannot end the string */
             else if (c < 0x20)
