@@ -905,6 +905,7 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
     guint64 h = cfg->host_hysteresis_kib;
     guint64 avail = host->mem_available_kib;
     guint64 deflating = 0, base_need = 0, total_need = 0, got = 0, after;
+    guint64 pending_gain = 0, pending_cost = 0;
     gboolean psi_high = host->has_psi && isfinite(host->psi.some.avg10) &&
                         host->psi.some.avg10 > cfg->host_psi_some_pct;
     g_autoptr(GPtrArray) cands = g_ptr_array_new();
@@ -917,6 +918,13 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
 
         if (w->vm == NULL)
             continue; /* OFF */
+        /* Balloons still on their way to a target set earlier: what they will
+         * free is not in the host's MemAvailable yet, nor what they will give.
+         * Without this, every call before they land would take (or give) again. */
+        if (w->applied && !w->act && w->cur + cfg->balloon_tolerance_kib < w->actual)
+            pending_gain += w->actual - w->cur;
+        if (w->applied && w->cur > w->actual + cfg->balloon_tolerance_kib)
+            pending_cost += w->cur - w->actual;
         if (w->act && w->kind == POLICY_ACTION_DEFLATE && w->applied &&
             w->target > MAX(w->cur, w->actual)) {
             /* what the guest may now take beyond what it has or was promised */
@@ -924,13 +932,15 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
             g_ptr_array_add(raised, w);
         }
     }
+    avail += pending_gain;
     after = sub0(avail, deflating);
 
     if (avail < reserve) {
         base_need = reserve + h - avail;
         g_snprintf(why, sizeof(why),
-                   "host available %" G_GUINT64_FORMAT " MiB < reserve %" G_GUINT64_FORMAT " MiB",
-                   mib(avail), mib(reserve));
+                   "host available %" G_GUINT64_FORMAT " MiB%s < reserve %" G_GUINT64_FORMAT " MiB",
+                   mib(avail), pending_gain > 0 ? " (with balloons on their way)" : "",
+                   mib(reserve));
     }
     if (psi_high) {
         base_need = MAX(base_need, cfg->host_psi_step_kib);
@@ -991,15 +1001,18 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
 
     /* Comfortable: give back what was reclaimed, spending only the surplus above
      * reserve + 2 x hysteresis so that giving back never causes a reclaim. */
-    if (psi_high || after <= reserve + 2 * h)
+    if (psi_high || after <= reserve + 2 * h + pending_cost)
         return;
-    guint64 budget = after - (reserve + 2 * h);
+    guint64 budget = after - (reserve + 2 * h) - pending_cost;
     g_autoptr(GPtrArray) back = g_ptr_array_new();
 
     for (gsize i = 0; i < n; i++) {
         PolicyWork *w = &works[i];
 
-        if (w->vm != NULL && !w->act && w->mem->reclaimed_from_kib > w->cur)
+        /* one step per reclaim interval, after the last one landed */
+        if (w->vm != NULL && !w->act && w->mem->reclaimed_from_kib > w->cur &&
+            absdiff(w->cur, w->actual) <= cfg->balloon_tolerance_kib &&
+            now - w->mem->target_set_us >= (gint64)cfg->reclaim_interval_ms * US_MS)
             g_ptr_array_add(back, w);
     }
     g_ptr_array_sort(back, cmp_shares_desc);

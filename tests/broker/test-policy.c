@@ -949,6 +949,57 @@ static void test_many_vms(void)
         g_assert_true(has_note(plan, "host reserve unmet"));
 }
 
+/* Balloons on their way count: no second reclaim (or give-back) before the
+ * first has landed, however often the broker calls. */
+static void test_pending_moves(void)
+{
+    PolicyConfig c = cfg();
+    PolicyHost h = host_short(100 * MIB); /* need 356 MiB */
+    PolicyVm vms[2];
+
+    vms[0] = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    vms[0].memory.last_target_kib = 8 * GIB - 512 * MIB; /* asked 100 ms ago */
+    vms[0].memory.target_set_us = NOW - 100 * MS;
+    vms[0].memory.seen_actual_kib = 8 * GIB;
+    vms[0].memory.actual_moved_us = NOW - 100 * MS;
+    vms[0].memory.last_inflate_us = NOW - 100 * MS;
+    vms[1] = vm_agent(1, 8 * GIB, 8 * GIB, 6 * GIB);
+    g_autoptr(PolicyPlan) plan = decide(&h, vms, 2, &c, NOW);
+    g_assert_cmpuint(plan->actions->len, ==, 0);
+
+    /* 64 MiB on its way, 100 MiB short: still short by 36 MiB, so it fills to
+     * reserve + hysteresis from the other VM: 292 MiB, one step of 256 */
+    vms[0].memory.last_target_kib = 8 * GIB - 64 * MIB;
+    g_autoptr(PolicyPlan) more = decide(&h, vms, 2, &c, NOW);
+    g_assert_nonnull(find_action(more, 1));
+    g_assert_null(find_action(more, 0));
+    g_assert_cmpuint(8 * GIB - find_action(more, 1)->target_kib, ==, c.reclaim_step_kib);
+    g_assert_nonnull(strstr(find_action(more, 1)->reason, "on their way"));
+
+    /* give-back: a raise on its way spends the surplus */
+    PolicyHost ok = host_ok();
+    guint64 reserve = (guint64)(24.0 * GIB * 0.05);
+    ok.mem_available_kib = reserve + 2 * c.host_hysteresis_kib + 300 * MIB;
+    vms[0] = vm_agent(0, 8 * GIB, 4 * GIB, 3 * GIB);
+    vms[0].memory.reclaimed_from_kib = 6 * GIB;
+    vms[0].memory.last_target_kib = 4 * GIB + 256 * MIB; /* given 10 s ago, not landed */
+    vms[0].memory.target_set_us = NOW - 10 * SEC;
+    vms[0].memory.seen_actual_kib = 4 * GIB;
+    vms[0].memory.actual_moved_us = NOW - 100 * MS;
+    vms[1] = vm_agent(1, 8 * GIB, 4 * GIB, 3 * GIB);
+    vms[1].memory.reclaimed_from_kib = 6 * GIB;
+    g_autoptr(PolicyPlan) back = decide(&ok, vms, 2, &c, NOW);
+    g_assert_null(find_action(back, 0));
+    g_assert_nonnull(find_action(back, 1));
+    g_assert_cmpuint(find_action(back, 1)->target_kib, ==, 4 * GIB + 44 * MIB);
+
+    /* and a VM given memory less than a reclaim interval ago waits */
+    vms[1].memory.target_set_us = NOW - 2 * SEC;
+    vms[1].memory.last_target_kib = 4 * GIB;
+    g_autoptr(PolicyPlan) wait = decide(&ok, vms, 2, &c, NOW);
+    g_assert_null(find_action(wait, 1));
+}
+
 /* ---- give back ----------------------------------------------------------------------------- */
 
 static void test_give_back(void)
@@ -1419,6 +1470,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/reclaim/cooldown-interval", test_cooldown_and_interval);
     g_test_add_func("/policy/reclaim/only-need", test_reclaim_only_need);
     g_test_add_func("/policy/reclaim/many-vms", test_many_vms);
+    g_test_add_func("/policy/reclaim/pending-moves", test_pending_moves);
     g_test_add_func("/policy/giveback/steps", test_give_back);
     g_test_add_func("/policy/giveback/cycle", test_reclaim_then_give_back_cycle);
     g_test_add_func("/policy/unknown/stale-report", test_stale_report);
