@@ -539,6 +539,8 @@ gboolean bl_proto_decode(const char *line, gsize len, BlMessage *msg, GError **e
         return FAIL(BL_PROTO_ERROR_TOO_LONG,
                     "line is %" G_GSIZE_FORMAT " bytes, at most %d plus the newline", len,
                     BL_PROTO_MAX_LINE - 1);
+    if (len == 0)
+        return FAIL(BL_PROTO_ERROR_JSON, "empty line");
     if (!lexical_check(line, len, error))
         return FALSE;
     root = parse_object(line, len, error);

@@ -98,6 +98,30 @@ static void test_chunk_boundaries(void)
     }
 }
 
+/* A short stream cut in two at every position gives the same lines and stats. */
+static void test_every_split(void)
+{
+    static const char data[] = "\xff{\"type\":\"ping\",\"v\":1,\"id\":7}\r\n\n"
+                               "0123456789012345678901234567890123456789\n{\"b\":2}\n"
+                               "par\xfftial\xff{\"c\":3}\r\n{\"d\"";
+    const char *expect[] = {"{\"type\":\"ping\",\"v\":1,\"id\":7}", "{\"b\":2}", "{\"c\":3}", NULL};
+    const gsize len = sizeof data - 1;
+
+    for (gsize cut = 0; cut <= len; cut++) {
+        g_autoptr(BlFramer) f = bl_framer_new(32);
+        Sink sink;
+
+        sink_init(&sink);
+        g_assert_cmpuint(bl_framer_feed(f, data, cut, collect, &sink), ==, cut);
+        g_assert_cmpuint(bl_framer_feed(f, data + cut, len - cut, collect, &sink), ==, len - cut);
+        assert_lines(&sink, expect);
+        g_assert_cmpuint(bl_framer_stats(f)->overlong, ==, 1);
+        g_assert_cmpuint(bl_framer_stats(f)->resyncs, ==, 2);
+        g_assert_cmpuint(bl_framer_stats(f)->bytes, ==, len);
+        g_ptr_array_unref(sink.lines);
+    }
+}
+
 /* Exactly BL_PROTO_MAX_LINE bytes with the '\n' passes; one more is dropped; then recovery. */
 static void test_overlong(void)
 {
@@ -239,6 +263,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/framer/chunk-boundaries", test_chunk_boundaries);
+    g_test_add_func("/framer/every-split", test_every_split);
     g_test_add_func("/framer/overlong", test_overlong);
     g_test_add_func("/framer/resync", test_resync);
     g_test_add_func("/framer/crlf-and-empty", test_crlf_and_empty);

@@ -44,7 +44,12 @@ static void test_valid_vectors(void)
         BlMessage msg;
 
         g_test_message("valid/%s", v->name);
-        assert_decodes(v->line, v->len, &msg);
+        {
+            /* An exact-size copy without NUL: the decoder must not read past len. */
+            g_autofree char *exact = g_memdup2(v->line, v->len);
+
+            assert_decodes(exact, v->len, &msg);
+        }
         g_assert_cmpuint(msg.v, ==, BL_PROTO_MAJOR);
         /* The file name starts with the type it holds. */
         g_assert_true(g_str_has_prefix(v->name, bl_proto_type_name(msg.type)));
@@ -65,10 +70,12 @@ static void test_invalid_vectors(void)
         g_autoptr(GError) error = NULL;
         BlMessage msg;
 
+        g_autofree char *exact = g_memdup2(v->line, v->len);
+
         g_test_message("invalid/%s", v->name);
         if (v->expected < 0)
             g_error("invalid/%s: the name has no known error prefix", v->name);
-        if (bl_proto_decode(v->line, v->len, &msg, &error))
+        if (bl_proto_decode(exact, v->len, &msg, &error))
             g_error("invalid/%s decoded", v->name);
         if (!g_error_matches(error, BL_PROTO_ERROR, v->expected))
             g_error("invalid/%s: expected code %d, got %d: %s", v->name, v->expected, error->code,
@@ -163,6 +170,15 @@ static void test_version_skew(void)
     g_assert_true(msg.u.welcome.has_psi_trigger);
     g_assert_cmpint(msg.u.welcome.psi_trigger.kind, ==, BL_PSI_FULL);
     g_assert_cmpuint(msg.u.welcome.psi_trigger.stall_us, ==, 100000);
+}
+
+static void test_empty(void)
+{
+    g_autoptr(GError) error = NULL;
+    BlMessage msg;
+
+    g_assert_false(bl_proto_decode(NULL, 0, &msg, &error));
+    g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_JSON);
 }
 
 static void test_unknown_type(void)
@@ -502,6 +518,7 @@ int main(int argc, char **argv)
     g_test_add_func("/protocol/generated-too-long", test_generated_too_long);
     g_test_add_func("/protocol/version-skew", test_version_skew);
     g_test_add_func("/protocol/unknown-type", test_unknown_type);
+    g_test_add_func("/protocol/empty", test_empty);
     g_test_add_func("/protocol/error-messages", test_error_messages);
     g_test_add_func("/protocol/encoder-refuses", test_encoder_refuses);
     g_test_add_func("/protocol/names", test_names);
