@@ -8,7 +8,10 @@
 
 #include "protocol.h"
 
-G_DEFINE_QUARK(ballast - config - error - quark, config_error)
+GQuark config_error_quark(void)
+{
+    return g_quark_from_static_string("ballast-config-error-quark");
+}
 
 void config_init_defaults(Config *cfg)
 {
@@ -367,14 +370,17 @@ gboolean config_load_data(Config *cfg, const char *name, const char *text, gsize
             guint line = bad_key ? config_locate(text, len, groups[i], bad_key) : 0;
             if (line == 0)
                 line = config_locate(text, len, groups[i], NULL);
-            gint code = e && e->domain == CONFIG_ERROR ? e->code : CONFIG_ERROR_VALUE;
-            /* The policy's messages may already start with the key. */
-            if (bad_key && !g_str_has_prefix(msg, bad_key))
+            gint code = CONFIG_ERROR_VALUE;
+            if (e && e->domain == CONFIG_ERROR)
+                code = e->code;
+            else if (g_error_matches(e, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND))
+                code = CONFIG_ERROR_KEY;
+            /* The policy's messages already name "[group] key". */
+            if (msg[0] == '[' || bad_key == NULL)
+                g_set_error(error, CONFIG_ERROR, code, "%s:%u: %s", name, line, msg);
+            else
                 g_set_error(error, CONFIG_ERROR, code, "%s:%u: [%s] %s: %s", name, line, groups[i],
                             bad_key, msg);
-            else
-                g_set_error(error, CONFIG_ERROR, code, "%s:%u: [%s] %s", name, line, groups[i],
-                            msg);
             config_clear(&next);
             return FALSE;
         }

@@ -480,6 +480,10 @@ Session *session_new(const char *vm, SessionTransport *transport, const Config *
     s->tokens = cfg->rate_limit_burst;
     s->tokens_at = s->opened_at;
     s->buf = g_malloc(MAX(cfg->read_budget_bytes, 1));
+    /* We may be a new host connection after a half-written line of the
+     * previous one: resync the agent's framer (PROTOCOL.md 2). It leaves
+     * with our first message. */
+    g_string_append_c(s->out, (char)0xFF);
     transport->ops->watch(transport, session_watch_cb, s);
     return s;
 }
