@@ -123,11 +123,16 @@ void bl_proto_init(BlMessage *msg, BlMsgType type)
  * peer that sends them is broken, so one pass that only tracks whether it is
  * inside a string rejects them before json-c sees the line. It also rejects
  * \u0000: json-c cuts object keys at a NUL, so "id\u0000x" would read as "id".
+ *
+ * It also counts containers and commas: json-c allocates a few hundred bytes
+ * per object, so a 64 KiB line of "{}," would cost some 17 MiB of heap and
+ * 17 ms; with these bounds a line costs well under a megabyte.
  */
 static gboolean lexical_check(const char *s, gsize len, GError **error)
 {
     static const char outside[] = " \t\r\n{}[]:,-+.0123456789eEtruefalsn";
     gboolean in_string = FALSE;
+    guint containers = 0, commas = 0;
 
     /* Also rejects NUL bytes, overlong forms, surrogates and > U+10FFFF. */
     if (!g_utf8_validate_len(s, len, NULL))
@@ -152,6 +157,12 @@ static gboolean lexical_check(const char *s, gsize len, GError **error)
         } else if (!strchr(outside, c)) {
             return FAIL(BL_PROTO_ERROR_JSON,
                         "byte 0x%02x at %" G_GSIZE_FORMAT " is not allowed outside a string", c, i);
+        } else if ((c == '{' || c == '[') && ++containers > BL_PROTO_MAX_CONTAINERS) {
+            return FAIL(BL_PROTO_ERROR_JSON, "more than %d objects and arrays in one line",
+                        BL_PROTO_MAX_CONTAINERS);
+        } else if (c == ',' && ++commas >= BL_PROTO_MAX_MEMBERS) {
+            return FAIL(BL_PROTO_ERROR_JSON, "more than %d members and elements in one line",
+                        BL_PROTO_MAX_MEMBERS);
         } else if (c == '.' && (i + 1 >= len || !g_ascii_isdigit(s[i + 1]))) {
             return FAIL(BL_PROTO_ERROR_JSON,
                         "'.' at %" G_GSIZE_FORMAT " is not followed by a digit", i);

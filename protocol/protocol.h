@@ -19,6 +19,9 @@
 /* Largest JSON integer on the wire: 2^53-1, exact in an IEEE double (PROTOCOL.md 3). */
 #define BL_PROTO_MAX_INT   9007199254740991ULL
 #define BL_PROTO_MAX_DEPTH 8 /* JSON nesting, the top-level object counts 1 */
+/* Per line, so that a hostile line cannot make the JSON tree large (PROTOCOL.md 3). */
+#define BL_PROTO_MAX_CONTAINERS 256  /* objects + arrays */
+#define BL_PROTO_MAX_MEMBERS    4096 /* object members + array elements, counted by ',' + 1 */
 
 /* String bounds, in bytes including the NUL. */
 #define BL_PROTO_NAME_MAX     64 /* agent/broker names, versions */

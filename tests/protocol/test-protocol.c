@@ -172,6 +172,35 @@ static void test_version_skew(void)
     g_assert_cmpuint(msg.u.welcome.psi_trigger.stall_us, ==, 100000);
 }
 
+/* A ping with an unknown array of n items "item": the container and member bounds. */
+static gboolean decode_ping_with(const char *item, guint n, GError **error)
+{
+    g_autoptr(GString) s = g_string_new("{\"type\":\"ping\",\"v\":1,\"id\":7,\"x\":[");
+    BlMessage msg;
+
+    for (guint i = 0; i < n; i++)
+        g_string_append_printf(s, "%s%s", i ? "," : "", item);
+    g_string_append(s, "]}");
+    return bl_proto_decode(s->str, s->len, &msg, error);
+}
+
+static void test_json_bounds(void)
+{
+    g_autoptr(GError) error = NULL;
+
+    /* The top-level object and "x" are 2 containers; 3 members before "x". */
+    g_assert_true(decode_ping_with("{}", BL_PROTO_MAX_CONTAINERS - 2, NULL));
+    g_assert_false(decode_ping_with("{}", BL_PROTO_MAX_CONTAINERS - 1, &error));
+    g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_JSON);
+    g_clear_error(&error);
+    g_assert_true(decode_ping_with("0", BL_PROTO_MAX_MEMBERS - 3, NULL));
+    g_assert_false(decode_ping_with("0", BL_PROTO_MAX_MEMBERS - 2, &error));
+    g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_JSON);
+    g_clear_error(&error);
+    /* Brackets and commas inside strings do not count. */
+    g_assert_true(decode_ping_with("\"{[,,,]}\"", 1000, NULL));
+}
+
 static void test_empty(void)
 {
     g_autoptr(GError) error = NULL;
@@ -519,6 +548,7 @@ int main(int argc, char **argv)
     g_test_add_func("/protocol/version-skew", test_version_skew);
     g_test_add_func("/protocol/unknown-type", test_unknown_type);
     g_test_add_func("/protocol/empty", test_empty);
+    g_test_add_func("/protocol/json-bounds", test_json_bounds);
     g_test_add_func("/protocol/error-messages", test_error_messages);
     g_test_add_func("/protocol/encoder-refuses", test_encoder_refuses);
     g_test_add_func("/protocol/names", test_names);
