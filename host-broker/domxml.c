@@ -232,6 +232,7 @@ typedef struct {
     gboolean in_channel;
     gboolean channel_ours;
     gboolean got_name, got_uuid;
+    guint roots;
 } DomainCtx;
 
 /* Path of the element being opened, from the root, like "domain/devices/channel". */
@@ -257,9 +258,9 @@ static void domain_start(GMarkupParseContext *ctx, const char *element, const ch
     if (!depth_ok(ctx, error))
         return;
     const GSList *stack = g_markup_parse_context_get_element_stack(ctx);
-    if (stack->next == NULL && strcmp(element, "domain") != 0) {
+    if (stack->next == NULL && (strcmp(element, "domain") != 0 || ++dc->roots > 1)) {
         g_set_error(error, G_MARKUP_ERROR, G_MARKUP_ERROR_UNKNOWN_ELEMENT,
-                    "root element is <%s>, not <domain>", element);
+                    "root element is <%s>, not one <domain>", element);
         return;
     }
     if (path_is(ctx, "domain/name") || path_is(ctx, "domain/uuid")) {

@@ -450,6 +450,11 @@ static virDomainPtr lookup(Virt *v, const char *uuid, GError **error)
     return dom;
 }
 
+virDomainPtr virt_domain_handle(Virt *v, const char *uuid, GError **error)
+{
+    return lookup(v, uuid, error);
+}
+
 void virt_forget_domain(Virt *v, const char *uuid)
 {
     g_hash_table_remove(v->domains, uuid);
