@@ -265,6 +265,19 @@ static gboolean key_set(const PolicyKey *key, const char *group, const char *tex
     return TRUE;
 }
 
+const char *const *policy_config_keys(void)
+{
+    static const char *names[G_N_ELEMENTS(policy_keys) + 1];
+    static gsize done = 0;
+
+    if (g_once_init_enter(&done)) {
+        for (gsize i = 0; i < G_N_ELEMENTS(policy_keys); i++)
+            names[i] = policy_keys[i].name;
+        g_once_init_leave(&done, 1);
+    }
+    return names;
+}
+
 void policy_config_init_defaults(PolicyConfig *config)
 {
     memset(config, 0, sizeof(*config));

@@ -185,6 +185,9 @@ void policy_config_init_defaults(PolicyConfig *config);
 gboolean policy_config_load(PolicyConfig *config, GKeyFile *kf, const char *group, char **bad_key,
                             GError **error);
 
+/* The names of the [policy] keys, NULL-terminated (for tools and doc checks). */
+const char *const *policy_config_keys(void);
+
 /* The headroom (KiB) a guest with `total_kib` of RAM should keep available:
  * Hyper-V's balloon floor bands (docs/policy.md). */
 guint64 policy_headroom_kib(guint64 total_kib);

@@ -372,6 +372,57 @@ static void test_config_unknown_key(void)
     g_assert_cmpuint(c.host_reserve_kib, ==, GIB);
 }
 
+/* docs/policy.md documents every key with the default the code has. */
+static void test_config_documented(void)
+{
+    const char *data = g_getenv("BALLAST_TEST_DATA");
+    g_autofree char *path = NULL, *text = NULL;
+    g_autoptr(GString) ini = g_string_new("[policy]\n");
+    g_auto(GStrv) lines = NULL;
+    const char *const *keys = policy_config_keys();
+    guint rows = 0, n_keys = 0;
+
+    if (data == NULL) {
+        g_test_skip("BALLAST_TEST_DATA not set");
+        return;
+    }
+    path = g_build_filename(data, "..", "..", "docs", "policy.md", NULL);
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    lines = g_strsplit(text, "\n", -1);
+    for (guint i = 0; lines[i] != NULL; i++) {
+        g_auto(GStrv) cells = NULL;
+        g_autofree char *key = NULL, *def = NULL;
+
+        if (!g_str_has_prefix(lines[i], "| `"))
+            continue;
+        cells = g_strsplit(lines[i], "|", -1);
+        g_assert_cmpuint(g_strv_length(cells), >=, 4);
+        key = g_strdup(g_strstrip(cells[1]));
+        def = g_strdup(g_strstrip(cells[2]));
+        g_assert_true(key[0] == '`' && key[strlen(key) - 1] == '`');
+        g_assert_true(def[0] == '`' && def[strlen(def) - 1] == '`');
+        key[strlen(key) - 1] = '\0';
+        def[strlen(def) - 1] = '\0';
+        g_assert_true(g_strv_contains(keys, key + 1));
+        g_string_append_printf(ini, "%s=%s\n", key + 1, def + 1);
+        rows++;
+    }
+    for (; keys[n_keys] != NULL; n_keys++)
+        ;
+    g_assert_cmpuint(rows, ==, n_keys);
+
+    /* the documented defaults, loaded over zeros, give the defaults */
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    PolicyConfig loaded, defaults = cfg();
+
+    memset(&loaded, 0, sizeof(loaded));
+    g_autoptr(GError) error = NULL;
+    g_assert_true(g_key_file_load_from_data(kf, ini->str, -1, G_KEY_FILE_NONE, NULL));
+    g_assert_true(policy_config_load(&loaded, kf, "policy", NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpmem(&loaded, sizeof(loaded), &defaults, sizeof(defaults));
+}
+
 /* ---- guest pressure ------------------------------------------------------------------------ */
 
 /* A 4 GiB VM with plenty available (2 GiB) and the given PSI. */
@@ -1450,6 +1501,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/config/good", test_config_good);
     g_test_add_func("/policy/config/bad", test_config_bad);
     g_test_add_func("/policy/config/unknown-key", test_config_unknown_key);
+    g_test_add_func("/policy/config/documented", test_config_documented);
     g_test_add_func("/policy/deflate/psi-thresholds", test_psi_thresholds);
     g_test_add_func("/policy/deflate/psi-stall-stopped", test_psi_stall_stopped);
     g_test_add_func("/policy/deflate/low-available", test_low_available);
