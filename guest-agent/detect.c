@@ -29,7 +29,7 @@ BlKconfig detect_parse_kconfig(const char *text, gsize len)
         if (n >= 7 &&
             (memcmp(pos, "CONFIG_", 7) == 0 || (n >= 9 && memcmp(pos, "# CONFIG_", 9) == 0)))
             looks_like_config = TRUE;
-        if (n > sizeof(set) - 1 && memcmp(pos, set, sizeof(set) - 1) == 0) {
+        if (n >= sizeof(set) - 1 && memcmp(pos, set, sizeof(set) - 1) == 0) {
             const char *v = pos + sizeof(set) - 1;
             gsize vn = (gsize)(lend - v);
 

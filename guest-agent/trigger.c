@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #define TRIGGER_PROC_SUPER_MAGIC 0x9fa0 /* linux/magic.h PROC_SUPER_MAGIC */
+/* Window granularity the kernel imposes on unprivileged triggers (6.5+). */
+#define TRIGGER_UNPRIV_WINDOW_US 2000000
 
 struct Trigger {
     int fd;
@@ -110,6 +112,7 @@ gboolean trigger_arm_psi(Trigger *t, const char *root, const BlPsiTrigger *p, GE
 {
     g_autofree char *path = g_build_filename(root ? root : "/", "proc/pressure/memory", NULL);
     char spec[64];
+    gssize written;
     int fd, saved;
 
     if (!trigger_params_valid(p) || !trigger_format(p, spec, sizeof(spec))) {
@@ -130,7 +133,23 @@ gboolean trigger_arm_psi(Trigger *t, const char *root, const BlPsiTrigger *p, GE
         return FALSE;
     }
     /* the kernel expects the terminating NUL (psi.rst example) */
-    if (write(fd, spec, strlen(spec) + 1) < 0) {
+    written = write(fd, spec, strlen(spec) + 1);
+    if (written < 0 && errno == EINVAL && p->window_us % TRIGGER_UNPRIV_WINDOW_US != 0) {
+        /* Without CAP_SYS_RESOURCE (containers; kernels 6.5+) the window must
+         * be a multiple of 2 s: keep the stall share on the next such window. */
+        BlPsiTrigger wide = *p;
+
+        wide.window_us = (p->window_us / TRIGGER_UNPRIV_WINDOW_US + 1) * TRIGGER_UNPRIV_WINDOW_US;
+        wide.stall_us = (guint32)((guint64)p->stall_us * wide.window_us / p->window_us);
+        if (wide.window_us <= BL_PROTO_PSI_WINDOW_MAX_US &&
+            trigger_format(&wide, spec, sizeof(spec))) {
+            g_debug("PSI trigger: unprivileged, widened to \"%s\"", spec);
+            written = write(fd, spec, strlen(spec) + 1);
+        } else {
+            errno = EINVAL;
+        }
+    }
+    if (written < 0) {
         saved = errno;
         close(fd);
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved), "%s: \"%s\": %s", path, spec,
