@@ -387,8 +387,8 @@ gboolean domxml_parse_domain(const char *xml, gssize len, DomxmlDomain *dom, GSt
 
 char *domxml_format_policy(const DomxmlPolicy *p)
 {
-    GString *s = g_string_new("<" DOMXML_POLICY_PREFIX ":policy xmlns:" DOMXML_POLICY_PREFIX
-                              "=\"" DOMXML_POLICY_NS "\"");
+    /* Bare: virDomainSetMetadata puts it in our namespace itself. */
+    GString *s = g_string_new("<policy");
 
     if (p->has_min)
         g_string_append_printf(s, " min=\"%" G_GUINT64_FORMAT "KiB\"", p->min_kib);

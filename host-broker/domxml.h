@@ -66,7 +66,8 @@ gboolean domxml_parse_domain(const char *xml, gssize len, DomxmlDomain *dom, GSt
 gboolean domxml_parse_policy(const char *xml, gssize len, DomxmlPolicy *policy, GString *problems,
                              GError **error);
 
-/* XML for virDomainSetMetadata from a policy (only the fields that are set). */
+/* XML for virDomainSetMetadata from a policy (only the fields that are set):
+ * a bare <policy .../>, libvirt adds the namespace. */
 char *domxml_format_policy(const DomxmlPolicy *policy);
 
 /* "<memory unit='MiB'>2</memory>"-style value + unit -> KiB. */

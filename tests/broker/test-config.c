@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* ballastd.conf: good files, broken files with exact line numbers, reload. */
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char *write_tmp(const char *text)
+{
+    g_autoptr(GError) e = NULL;
+    char *path = NULL;
+    int fd = g_file_open_tmp("ballastd-XXXXXX.conf", &path, &e);
+
+    g_assert_no_error(e);
+    close(fd);
+    g_assert_true(g_file_set_contents(path, text, -1, NULL));
+    return path;
+}
+
+/* Load text, expect failure with code and a message starting with prefix. */
+static void expect_error(const char *text, gint code, const char *prefix, const char *also)
+{
+    Config cfg;
+    g_autoptr(GError) e = NULL;
+
+    config_init_defaults(&cfg);
+    Config before = cfg;
+    g_assert_false(config_load_data(&cfg, "t.conf", text, strlen(text), &e));
+    g_assert_error(e, CONFIG_ERROR, code);
+    if (!g_str_has_prefix(e->message, prefix))
+        g_error("\"%s\" does not start with \"%s\"", e->message, prefix);
+    if (also != NULL && strstr(e->message, also) == NULL)
+        g_error("\"%s\" does not mention \"%s\"", e->message, also);
+    g_assert_null(strchr(e->message, '\n')); /* one line */
+    g_assert_cmpmem(&cfg, sizeof(cfg), &before, sizeof(before));
+    config_clear(&cfg);
+}
+
+static void test_defaults(void)
+{
+    Config cfg;
+    g_autoptr(GError) e = NULL;
+
+    config_init_defaults(&cfg);
+    g_assert_cmpuint(cfg.interval_ms, ==, 1000);
+    g_assert_cmpuint(cfg.tick_ms, ==, 1000);
+    g_assert_cmpint(cfg.default_mode, ==, POLICY_MODE_AUTO);
+    g_assert_false(cfg.allow_qemu_monitor);
+    g_assert_cmpstr(cfg.control_socket, ==, "/run/ballast/ballastd.sock");
+    g_assert_cmpuint(cfg.rate_limit_per_s, ==, 50);
+    g_assert_cmpuint(cfg.rate_limit_burst, ==, 100);
+    g_assert_cmpuint(cfg.read_budget_bytes, ==, 65536);
+
+    /* An empty file is the defaults. */
+    Config loaded;
+    config_init_defaults(&loaded);
+    loaded.interval_ms = 4242;
+    g_assert_true(config_load_data(&loaded, "empty", "", 0, &e));
+    g_assert_no_error(e);
+    g_assert_cmpmem(&loaded, sizeof(loaded), &cfg, sizeof(cfg));
+}
+
+static void test_missing(void)
+{
+    Config cfg;
+    g_autoptr(GError) e = NULL;
+
+    config_init_defaults(&cfg);
+    /* The default path may be absent... */
+    g_assert_true(config_load_file(&cfg, "/nonexistent/ballastd.conf", FALSE, &e));
+    g_assert_no_error(e);
+    /* ... an explicit one may not. */
+    g_assert_false(config_load_file(&cfg, "/nonexistent/ballastd.conf", TRUE, &e));
+    g_assert_error(e, CONFIG_ERROR, CONFIG_ERROR_MISSING);
+    g_assert_true(g_str_has_prefix(e->message, "/nonexistent/ballastd.conf: "));
+}
+
+static void test_good(void)
+{
+    const char *text = "# ballastd.conf\n"
+                       "\n"
+                       "[broker]\n"
+                       "interval_ms = 500\n"
+                       "tick_ms=250\n"
+                       "default_mode = observe\n"
+                       "default_ksm = never\n"
+                       "allow_qemu_monitor = true\n"
+                       "control_socket = /tmp/ballast-test.sock\n"
+                       "psi_trigger = full\n"
+                       "psi_trigger_stall_us = 50000\n"
+                       "psi_trigger_window_us = 2000000\n"
+                       "rate_limit_per_s = 20\n"
+                       "rate_limit_burst = 40\n"
+                       "stats_period_s = 0\n"
+                       "\n"
+                       "[policy]\n"
+                       "# a comment in between\n"
+                       "host_reserve = 2GiB\n"
+                       "min_floor = 300 MiB\n";
+    g_autofree char *path = write_tmp(text);
+    g_autoptr(GError) e = NULL;
+    Config cfg;
+
+    config_init_defaults(&cfg);
+    g_assert_true(config_load_file(&cfg, path, TRUE, &e));
+    g_assert_no_error(e);
+    g_assert_cmpuint(cfg.interval_ms, ==, 500);
+    g_assert_cmpuint(cfg.tick_ms, ==, 250);
+    g_assert_cmpint(cfg.default_mode, ==, POLICY_MODE_OBSERVE);
+    g_assert_cmpint(cfg.default_ksm, ==, POLICY_KSM_NEVER);
+    g_assert_true(cfg.allow_qemu_monitor);
+    g_assert_cmpstr(cfg.control_socket, ==, "/tmp/ballast-test.sock");
+    g_assert_cmpint(cfg.psi_trigger, ==, CONFIG_PSI_TRIGGER_FULL);
+    g_assert_cmpuint(cfg.psi_trigger_stall_us, ==, 50000);
+    g_assert_cmpuint(cfg.psi_trigger_window_us, ==, 2000000);
+    g_assert_cmpuint(cfg.rate_limit_per_s, ==, 20);
+    g_assert_cmpuint(cfg.rate_limit_burst, ==, 40);
+    g_assert_cmpuint(cfg.stats_period_s, ==, 0);
+    g_assert_cmpuint(cfg.policy.host_reserve_kib, ==, 2 * 1024 * 1024);
+    g_assert_cmpuint(cfg.policy.min_floor_kib, ==, 300 * 1024);
+    g_unlink(path);
+}
+
+static void test_bad_size(void)
+{
+    expect_error("[broker]\n"
+                 "interval_ms = 500\n"
+                 "\n"
+                 "[policy]\n"
+                 "host_reserve = 12XB\n",
+                 CONFIG_ERROR_VALUE, "t.conf:5: [policy] host_reserve", "12XB");
+    expect_error("[policy]\nmin_floor = -1GiB\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [policy] min_floor", NULL);
+    expect_error("[policy]\nmin_floor = 99999999999999999999999GiB\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [policy] min_floor", NULL);
+}
+
+static void test_bad_broker_values(void)
+{
+    expect_error("[broker]\n# x\ninterval_ms = 50\n", CONFIG_ERROR_VALUE,
+                 "t.conf:3: [broker] interval_ms: ", "100 to 60000");
+    expect_error("[broker]\ninterval_ms = 1e3\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [broker] interval_ms: ", "1e3");
+    expect_error("[broker]\ntick_ms = \n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [broker] tick_ms: ", NULL);
+    expect_error("[broker]\ndefault_mode = sometimes\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [broker] default_mode: ", "auto, observe or off");
+    expect_error("[broker]\nallow_qemu_monitor = maybe\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [broker] allow_qemu_monitor: ", NULL);
+    expect_error("[broker]\ncontrol_socket = relative.sock\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [broker] control_socket: ", NULL);
+    expect_error("[broker]\npsi_trigger = half\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [broker] psi_trigger: ", NULL);
+    /* Cross-key rules blame a key that is in the file. */
+    expect_error("[broker]\npsi_trigger_window_us = 600000\npsi_trigger_stall_us = 700000\n",
+                 CONFIG_ERROR_VALUE, "t.conf:3: [broker] psi_trigger_stall_us: ", NULL);
+}
+
+static void test_unknown_key(void)
+{
+    expect_error("[broker]\ninterval_ms = 500\n\n  frobnicate = 1\n", CONFIG_ERROR_KEY,
+                 "t.conf:4: [broker] frobnicate: unknown key", NULL);
+    expect_error("[broker]\n[policy]\nnot_a_policy_key = 3\n", CONFIG_ERROR_KEY,
+                 "t.conf:3: [policy] not_a_policy_key", NULL);
+}
+
+static void test_bad_group(void)
+{
+    expect_error("[broker]\ninterval_ms = 500\n# typo below\n[brokr]\ntick_ms = 3\n",
+                 CONFIG_ERROR_GROUP, "t.conf:4: [brokr]: unknown group", NULL);
+}
+
+static void test_syntax(void)
+{
+    expect_error("[broker]\ninterval_ms = 500\nthis line is not a key\n", CONFIG_ERROR_SYNTAX,
+                 "t.conf:3: ", NULL);
+    expect_error("interval_ms = 500\n[broker]\n", CONFIG_ERROR_SYNTAX, "t.conf:1: ", NULL);
+    expect_error("# only a comment\n[broker\n", CONFIG_ERROR_SYNTAX, "t.conf:2: ", NULL);
+    /* Binary junk is a syntax error, not a crash. */
+    static const char junk[] = "[broker]\n\xff\xfe\x01\x02 = \x80\n";
+    Config cfg;
+    g_autoptr(GError) e = NULL;
+    config_init_defaults(&cfg);
+    g_assert_false(config_load_data(&cfg, "junk", junk, sizeof(junk) - 1, &e));
+    g_assert_nonnull(e);
+}
+
+static void test_duplicate_key_line(void)
+{
+    /* GKeyFile keeps the last of two equal keys; so does the locator. */
+    expect_error("[broker]\ntick_ms = 500\ntick_ms = 5\n", CONFIG_ERROR_VALUE,
+                 "t.conf:3: [broker] tick_ms", NULL);
+}
+
+static void test_locate(void)
+{
+    const char *t = "# c\n"
+                    "[a]\n"
+                    "x = 1\n"
+                    "[b]\n"
+                    "  x=2\n"
+                    "xy = 3\n"
+                    "x[de] = 4\n";
+    gsize n = strlen(t);
+
+    g_assert_cmpuint(config_locate(t, n, "a", NULL), ==, 2);
+    g_assert_cmpuint(config_locate(t, n, "a", "x"), ==, 3);
+    g_assert_cmpuint(config_locate(t, n, "b", "x"), ==, 7); /* the last, localised */
+    g_assert_cmpuint(config_locate(t, n, "b", "xy"), ==, 6);
+    g_assert_cmpuint(config_locate(t, n, "b", "y"), ==, 0);
+    g_assert_cmpuint(config_locate(t, n, "c", NULL), ==, 0);
+}
+
+static void test_reload_keeps_config(void)
+{
+    g_autofree char *path = write_tmp("[broker]\ninterval_ms = 700\n");
+    g_autoptr(GError) e = NULL;
+    Config cfg;
+
+    config_init_defaults(&cfg);
+    g_assert_true(config_load_file(&cfg, path, TRUE, &e));
+    g_assert_cmpuint(cfg.interval_ms, ==, 700);
+    Config running = cfg;
+
+    /* The file goes bad (as an admin edits it): the running one stays. */
+    g_assert_true(g_file_set_contents(path, "[broker]\ninterval_ms = 300\nbogus = 1\n", -1, NULL));
+    g_assert_false(config_load_file(&cfg, path, TRUE, &e));
+    g_assert_error(e, CONFIG_ERROR, CONFIG_ERROR_KEY);
+    g_autofree char *want = g_strdup_printf("%s:3: [broker] bogus", path);
+    g_assert_true(g_str_has_prefix(e->message, want));
+    g_assert_cmpmem(&cfg, sizeof(cfg), &running, sizeof(running));
+    g_clear_error(&e);
+
+    /* Fixed: the new values apply. */
+    g_assert_true(g_file_set_contents(path, "[broker]\ninterval_ms = 300\n", -1, NULL));
+    g_assert_true(config_load_file(&cfg, path, TRUE, &e));
+    g_assert_cmpuint(cfg.interval_ms, ==, 300);
+    g_unlink(path);
+}
+
+static void test_names(void)
+{
+    PolicyMode m;
+    PolicyKsm k;
+
+    g_assert_true(config_parse_mode("observe", &m));
+    g_assert_cmpint(m, ==, POLICY_MODE_OBSERVE);
+    g_assert_false(config_parse_mode("Observe", &m));
+    g_assert_false(config_parse_mode(NULL, &m));
+    g_assert_cmpstr(config_mode_name(POLICY_MODE_OFF), ==, "off");
+    g_assert_true(config_parse_ksm("always", &k));
+    g_assert_cmpint(k, ==, POLICY_KSM_ALWAYS);
+    g_assert_false(config_parse_ksm("", &k));
+    g_assert_cmpstr(config_ksm_name(POLICY_KSM_NEVER), ==, "never");
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/config/defaults", test_defaults);
+    g_test_add_func("/config/missing", test_missing);
+    g_test_add_func("/config/good", test_good);
+    g_test_add_func("/config/bad-size", test_bad_size);
+    g_test_add_func("/config/bad-broker-values", test_bad_broker_values);
+    g_test_add_func("/config/unknown-key", test_unknown_key);
+    g_test_add_func("/config/bad-group", test_bad_group);
+    g_test_add_func("/config/syntax", test_syntax);
+    g_test_add_func("/config/duplicate-key-line", test_duplicate_key_line);
+    g_test_add_func("/config/locate", test_locate);
+    g_test_add_func("/config/reload-keeps-config", test_reload_keeps_config);
+    g_test_add_func("/config/names", test_names);
+    return g_test_run();
+}
