@@ -322,7 +322,7 @@ gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const cha
     return FALSE;
 }
 
-static gboolean ksm_proc_is_ksmd(const char *root, gint pid, gconstpointer data)
+static gboolean ksm_proc_comm_is(const char *root, gint pid, gconstpointer comm)
 {
     g_autofree char *rel = g_strdup_printf("proc/%d/comm", pid);
     g_autofree char *text = NULL;
@@ -330,20 +330,25 @@ static gboolean ksm_proc_is_ksmd(const char *root, gint pid, gconstpointer data)
 
     if (!procfs_read_file(root, rel, 64, &text, &len, NULL))
         return FALSE;
-    return g_str_equal(g_strchomp(text), "ksmd");
+    return g_str_equal(g_strchomp(text), comm);
 }
 
-gboolean ksm_proc_find_ksmd(const char *root, gint *pid, GError **error)
+gboolean ksm_proc_find_comm(const char *root, const char *comm, gint *pid, GError **error)
 {
     GError *e = NULL;
 
-    if (ksm_proc_scan(root, ksm_proc_is_ksmd, NULL, pid, &e))
+    if (ksm_proc_scan(root, ksm_proc_comm_is, comm, pid, &e))
         return TRUE;
     if (e)
         g_propagate_error(error, e);
     else
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "no ksmd thread in proc/*/comm");
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "no %s process in proc/*/comm", comm);
     return FALSE;
+}
+
+gboolean ksm_proc_find_ksmd(const char *root, gint *pid, GError **error)
+{
+    return ksm_proc_find_comm(root, "ksmd", pid, error);
 }
 
 gboolean ksm_proc_parse_cpu_ticks(const char *text, gsize len, guint64 *ticks, GError **error)

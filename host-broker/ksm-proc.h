@@ -57,7 +57,10 @@ gboolean ksm_proc_cmdline_is_guest(const char *cmdline, gsize len, const char *n
 gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const char *name, gint *pid,
                                 GError **error);
 
-/* The ksmd kernel thread: the root/proc/<pid> whose comm is "ksmd". */
+/* The first root/proc/<pid> whose comm is `comm` ("ksmd", "ksmtuned"). */
+gboolean ksm_proc_find_comm(const char *root, const char *comm, gint *pid, GError **error);
+
+/* The ksmd kernel thread. */
 gboolean ksm_proc_find_ksmd(const char *root, gint *pid, GError **error);
 
 /* utime + stime (clock ticks) from /proc/<pid>/stat text. */

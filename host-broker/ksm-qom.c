@@ -9,7 +9,10 @@
 
 #define KSM_QOM_REPLY_MAX (1u << 20)
 
-G_DEFINE_QUARK(ksm - qom - error - quark, ksm_qom_error)
+GQuark ksm_qom_error_quark(void)
+{
+    return g_quark_from_static_string("ksm-qom-error-quark");
+}
 
 static char *ksm_qom_to_string(json_object *obj)
 {

@@ -34,7 +34,6 @@ void ksm_config_init_defaults(KsmConfig *config)
     config->vm_min_profit_mib = 1;
     config->vm_full_scans = 3;
     config->vm_retry_after_s = 3600;
-    config->live_exclusion = FALSE;
     config->latency_sensitive = NULL;
 }
 
@@ -72,15 +71,11 @@ static const KsmUintKey ksm_uint_keys[] = {
     UKEY(vm_retry_after_s, 0, 86400 * 30),
 };
 
-static const char *const ksm_bool_keys[] = {"manage", "use_advisor", "live_exclusion"};
+static const char *const ksm_bool_keys[] = {"manage", "use_advisor"};
 
 static gboolean *ksm_bool_field(KsmConfig *config, const char *key)
 {
-    if (g_str_equal(key, "manage"))
-        return &config->manage;
-    if (g_str_equal(key, "use_advisor"))
-        return &config->use_advisor;
-    return &config->live_exclusion;
+    return g_str_equal(key, "manage") ? &config->manage : &config->use_advisor;
 }
 
 static gboolean ksm_key_known(const char *key)
@@ -94,10 +89,10 @@ static gboolean ksm_key_known(const char *key)
     return g_str_equal(key, "latency_sensitive");
 }
 
-static gboolean ksm_fail(char **bad_key, const char *key, GError **error, GError *cause,
+static gboolean ksm_fail(char **bad_key, const char *key, GError **error, GKeyFileError code,
                          const char *fmt, ...) G_GNUC_PRINTF(5, 6);
 
-static gboolean ksm_fail(char **bad_key, const char *key, GError **error, GError *cause,
+static gboolean ksm_fail(char **bad_key, const char *key, GError **error, GKeyFileError code,
                          const char *fmt, ...)
 {
     va_list ap;
@@ -108,9 +103,7 @@ static gboolean ksm_fail(char **bad_key, const char *key, GError **error, GError
     va_end(ap);
     if (bad_key)
         *bad_key = g_strdup(key);
-    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "%s", msg);
-    if (cause)
-        g_error_free(cause);
+    g_set_error(error, G_KEY_FILE_ERROR, code, "%s", msg);
     return FALSE;
 }
 
@@ -127,26 +120,28 @@ gboolean ksm_config_load(KsmConfig *config, GKeyFile *kf, const char *group, cha
     keys = g_key_file_get_keys(kf, group, NULL, NULL);
     for (gsize i = 0; keys && keys[i]; i++)
         if (!ksm_key_known(keys[i]))
-            return ksm_fail(bad_key, keys[i], error, NULL, "[%s] %s: unknown key", group, keys[i]);
+            return ksm_fail(bad_key, keys[i], error, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+                            "[%s] %s: unknown key", group, keys[i]);
 
     for (gsize i = 0; i < G_N_ELEMENTS(ksm_uint_keys); i++) {
         const KsmUintKey *k = &ksm_uint_keys[i];
         g_autofree char *raw = NULL;
         guint64 v = 0;
-        GError *e = NULL;
+        g_autoptr(GError) e = NULL;
 
         if (!g_key_file_has_key(kf, group, k->key, NULL))
             continue;
         raw = g_key_file_get_value(kf, group, k->key, NULL);
         g_strstrip(raw);
         if (!g_ascii_string_to_unsigned(raw, 10, k->min, k->max, &v, &e))
-            return ksm_fail(bad_key, k->key, error, e, "[%s] %s = %s: want an integer %u..%u",
-                            group, k->key, raw, k->min, k->max);
+            return ksm_fail(bad_key, k->key, error, G_KEY_FILE_ERROR_INVALID_VALUE,
+                            "[%s] %s = %s: want an integer %u..%u", group, k->key, raw, k->min,
+                            k->max);
         G_STRUCT_MEMBER(guint, &next, k->offset) = (guint)v;
     }
     for (gsize i = 0; i < G_N_ELEMENTS(ksm_bool_keys); i++) {
         const char *key = ksm_bool_keys[i];
-        GError *e = NULL;
+        g_autoptr(GError) e = NULL;
         gboolean v;
 
         if (!g_key_file_has_key(kf, group, key, NULL))
@@ -154,17 +149,17 @@ gboolean ksm_config_load(KsmConfig *config, GKeyFile *kf, const char *group, cha
         v = g_key_file_get_boolean(kf, group, key, &e);
         if (e) {
             g_autofree char *raw = g_key_file_get_value(kf, group, key, NULL);
-            return ksm_fail(bad_key, key, error, e, "[%s] %s = %s: want true or false", group, key,
-                            raw ? raw : "");
+            return ksm_fail(bad_key, key, error, G_KEY_FILE_ERROR_INVALID_VALUE,
+                            "[%s] %s = %s: want true or false", group, key, raw ? raw : "");
         }
         *ksm_bool_field(&next, key) = v;
     }
     if (next.start_below_percent > next.stop_above_percent)
-        return ksm_fail(bad_key, "start_below_percent", error, NULL,
+        return ksm_fail(bad_key, "start_below_percent", error, G_KEY_FILE_ERROR_INVALID_VALUE,
                         "[%s] start_below_percent = %u: must not exceed stop_above_percent (%u)",
                         group, next.start_below_percent, next.stop_above_percent);
     if (next.pages_min > next.pages_max)
-        return ksm_fail(bad_key, "pages_min", error, NULL,
+        return ksm_fail(bad_key, "pages_min", error, G_KEY_FILE_ERROR_INVALID_VALUE,
                         "[%s] pages_min = %u: must not exceed pages_max (%u)", group,
                         next.pages_min, next.pages_max);
 
@@ -178,7 +173,7 @@ gboolean ksm_config_load(KsmConfig *config, GKeyFile *kf, const char *group, cha
             if (*name == '\0')
                 continue;
             if (strlen(name) > 255 || strchr(name, '/'))
-                return ksm_fail(bad_key, "latency_sensitive", error, NULL,
+                return ksm_fail(bad_key, "latency_sensitive", error, G_KEY_FILE_ERROR_INVALID_VALUE,
                                 "[%s] latency_sensitive: \"%s\" is not a domain name", group, name);
             g_ptr_array_add(names, g_strdup(name));
         }

@@ -69,7 +69,6 @@ typedef struct {
     guint vm_min_profit_mib;  /* ksm="auto": a VM pays when its profit reaches this */
     guint vm_full_scans;      /* ... judged over this many full scans */
     guint vm_retry_after_s;   /* re-include a VM excluded for low profit (0 = never) */
-    gboolean live_exclusion;  /* QMP qom-set merge=false on a running VM (taints it) */
     char **latency_sensitive; /* VM names treated as latency-sensitive */
 } KsmConfig;
 

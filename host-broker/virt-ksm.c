@@ -12,7 +12,10 @@
 #include "ksm-qom.h"
 #include "ksm-xml.h"
 
-G_DEFINE_QUARK(virt - ksm - error - quark, virt_ksm_error)
+GQuark virt_ksm_error_quark(void)
+{
+    return g_quark_from_static_string("virt-ksm-error-quark");
+}
 
 static void virt_ksm_set_libvirt_error(GError **error, const char *what)
 {
@@ -155,4 +158,15 @@ gboolean virt_ksm_apply(virDomainPtr dom, gboolean exclude, gboolean live_allowe
         return FALSE;
     }
     return TRUE;
+}
+
+gboolean virt_ksm_apply_uuid(Virt *v, const char *uuid, gboolean exclude, gboolean live_allowed,
+                             VirtKsmResult *result, GError **error)
+{
+    virDomainPtr dom = virt_domain_handle(v, uuid, error);
+
+    memset(result, 0, sizeof(*result));
+    if (dom == NULL)
+        return FALSE;
+    return virt_ksm_apply(dom, exclude, live_allowed, result, error);
 }

@@ -15,6 +15,8 @@
 #include <glib.h>
 #include <libvirt/libvirt.h>
 
+#include "virt.h"
+
 #define VIRT_KSM_ERROR (virt_ksm_error_quark())
 GQuark virt_ksm_error_quark(void);
 
@@ -44,3 +46,7 @@ gboolean virt_ksm_set_live(virDomainPtr dom, gboolean merge, guint *n_backends, 
 /* The persistent part alone; *changed FALSE when already as asked. */
 gboolean virt_ksm_set_persistent(virDomainPtr dom, gboolean nosharepages, gboolean *changed,
                                  GError **error);
+
+/* virt_ksm_apply() on a domain of the broker's connection, by UUID. */
+gboolean virt_ksm_apply_uuid(Virt *v, const char *uuid, gboolean exclude, gboolean live_allowed,
+                             VirtKsmResult *result, GError **error);

@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * KSM in ballastd: reads, decides (ksm.c, ksm-vm.c), applies (ksm-sysfs.c,
+ * virt-ksm.c), logs and reports. See ksm-run.h and docs/ksm.md.
+ */
+#include "ksm-run.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "ksm-proc.h"
+#include "ksm-sysfs.h"
+#include "ksm-vm.h"
+#include "virt-ksm.h"
+
+#define MIB_B (1024.0 * 1024.0)
+
+typedef struct {
+    char *name;
+    gboolean seen;
+    gint pid;
+    gboolean has_stat;
+    KsmProcStat stat;
+    gboolean has_profit;
+    gint64 profit_bytes;
+    KsmVmState state;
+    char reason[256];
+    char stat_error[256]; /* last logged, to log each once */
+} KsmRunVmState;
+
+struct KsmRun {
+    char *root;
+    Evlog *log;
+    Virt *virt;
+    gboolean dry_run;
+
+    gboolean started;
+    gboolean available; /* /sys/kernel/mm/ksm exists */
+    gboolean managed;   /* [ksm] manage */
+    gboolean owned;     /* ballastd writes KSM settings (managed, not dry-run) */
+    gboolean has_original;
+    KsmSysfs original;
+
+    gboolean has_now;
+    KsmSysfs now;
+    KsmHostState state;
+    gboolean has_plan;
+    gint64 profit_bytes;
+    char reason[256];
+    char last_event[128]; /* what the last ksm-host event announced */
+    char read_error[256];
+    gint64 last_cycle_us;
+
+    gint ksmd_pid;
+    gboolean has_ticks;
+    guint64 ticks;
+    gint64 ticks_at_us;
+    gboolean has_cpu;
+    double cpu_percent;
+
+    guint64 page_size;
+    guint64 clk_tck;
+    GHashTable *vms; /* uuid -> KsmRunVmState */
+};
+
+static void ksm_run_vm_free(gpointer data)
+{
+    KsmRunVmState *v = data;
+
+    g_free(v->name);
+    g_free(v);
+}
+
+KsmRun *ksm_run_new(const char *root, Evlog *log, Virt *virt, gboolean dry_run)
+{
+    KsmRun *run = g_new0(KsmRun, 1);
+    long page = sysconf(_SC_PAGESIZE);
+    long tck = sysconf(_SC_CLK_TCK);
+
+    run->root = g_strdup(root);
+    run->log = log;
+    run->virt = virt;
+    run->dry_run = dry_run;
+    run->page_size = page > 0 ? (guint64)page : 4096;
+    run->clk_tck = tck > 0 ? (guint64)tck : 100;
+    run->vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, ksm_run_vm_free);
+    return run;
+}
+
+static void ksm_run_emit_host(KsmRun *run, const KsmHostPlan *plan, const KsmSysfs *before,
+                              gboolean applied, const char *error)
+{
+    json_object *f = json_object_new_object();
+    guint run_v = plan->set_run ? plan->run : before->run;
+    guint64 pages = plan->set_pages ? plan->pages_to_scan : before->pages_to_scan;
+    guint64 sleep = plan->set_sleep ? plan->sleep_millisecs : before->sleep_millisecs;
+    KsmAdvisor adv = plan->set_advisor ? plan->advisor_mode : before->advisor_mode;
+
+    json_object_object_add(f, "run", json_object_new_int(run_v));
+    json_object_object_add(f, "pages_to_scan", json_object_new_uint64(pages));
+    json_object_object_add(f, "sleep_millisecs", json_object_new_uint64(sleep));
+    json_object_object_add(f, "general_profit", json_object_new_int64(plan->profit_bytes));
+    json_object_object_add(f, "advisor_mode", json_object_new_string(ksm_advisor_to_string(adv)));
+    json_object_object_add(f, "reason", json_object_new_string(plan->reason));
+    json_object_object_add(f, "applied", json_object_new_boolean(applied));
+    if (error)
+        json_object_object_add(f, "error", json_object_new_string(error));
+    evlog_emit(run->log, "ksm-host", NULL, f);
+    evlog_say(run->log, TRUE,
+              "%sKSM: %s (run=%u pages_to_scan=%" G_GUINT64_FORMAT
+              " sleep_millisecs=%" G_GUINT64_FORMAT "%s%s)%s%s",
+              applied || error ? "" : "would: ", plan->reason, run_v, pages, sleep,
+              adv == KSM_ADVISOR_ABSENT ? "" : " advisor_mode=",
+              adv == KSM_ADVISOR_ABSENT ? "" : ksm_advisor_to_string(adv),
+              error ? ": failed: " : "", error ? error : "");
+}
+
+/* Apply a host plan (or only announce it in dry-run); announce each distinct
+ * change once so a dry run does not repeat itself every cycle. */
+static void ksm_run_host_plan(KsmRun *run, const KsmHostPlan *plan, const KsmSysfs *before)
+{
+    g_autoptr(GError) e = NULL;
+    char what[128];
+
+    if (!ksm_host_plan_changes(plan))
+        return;
+    g_snprintf(what, sizeof(what), "%d%u %d%" G_GUINT64_FORMAT " %d%" G_GUINT64_FORMAT " %d%d %d%d",
+               plan->set_run, plan->run, plan->set_pages, plan->pages_to_scan, plan->set_sleep,
+               plan->sleep_millisecs, plan->set_advisor, plan->advisor_mode, plan->set_smart_scan,
+               plan->smart_scan);
+    if (!run->owned) {
+        if (g_strcmp0(what, run->last_event) != 0)
+            ksm_run_emit_host(run, plan, before, FALSE, NULL);
+        g_strlcpy(run->last_event, what, sizeof(run->last_event));
+        return;
+    }
+    if (!ksm_sysfs_apply(run->root, plan, &e)) {
+        ksm_run_emit_host(run, plan, before, FALSE, e->message);
+        return;
+    }
+    ksm_run_emit_host(run, plan, before, TRUE, NULL);
+    g_strlcpy(run->last_event, what, sizeof(run->last_event));
+}
+
+static void ksm_run_restore(KsmRun *run, const char *why)
+{
+    g_autoptr(GError) e = NULL;
+    KsmSysfs now;
+    KsmHostPlan plan;
+
+    if (!run->owned || !run->has_original)
+        return;
+    run->owned = FALSE;
+    if (!ksm_sysfs_read(run->root, &now, &e)) {
+        evlog_say(run->log, TRUE, "KSM: cannot restore the settings found at start: %s",
+                  e->message);
+        return;
+    }
+    ksm_host_restore(&run->original, &now, &plan);
+    g_snprintf(plan.reason, sizeof(plan.reason),
+               "%s: KSM settings found at start restored (run=%u pages_to_scan=%" G_GUINT64_FORMAT
+               " sleep_millisecs=%" G_GUINT64_FORMAT ")",
+               why, run->original.run == 1 ? 1 : 0, run->original.pages_to_scan,
+               run->original.sleep_millisecs);
+    if (!ksm_host_plan_changes(&plan)) {
+        evlog_say(run->log, FALSE, "KSM: %s: settings unchanged since start", why);
+        return;
+    }
+    if (!ksm_sysfs_apply(run->root, &plan, &e))
+        ksm_run_emit_host(run, &plan, &now, FALSE, e->message);
+    else
+        ksm_run_emit_host(run, &plan, &now, TRUE, NULL);
+}
+
+void ksm_run_free(KsmRun *run)
+{
+    if (run == NULL)
+        return;
+    ksm_run_restore(run, "ballastd exits");
+    g_hash_table_destroy(run->vms);
+    g_free(run->root);
+    g_free(run);
+}
+
+/* Take or give up ownership of the host's KSM settings (start, reload). */
+static void ksm_run_ownership(KsmRun *run, const KsmConfig *config)
+{
+    gboolean want;
+
+    if (!run->started) {
+        run->started = TRUE;
+        run->available = ksm_sysfs_present(run->root);
+        if (!run->available)
+            evlog_say(run->log, TRUE,
+                      "KSM: no /sys/kernel/mm/ksm (kernel without CONFIG_KSM): nothing to tune");
+    }
+    if (!run->available)
+        return;
+    run->managed = config->manage;
+    want = config->manage && !run->dry_run;
+    if (want && !run->owned) {
+        g_autoptr(GError) e = NULL;
+        gint pid;
+
+        if (!ksm_sysfs_read(run->root, &run->original, &e)) {
+            evlog_say(run->log, TRUE, "KSM: cannot read /sys/kernel/mm/ksm: %s", e->message);
+            return;
+        }
+        run->has_original = TRUE;
+        run->owned = TRUE;
+        run->state = (KsmHostState){0};
+        {
+            json_object *f = json_object_new_object();
+            json_object_object_add(
+                f, "text", json_object_new_string("ballastd owns KSM: ksmtuned must not run"));
+            evlog_emit(run->log, "note", NULL, f);
+        }
+        evlog_say(run->log, TRUE,
+                  "ballastd owns KSM: ksmtuned must not run (found run=%u "
+                  "pages_to_scan=%" G_GUINT64_FORMAT " sleep_millisecs=%" G_GUINT64_FORMAT
+                  " advisor_mode=%s; restored at exit)",
+                  run->original.run, run->original.pages_to_scan, run->original.sleep_millisecs,
+                  ksm_advisor_to_string(run->original.advisor_mode));
+        if (ksm_proc_find_comm(run->root, "ksmtuned", &pid, NULL))
+            evlog_say(run->log, TRUE,
+                      "KSM: ksmtuned is running (pid %d) and will fight ballastd over "
+                      "/sys/kernel/mm/ksm: stop it (systemctl disable --now ksmtuned) or set "
+                      "[ksm] manage=false",
+                      pid);
+    } else if (!want && run->owned) {
+        ksm_run_restore(run, "[ksm] manage=false");
+    } else if (!want && run->last_cycle_us == 0) {
+        evlog_say(run->log, TRUE, "KSM: %s: host KSM settings are only reported",
+                  run->dry_run ? "dry run" : "[ksm] manage=false");
+    }
+}
+
+static void ksm_run_ksmd_cpu(KsmRun *run, gint64 now)
+{
+    guint64 ticks;
+
+    if (run->ksmd_pid <= 0 && !ksm_proc_find_ksmd(run->root, &run->ksmd_pid, NULL))
+        return;
+    if (!ksm_proc_read_cpu_ticks(run->root, run->ksmd_pid, &ticks, NULL)) {
+        run->ksmd_pid = 0; /* look again next time */
+        run->has_ticks = FALSE;
+        run->has_cpu = FALSE;
+        return;
+    }
+    if (run->has_ticks) {
+        run->cpu_percent = ksm_cpu_percent(run->ticks, ticks, run->clk_tck, now - run->ticks_at_us);
+        run->has_cpu = TRUE;
+    }
+    run->ticks = ticks;
+    run->ticks_at_us = now;
+    run->has_ticks = TRUE;
+}
+
+static void ksm_run_host(KsmRun *run, const KsmConfig *config, const PolicyHost *host, gint64 now)
+{
+    g_autoptr(GError) e = NULL;
+    KsmHostFacts facts = {0};
+    KsmHostPlan plan;
+
+    if (!ksm_sysfs_read(run->root, &run->now, &e)) {
+        if (g_strcmp0(run->read_error, e->message) != 0)
+            evlog_say(run->log, TRUE, "KSM: cannot read /sys/kernel/mm/ksm: %s", e->message);
+        g_strlcpy(run->read_error, e->message, sizeof(run->read_error));
+        run->has_now = FALSE;
+        return;
+    }
+    run->read_error[0] = '\0';
+    run->has_now = TRUE;
+    run->profit_bytes = ksm_general_profit(&run->now, run->page_size);
+    ksm_run_ksmd_cpu(run, now);
+    if (!run->managed || host == NULL)
+        return;
+
+    facts.ksm = run->now;
+    facts.mem_total_kib = host->mem_total_kib;
+    facts.mem_available_kib = host->mem_available_kib;
+    facts.page_size = run->page_size;
+    ksm_host_decide(&facts, &run->state, config, now, &plan);
+    run->state = plan.state;
+    run->has_plan = TRUE;
+    g_strlcpy(run->reason, plan.reason, sizeof(run->reason));
+    ksm_run_host_plan(run, &plan, &run->now);
+}
+
+static void ksm_run_sample_vm(KsmRun *run, KsmRunVmState *v)
+{
+    g_autoptr(GError) e = NULL;
+    gint pid;
+
+    v->has_stat = FALSE;
+    v->has_profit = FALSE;
+    if (!ksm_proc_find_qemu_pid(run->root, NULL, v->name, &pid, &e) ||
+        !ksm_proc_read_stat(run->root, pid, &v->stat, &e)) {
+        /* a kernel without ksm_stat (< 6.1) or a QEMU we cannot see */
+        if (g_strcmp0(v->stat_error, e->message) != 0)
+            evlog_say(run->log, FALSE, "%s: no KSM figures: %s", v->name, e->message);
+        g_strlcpy(v->stat_error, e->message, sizeof(v->stat_error));
+        v->pid = 0;
+        return;
+    }
+    v->stat_error[0] = '\0';
+    v->pid = pid;
+    v->has_stat = TRUE;
+    v->has_profit = ksm_proc_profit(&v->stat, run->page_size, &v->profit_bytes);
+}
+
+static void ksm_run_apply_vm(KsmRun *run, const KsmRunVm *vm, const KsmVmDecision *d,
+                             gboolean allow_monitor)
+{
+    g_autoptr(GError) e = NULL;
+    VirtKsmResult r = {0};
+    const char *event = d->exclude ? "ksm-exclude" : "ksm-include";
+    const char *verb = d->exclude ? "exclude from KSM" : "include in KSM";
+    gboolean ok = FALSE;
+    g_autoptr(GString) how = g_string_new(NULL);
+
+    if (!run->dry_run && run->virt != NULL) {
+        ok = virt_ksm_apply_uuid(run->virt, vm->uuid, d->exclude, allow_monitor, &r, &e);
+        if (r.live_attempted)
+            g_string_append_printf(how,
+                                   "; live: %s (%u memory backend%s, libvirt marks the "
+                                   "domain tainted: custom-monitor)",
+                                   r.live ? "done" : "failed", r.n_backends,
+                                   r.n_backends == 1 ? "" : "s");
+        else if (r.live)
+            g_string_append(how, "; live: already (started with <nosharepages/>)");
+        if (r.persistent)
+            g_string_append_printf(how, "; persistent: %s",
+                                   !r.persistent_done     ? "failed"
+                                   : r.persistent_changed ? (d->exclude ? "<nosharepages/> added"
+                                                                        : "<nosharepages/> removed")
+                                                          : "already so");
+        if (r.note[0])
+            g_string_append_printf(how, "; %s", r.note);
+        if (e)
+            g_string_append_printf(how, "; error: %s", e->message);
+    }
+
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "reason", json_object_new_string(d->reason));
+    json_object_object_add(f, "why", json_object_new_string(ksm_vm_why_to_string(d->why)));
+    json_object_object_add(f, "live", json_object_new_boolean(r.live));
+    json_object_object_add(f, "persistent", json_object_new_boolean(r.persistent_done));
+    json_object_object_add(f, "applied", json_object_new_boolean(r.live || r.persistent_done));
+    json_object_object_add(f, "tainted", json_object_new_boolean(r.live_attempted));
+    json_object_object_add(f, "why_not_applied",
+                           run->dry_run        ? json_object_new_string("dry-run")
+                           : run->virt == NULL ? json_object_new_string("no libvirt")
+                                               : NULL);
+    if (e)
+        json_object_object_add(f, "error", json_object_new_string(e->message));
+    evlog_emit(run->log, event, vm->name, f);
+    evlog_say(run->log, TRUE, "%s%s: %s (%s)%s", run->dry_run ? "would: " : "", vm->name, verb,
+              d->reason, how->str);
+    (void)ok;
+}
+
+void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_monitor,
+                  const PolicyHost *host, const KsmRunVm *vms, gsize n_vms, gint64 now_us)
+{
+    gboolean cycle;
+    GHashTableIter it;
+    gpointer value;
+
+    if (!run->started || run->managed != config->manage)
+        ksm_run_ownership(run, config);
+    cycle = run->last_cycle_us == 0 ||
+            now_us - run->last_cycle_us >= (gint64)config->interval_s * G_USEC_PER_SEC;
+    if (cycle && run->available) {
+        run->last_cycle_us = now_us;
+        ksm_run_host(run, config, host, now_us);
+    }
+
+    g_hash_table_iter_init(&it, run->vms);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        ((KsmRunVmState *)value)->seen = FALSE;
+    for (gsize i = 0; i < n_vms; i++) {
+        const KsmRunVm *vm = &vms[i];
+        KsmRunVmState *v = g_hash_table_lookup(run->vms, vm->uuid);
+        KsmVmFacts facts = {0};
+        KsmVmDecision d;
+
+        if (v == NULL) {
+            v = g_new0(KsmRunVmState, 1);
+            g_hash_table_insert(run->vms, g_strdup(vm->uuid), v);
+        }
+        v->seen = TRUE;
+        if (g_strcmp0(v->name, vm->name) != 0) {
+            g_free(v->name);
+            v->name = g_strdup(vm->name);
+        }
+        if (!vm->active) {
+            v->has_stat = FALSE;
+            v->pid = 0;
+            continue;
+        }
+        if (cycle && run->available)
+            ksm_run_sample_vm(run, v);
+
+        facts.name = vm->name;
+        facts.ksm = vm->ksm;
+        facts.latency_sensitive = vm->latency_sensitive;
+        facts.has_stat = v->has_stat;
+        facts.stat = v->stat;
+        facts.full_scans = run->has_now ? run->now.full_scans : 0;
+        facts.page_size = run->page_size;
+        ksm_vm_decide(&facts, &v->state, config, now_us, &d);
+        v->state = d.state;
+        g_strlcpy(v->reason, d.reason, sizeof(v->reason));
+        if (d.changed)
+            ksm_run_apply_vm(run, vm, &d, allow_qemu_monitor);
+    }
+    g_hash_table_iter_init(&it, run->vms);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        if (!((KsmRunVmState *)value)->seen)
+            g_hash_table_iter_remove(&it);
+}
+
+static json_object *ksm_run_u64(gboolean has, guint64 v)
+{
+    return has ? json_object_new_uint64(v) : NULL;
+}
+
+json_object *ksm_run_status(const KsmRun *run)
+{
+    json_object *o = json_object_new_object();
+    const KsmSysfs *k = &run->now;
+    gboolean has = run->has_now;
+
+    json_object_object_add(o, "available", json_object_new_boolean(run->available));
+    json_object_object_add(o, "managed", json_object_new_boolean(run->managed));
+    json_object_object_add(o, "owned", json_object_new_boolean(run->owned));
+    json_object_object_add(o, "run", has ? json_object_new_int((int)k->run) : NULL);
+    json_object_object_add(o, "pages_to_scan", ksm_run_u64(has, k->pages_to_scan));
+    json_object_object_add(o, "sleep_millisecs", ksm_run_u64(has, k->sleep_millisecs));
+    json_object_object_add(o, "pages_shared", ksm_run_u64(has, k->pages_shared));
+    json_object_object_add(o, "pages_sharing", ksm_run_u64(has, k->pages_sharing));
+    json_object_object_add(o, "pages_unshared", ksm_run_u64(has, k->pages_unshared));
+    json_object_object_add(o, "pages_volatile", ksm_run_u64(has, k->pages_volatile));
+    json_object_object_add(o, "full_scans", ksm_run_u64(has, k->full_scans));
+    json_object_object_add(o, "ksm_zero_pages",
+                           ksm_run_u64(has && k->has_zero_pages, k->ksm_zero_pages));
+    json_object_object_add(o, "general_profit",
+                           has ? json_object_new_int64(run->profit_bytes) : NULL);
+    json_object_object_add(o, "general_profit_estimated",
+                           json_object_new_boolean(has && !k->has_general_profit));
+    json_object_object_add(o, "advisor_mode",
+                           has ? json_object_new_string(ksm_advisor_to_string(k->advisor_mode))
+                               : NULL);
+    json_object_object_add(
+        o, "smart_scan", has && k->has_smart_scan ? json_object_new_boolean(k->smart_scan) : NULL);
+    json_object_object_add(o, "ksmd_cpu_percent",
+                           run->has_cpu ? json_object_new_double(run->cpu_percent) : NULL);
+    json_object_object_add(o, "short_of_memory",
+                           json_object_new_boolean(run->state.short_of_memory));
+    json_object_object_add(o, "reason", run->has_plan ? json_object_new_string(run->reason) : NULL);
+    return o;
+}
+
+void ksm_run_vm_status(const KsmRun *run, const char *uuid, json_object *obj)
+{
+    const KsmRunVmState *v = g_hash_table_lookup(run->vms, uuid);
+
+    if (v == NULL || !v->state.decided)
+        return;
+    json_object_object_add(obj, "excluded", json_object_new_boolean(v->state.excluded));
+    json_object_object_add(obj, "why", json_object_new_string(ksm_vm_why_to_string(v->state.why)));
+    json_object_object_add(obj, "reason", json_object_new_string(v->reason));
+    json_object_object_add(obj, "pid", v->pid > 0 ? json_object_new_int(v->pid) : NULL);
+    json_object_object_add(
+        obj, "merging_pages",
+        ksm_run_u64(v->has_stat && v->stat.has_merging_pages, v->stat.merging_pages));
+    json_object_object_add(obj, "rmap_items", ksm_run_u64(v->has_stat, v->stat.rmap_items));
+    json_object_object_add(obj, "profit_bytes",
+                           v->has_profit ? json_object_new_int64(v->profit_bytes) : NULL);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * KSM in ballastd: the I/O edge around the pure KSM decisions.
+ *
+ * Every [ksm] interval_s it reads /sys/kernel/mm/ksm and ksmd's CPU time
+ * under the host root, asks ksm_host_decide() and writes the plan (unless
+ * [ksm] manage=false or --dry-run); then, for every running VM, reads its
+ * QEMU's ksm_stat, asks ksm_vm_decide() and applies a changed decision
+ * through virt-ksm (live only with [broker] allow_qemu_monitor=true).
+ * Decisions go to the event log as ksm-host / ksm-exclude / ksm-include and
+ * to the status object. ksm_run_free() puts back the KSM settings found at
+ * start.
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-c/json.h>
+
+#include "evlog.h"
+#include "ksm.h"
+#include "policy.h"
+#include "virt.h"
+
+typedef struct KsmRun KsmRun;
+
+/* One domain as the broker knows it. */
+typedef struct {
+    const char *uuid;
+    const char *name;
+    gboolean active;
+    PolicyKsm ksm;              /* metadata ksm=, or [broker] default_ksm */
+    gboolean latency_sensitive; /* metadata latency-sensitive="yes" */
+} KsmRunVm;
+
+/* root: host root (NULL = "/"); virt may be NULL (no per-VM actions). */
+KsmRun *ksm_run_new(const char *root, Evlog *log, Virt *virt, gboolean dry_run);
+
+/* Restores the settings found at start when ballastd owned KSM. */
+void ksm_run_free(KsmRun *run);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KsmRun, ksm_run_free)
+
+/*
+ * Call on every broker tick with every domain the broker knows. The host
+ * part and the ksm_stat sampling run every config->interval_s; the per-VM
+ * decisions run every tick on the latest figures (so a new VM, or a metadata
+ * change, is acted on at once). Domains missing from vms are forgotten.
+ * host may be NULL when unknown.
+ */
+void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_monitor,
+                  const PolicyHost *host, const KsmRunVm *vms, gsize n_vms, gint64 now_us);
+
+/* The host part of the status object ("ksm": {...}). */
+json_object *ksm_run_status(const KsmRun *run);
+
+/* Fill a VM's "ksm" status object: excluded, reason, merging_pages, profit_bytes. */
+void ksm_run_vm_status(const KsmRun *run, const char *uuid, json_object *obj);
