@@ -128,6 +128,17 @@ void bl_proto_init(BlMessage *msg, BlMsgType type)
  * per object, so a 64 KiB line of "{}," would cost some 17 MiB of heap and
  * 17 ms; with these bounds a line costs well under a megabyte.
  */
+/* Is the '0' at s[i] (outside a string) the first digit of an integer part? */
+static gboolean leading_zero(const char *s, gsize i)
+{
+    char prev = i > 0 ? s[i - 1] : ' ';
+
+    if (g_ascii_isdigit(prev) || prev == '.' || prev == 'e' || prev == 'E' || prev == '+')
+        return FALSE;
+    /* "-0": a sign, unless it is the exponent's ("1e-05" is fine). */
+    return prev != '-' || i < 2 || (s[i - 2] != 'e' && s[i - 2] != 'E');
+}
+
 static gboolean lexical_check(const char *s, gsize len, GError **error)
 {
     static const char outside[] = " \t\r\n{}[]:,-+.0123456789eEtruefalsn";
@@ -163,6 +174,10 @@ static gboolean lexical_check(const char *s, gsize len, GError **error)
         } else if (c == ',' && ++commas >= BL_PROTO_MAX_MEMBERS) {
             return FAIL(BL_PROTO_ERROR_JSON, "more than %d members and elements in one line",
                         BL_PROTO_MAX_MEMBERS);
+        } else if (c == '0' && i + 1 < len && g_ascii_isdigit(s[i + 1]) && leading_zero(s, i)) {
+            /* json-c rejects "01" but takes "00" */
+            return FAIL(BL_PROTO_ERROR_JSON, "number with a leading zero at byte %" G_GSIZE_FORMAT,
+                        i);
         } else if (c == '.' && (i + 1 >= len || !g_ascii_isdigit(s[i + 1]))) {
             return FAIL(BL_PROTO_ERROR_JSON,
                         "'.' at %" G_GSIZE_FORMAT " is not followed by a digit", i);
