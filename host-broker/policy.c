@@ -325,9 +325,12 @@ gboolean policy_config_load(PolicyConfig *config, GKeyFile *kf, const char *grou
 }
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-#define MIB    1024ULL
-#define US_MS  ((gint64)1000)
-#define US_SEC ((gint64)1000000)
+#define MIB 1024ULL
+/* Sizes beyond this (1 EiB) are nonsense: clamping them keeps every sum below
+ * 2^64 without a saturating add at each step. */
+#define KIB_LIMIT (1ULL << 50)
+#define US_MS     ((gint64)1000)
+#define US_SEC    ((gint64)1000000)
 
 guint64 policy_headroom_kib(guint64 total_kib)
 {
@@ -913,10 +916,11 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
 static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, const PolicyConfig *cfg,
                         PolicyPlan *plan, gint64 now)
 {
-    guint64 reserve = MAX(cfg->host_reserve_kib,
-                          (guint64)((double)host->mem_total_kib * cfg->host_reserve_pct / 100));
+    guint64 reserve =
+        MAX(cfg->host_reserve_kib,
+            (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) * cfg->host_reserve_pct / 100));
     guint64 h = cfg->host_hysteresis_kib;
-    guint64 avail = host->mem_available_kib;
+    guint64 avail = MIN(host->mem_available_kib, KIB_LIMIT);
     guint64 deflating = 0, base_need = 0, total_need = 0, got = 0, after;
     guint64 pending_gain = 0, pending_cost = 0;
     gboolean psi_high = host->has_psi && isfinite(host->psi.some.avg10) &&
@@ -1074,7 +1078,7 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         w->name = vm->name != NULL ? vm->name : "?";
         w->applied = vm->mode == POLICY_MODE_AUTO;
         w->shares = vm->shares != 0 ? vm->shares : config->default_shares;
-        w->max = vm->max_kib;
+        w->max = MIN(vm->max_kib, KIB_LIMIT);
         w->floor = MIN(MAX(vm->floor_kib, config->min_floor_kib), w->max);
         w->actual = MIN(vm->actual_kib, w->max);
         w->cur = w->actual;

@@ -7,7 +7,8 @@
  * PolicyVmMemory from the plan for the next cycle. Tests and trace replays do
  * the same with made-up data. docs/policy.md explains the rules.
  *
- * Units: memory in KiB, time in microseconds of a monotonic clock.
+ * Units: memory in KiB, time in microseconds of a monotonic clock. Sizes above
+ * 2^50 KiB (1 EiB) are taken as 2^50.
  */
 #pragma once
 

@@ -122,13 +122,15 @@ static void check_plan(const PolicyPlan *plan, const PolicyVm *vms, gsize n, con
     for (guint i = 0; i < plan->actions->len; i++) {
         const PolicyAction *a = &g_array_index(plan->actions, PolicyAction, i);
         const PolicyVm *vm = &vms[a->vm];
-        guint64 floor = MIN(MAX(vm->floor_kib, c->min_floor_kib), vm->max_kib);
+        /* sizes beyond 1 EiB are clamped to it */
+        guint64 max = MIN(vm->max_kib, (guint64)1 << 50);
+        guint64 floor = MIN(MAX(vm->floor_kib, c->min_floor_kib), max);
 
         g_assert_cmpuint(a->vm, <, n);
         g_assert_cmpint(vm->mode, !=, POLICY_MODE_OFF);
         g_assert_cmpuint(a->target_kib, <=, vm->max_kib);
         g_assert_cmpuint(a->target_kib, >=, floor);
-        g_assert_true(a->target_kib % MIB == 0 || a->target_kib == vm->max_kib ||
+        g_assert_true(a->target_kib % MIB == 0 || a->target_kib == max ||
                       a->target_kib == floor);
         g_assert_nonnull(strstr(a->reason, vm->name));
         g_assert_nonnull(strchr(a->reason, '('));
@@ -1492,6 +1494,114 @@ static void test_empty_and_zero_max(void)
     g_assert_cmpuint(zero->actions->len, ==, 0);
 }
 
+/* ---- hostile and random input -------------------------------------------------------------- */
+
+static guint64 rand_kib(void)
+{
+    switch (g_test_rand_int_range(0, 8)) {
+    case 0:
+        return 0;
+    case 1:
+        return G_MAXUINT64;
+    case 2:
+        return (guint64)g_test_rand_int_range(0, 4096);
+    default:
+        return (guint64)g_test_rand_int_range(0, 16 * 1024) * MIB;
+    }
+}
+
+static double rand_pct(void)
+{
+    switch (g_test_rand_int_range(0, 10)) {
+    case 0:
+        return NAN;
+    case 1:
+        return -5;
+    case 2:
+        return 1e300;
+    default:
+        return g_test_rand_double_range(0, 100);
+    }
+}
+
+static void rand_report(BlReport *r)
+{
+    r->seq = (guint64)g_test_rand_int_range(0, 5);
+    r->uptime_ms = (guint64)g_test_rand_int_range(0, 5) * 100;
+    r->mem.total_kib = rand_kib();
+    r->mem.available_kib = rand_kib();
+    r->has_psi = g_test_rand_bit();
+    r->psi.some.avg10 = rand_pct();
+    r->psi.full.avg10 = rand_pct();
+    r->psi.some.total_us = (guint64)g_test_rand_int();
+    r->psi.full.total_us = (guint64)g_test_rand_int();
+    r->vmstat.present = (guint32)g_test_rand_int();
+    for (int k = 0; k < BL_VMSTAT_N_COUNTERS; k++)
+        r->vmstat.value[k] = g_test_rand_bit() ? G_MAXUINT64 : (guint64)g_test_rand_int();
+}
+
+/* Whatever comes in, plans keep their invariants (check_plan), and memory is
+ * only taken while the host needs it. */
+static void test_random_invariants(void)
+{
+    PolicyConfig c = cfg();
+    PolicyVm vms[12];
+    gint64 now = NOW;
+
+    memset(vms, 0, sizeof(vms));
+    for (int iter = 0; iter < 3000; iter++) {
+        gsize n = (gsize)g_test_rand_int_range(0, 13);
+        PolicyHost h = {.mem_total_kib = rand_kib(), .mem_available_kib = rand_kib()};
+        guint64 reserve;
+        gboolean host_needs, any_raise = FALSE;
+
+        h.has_psi = g_test_rand_bit();
+        h.psi.some.avg10 = rand_pct();
+        now += g_test_rand_int_range(0, 3000) * MS;
+        for (gsize i = 0; i < n; i++) {
+            PolicyVm *vm = &vms[i];
+
+            g_snprintf(names[i], sizeof(names[i]), "vm%zu", i);
+            vm->name = names[i];
+            vm->mode = (PolicyMode)g_test_rand_int_range(0, 3);
+            vm->floor_kib = rand_kib();
+            vm->shares = (guint32)g_test_rand_int_range(0, 3) * 500;
+            vm->max_kib = rand_kib();
+            vm->actual_kib = g_test_rand_bit() ? vm->actual_kib : rand_kib();
+            vm->has_balloon_stats = g_test_rand_bit();
+            vm->balloon_stats_at_us = now - g_test_rand_int_range(-1000, 20000) * MS;
+            vm->lv_available_kib = rand_kib();
+            vm->lv_usable_kib = rand_kib();
+            vm->lv_major_faults = (guint64)g_test_rand_int();
+            vm->lv_swap_in_kib = rand_kib();
+            vm->has_report = g_test_rand_int_range(0, 4) != 0;
+            vm->report_at_us = now - g_test_rand_int_range(-1000, 5000) * MS;
+            vm->has_prev_report = g_test_rand_bit();
+            vm->prev_report_at_us = vm->report_at_us - g_test_rand_int_range(-100, 2000) * MS;
+            vm->prev_report = vm->report;
+            rand_report(&vm->report);
+        }
+        g_autoptr(PolicyPlan) plan = decide(&h, vms, n, &c, now);
+        reserve = MAX(c.host_reserve_kib, (guint64)((double)h.mem_total_kib * 0.05));
+        host_needs = h.mem_available_kib < reserve ||
+                     (h.has_psi && isfinite(h.psi.some.avg10) && h.psi.some.avg10 > 5);
+        for (guint i = 0; i < plan->actions->len; i++) {
+            const PolicyAction *a = &g_array_index(plan->actions, PolicyAction, i);
+
+            if (a->kind == POLICY_ACTION_DEFLATE && vms[a->vm].mode == POLICY_MODE_AUTO)
+                any_raise = TRUE;
+        }
+        for (guint i = 0; i < plan->actions->len; i++) {
+            const PolicyAction *a = &g_array_index(plan->actions, PolicyAction, i);
+
+            if (a->kind == POLICY_ACTION_INFLATE && !host_needs && !any_raise)
+                g_assert_not_reached();
+        }
+        for (gsize i = 0; i < n; i++)
+            vms[i].memory = plan->memory[i]; /* carried like the broker does */
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1534,5 +1644,6 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/mode/off", test_mode_off);
     g_test_add_func("/policy/mode/observe", test_mode_observe);
     g_test_add_func("/policy/empty", test_empty_and_zero_max);
+    g_test_add_func("/policy/random-invariants", test_random_invariants);
     return g_test_run();
 }
