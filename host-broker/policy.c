@@ -586,9 +586,14 @@ static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan,
     }
     w->used = w->total - w->avail;
 
+    /* The interval between the two samples: the guest's own clock when it went
+     * forward (reports can arrive bunched up), else the arrival times. The
+     * previous report must not be stale by arrival either. */
     dt_us = vm->report_at_us - vm->prev_report_at_us;
-    rates->ok = vm->has_prev_report && dt_us >= (gint64)cfg->rate_min_interval_ms * US_MS &&
-                dt_us <= (gint64)cfg->stale_after_ms * US_MS;
+    rates->ok = vm->has_prev_report && dt_us >= 0 && dt_us <= (gint64)cfg->stale_after_ms * US_MS;
+    if (r->uptime_ms > p->uptime_ms && r->uptime_ms - p->uptime_ms <= cfg->stale_after_ms)
+        dt_us = (gint64)(r->uptime_ms - p->uptime_ms) * US_MS;
+    rates->ok = rates->ok && dt_us >= (gint64)cfg->rate_min_interval_ms * US_MS;
     if (vm->has_prev_report && p->uptime_ms > r->uptime_ms) {
         rates->ok = FALSE; /* the guest rebooted: counters started again */
         m->has_offset = FALSE;
@@ -629,8 +634,10 @@ static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan,
     if (lies->len > 0 && is_new) {
         g_string_truncate(lies, lies->len - 2);
         m->anomalies++;
-        note(plan, "%s: implausible report seq %" G_GUINT64_FORMAT " (%s): clamped, %u so far",
-             w->name, r->seq, lies->str, m->anomalies);
+        /* 1st, 2nd, 4th, 8th...: a guest that lies all the time must not flood the log */
+        if ((m->anomalies & (m->anomalies - 1)) == 0)
+            note(plan, "%s: implausible report seq %" G_GUINT64_FORMAT " (%s): clamped, %u so far",
+                 w->name, r->seq, lies->str, m->anomalies);
     }
     m->last_seq = r->seq;
     m->last_uptime_ms = r->uptime_ms;

@@ -130,8 +130,7 @@ static void check_plan(const PolicyPlan *plan, const PolicyVm *vms, gsize n, con
         g_assert_cmpint(vm->mode, !=, POLICY_MODE_OFF);
         g_assert_cmpuint(a->target_kib, <=, vm->max_kib);
         g_assert_cmpuint(a->target_kib, >=, floor);
-        g_assert_true(a->target_kib % MIB == 0 || a->target_kib == max ||
-                      a->target_kib == floor);
+        g_assert_true(a->target_kib % MIB == 0 || a->target_kib == max || a->target_kib == floor);
         g_assert_nonnull(strstr(a->reason, vm->name));
         g_assert_nonnull(strchr(a->reason, '('));
         for (guint j = i + 1; j < plan->actions->len; j++)
@@ -557,6 +556,32 @@ static void test_falling_available(void)
     g_assert_null(find_action(balloon, 0));
 }
 
+/* Reports that arrive bunched up still give a rate: the guest's clock says
+ * when they were taken. Without a usable interval there is no rate. */
+static void test_rate_interval(void)
+{
+    PolicyConfig c = cfg();
+    PolicyHost h = host_ok();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 4 * GIB, GIB);
+
+    with_prev(&vm, GIB + 100 * MIB, 100);
+    vm.prev_report_at_us = vm.report_at_us - 2 * MS; /* arrived 2 ms apart */
+    g_autoptr(PolicyPlan) bunched = decide(&h, &vm, 1, &c, NOW);
+    g_assert_nonnull(find_action(bunched, 0));
+    g_assert_nonnull(strstr(find_action(bunched, 0)->reason, "falling 1000 MiB/s"));
+
+    /* taken 10 ms apart by the guest's clock too: under rate_min_interval_ms */
+    vm.prev_report.uptime_ms = vm.report.uptime_ms - 10;
+    g_autoptr(PolicyPlan) close = decide(&h, &vm, 1, &c, NOW);
+    g_assert_null(find_action(close, 0));
+
+    /* the previous report arrived longer ago than stale_after_ms */
+    with_prev(&vm, GIB + 100 * MIB, 100);
+    vm.prev_report_at_us = vm.report_at_us - 4 * SEC;
+    g_autoptr(PolicyPlan) old = decide(&h, &vm, 1, &c, NOW);
+    g_assert_null(find_action(old, 0));
+}
+
 static void test_deflate_capped_at_max(void)
 {
     PolicyConfig c = cfg();
@@ -705,6 +730,19 @@ static void test_lies_clamped_and_counted(void)
     vm.memory = plan->memory[0];
     g_autoptr(PolicyPlan) again = decide(&h, &vm, 1, &c, NOW + 50 * MS);
     g_assert_cmpuint(again->memory[0].anomalies, ==, 1);
+
+    /* a guest lying in every report: counted each time, noted at 1, 2, 4, 8, ... */
+    guint n_notes = 0;
+    vm.memory = again->memory[0];
+    for (guint k = 2; k <= 20; k++) {
+        vm.report.seq++;
+        g_autoptr(PolicyPlan) p = decide(&h, &vm, 1, &c, NOW + k * 100 * MS);
+        vm.memory = p->memory[0];
+        vm.report_at_us = NOW + k * 100 * MS;
+        g_assert_cmpuint(p->memory[0].anomalies, ==, k);
+        n_notes += has_note(p, "implausible");
+    }
+    g_assert_cmpuint(n_notes, ==, 4); /* 2, 4, 8, 16 */
 
     /* seq going backwards within a boot */
     vm = vm_agent(0, 2 * GIB, 2 * GIB, GIB);
@@ -1617,6 +1655,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/deflate/low-available", test_low_available);
     g_test_add_func("/policy/deflate/falling-available", test_falling_available);
     g_test_add_func("/policy/deflate/capped-at-max", test_deflate_capped_at_max);
+    g_test_add_func("/policy/deflate/rate-interval", test_rate_interval);
     g_test_add_func("/policy/deflate/ratchet-min-step", test_deflate_ratchet_and_min_step);
     g_test_add_func("/policy/deflate/fault-rates", test_fault_rates);
     g_test_add_func("/policy/deflate/counter-reset", test_counter_reset);
