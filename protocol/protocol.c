@@ -623,6 +623,8 @@ static void put_double(json_object *o, const char *key, double d)
     char buf[G_ASCII_DTOSTR_BUF_SIZE];
     char fmt[8];
 
+    d += 0.0; /* -0.0 is written "0" */
+
     for (int prec = 0; prec <= 17; prec++) {
         g_snprintf(fmt, sizeof fmt, "%%.%df", prec);
         g_ascii_formatd(buf, sizeof buf, fmt, d);

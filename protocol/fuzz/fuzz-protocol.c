@@ -6,6 +6,7 @@
  * decoder, and whatever decodes must re-encode, and decode again to the same
  * struct (and encode to the same text). The whole input is also decoded as a
  * single line, so a seed corpus of vector files hits the decoder directly.
+ * Finally the raw bytes are handed to the encoder as a struct (check_struct).
  */
 #include "framer.h"
 #include "protocol.h"
@@ -49,6 +50,32 @@ static void check_line(const char *line, gsize len)
     CHECK(g_string_equal(out, again));
 }
 
+/*
+ * The input's bytes taken as a C struct, as a buggy sender might hand to the
+ * encoder: it must refuse it or write a line that decodes and re-encodes to
+ * the same text. Never crash on unterminated strings or wild enums.
+ */
+static void check_struct(const uint8_t *data, size_t size)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+    g_autoptr(GString) again = g_string_new(NULL);
+    g_autoptr(GError) error = NULL;
+    BlMessage msg, back;
+
+    memset(&msg, 0, sizeof msg);
+    memcpy(&msg, data, MIN(size, sizeof msg));
+    if (size > 0)
+        msg.type = (BlMsgType)(data[0] % (BL_MSG_GOODBYE + 2)); /* one past the last, too */
+    msg.v = size > 1 && data[1] == 0xAA ? 2 : BL_PROTO_MAJOR;
+    if (!bl_proto_encode(&msg, out, &error)) {
+        CHECK(error != NULL && error->domain == BL_PROTO_ERROR && out->len == 0);
+        return;
+    }
+    CHECK(bl_proto_decode(out->str, out->len - 1, &back, &error));
+    CHECK(bl_proto_encode(&back, again, &error));
+    CHECK(g_string_equal(out, again));
+}
+
 static gboolean collect(const char *line, gsize len, gpointer user_data)
 {
     GPtrArray *lines = user_data;
@@ -84,5 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The input as one line, as the vector files are meant. */
     check_line((const char *)data, size > 0 && data[size - 1] == '\n' ? size - 1 : size);
+    check_struct(data, size);
     return 0;
 }
