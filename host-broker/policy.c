@@ -323,6 +323,7 @@ gboolean policy_config_load(PolicyConfig *config, GKeyFile *kf, const char *grou
     *config = next;
     return TRUE;
 }
+
 /* ---- helpers ------------------------------------------------------------------------------- */
 
 #define MIB 1024ULL
@@ -478,7 +479,8 @@ static double sane_pct(double v, gboolean *bad)
 
 /* ---- per VM: what is known, and pressure ----------------------------------------------------- */
 
-/* Balloon tracking: notice a target the balloon does not reach (AUTO only). */
+/* Balloon tracking: when the balloon last moved (every VM), and a target it
+ * does not reach (AUTO only: OBSERVE targets are never applied). */
 static void track_balloon(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
 {
     PolicyVmMemory *m = w->mem;
@@ -1089,11 +1091,9 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         w->floor = MIN(MAX(vm->floor_kib, config->min_floor_kib), w->max);
         w->actual = MIN(vm->actual_kib, w->max);
         w->cur = w->actual;
-        if (w->applied) {
-            track_balloon(w, config, plan, now_us);
-            if (!w->act && w->mem->last_target_kib != 0)
-                w->cur = MIN(w->mem->last_target_kib, w->max);
-        }
+        track_balloon(w, config, plan, now_us); /* movement for all, targets for AUTO */
+        if (w->applied && !w->act && w->mem->last_target_kib != 0)
+            w->cur = MIN(w->mem->last_target_kib, w->max);
         classify(w, config, plan, now_us);
         switch (w->src) {
         case SRC_AGENT:
