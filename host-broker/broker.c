@@ -13,6 +13,7 @@
 #include "domxml.h"
 #include "evlog.h"
 #include "host.h"
+#include "ksm-run.h"
 #include "policy.h"
 #include "session.h"
 #include "virt.h"
@@ -80,6 +81,7 @@ struct Broker {
     Config cfg;
     Evlog *log;
     Virt *virt;
+    KsmRun *ksm;
     Control *control;
     GMainLoop *loop;
     GHashTable *vms; /* uuid -> BrokerVm */
@@ -468,6 +470,28 @@ static gint64 guest_stats_at(const BrokerVm *vm, gint64 now)
     return now - MAX(age_us, 0);
 }
 
+/* KSM: host controller and per-VM exclusion (ksm-run.c), every domain known. */
+static void broker_ksm_tick(Broker *b, gint64 now)
+{
+    g_autofree KsmRunVm *list = g_new0(KsmRunVm, g_hash_table_size(b->vms) + 1);
+    GHashTableIter it;
+    gpointer v;
+    gsize n = 0;
+
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        BrokerVm *vm = v;
+        list[n].uuid = vm->uuid;
+        list[n].name = vm->name;
+        list[n].active = vm->active && vm->has_xml; /* decide on its metadata, not defaults */
+        list[n].ksm = vm->ksm;
+        list[n].latency_sensitive = vm->latency_sensitive;
+        n++;
+    }
+    ksm_run_tick(b->ksm, &b->cfg.ksm, b->cfg.allow_qemu_monitor, b->has_host ? &b->host : NULL,
+                 list, n, now);
+}
+
 static void broker_cycle(Broker *b, gboolean fast)
 {
     gint64 now = now_us();
@@ -500,7 +524,7 @@ static void broker_cycle(Broker *b, gboolean fast)
             g_ptr_array_add(vms, vm);
     }
     if (vms->len == 0) {
-        /* KSM: the KSM module's host cycle runs here too. */
+        broker_ksm_tick(b, now);
         return;
     }
 
@@ -591,7 +615,7 @@ static void broker_cycle(Broker *b, gboolean fast)
         broker_apply(b, vm, POLICY_ACTION_DEFLATE, floor, reason, pvms[i].mode);
     }
     broker_notes(b, plan->notes, now);
-    /* KSM: the KSM module's per-VM and host decisions run here. */
+    broker_ksm_tick(b, now);
 }
 
 static gboolean on_tick(gpointer user_data)
@@ -924,6 +948,7 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
                            vm->ksm_reason[0] ? json_object_new_string(vm->ksm_reason) : NULL);
     json_object_object_add(k, "merging_pages", NULL);
     json_object_object_add(k, "profit_bytes", NULL);
+    ksm_run_vm_status(b->ksm, vm->uuid, k);
     json_object_object_add(o, "ksm", k);
     return o;
 }
@@ -955,7 +980,7 @@ json_object *broker_status(Broker *b)
         b->has_host && b->host.has_psi ? json_object_new_double(b->host.psi.some.avg10) : NULL);
     json_object_object_add(o, "host", h);
     /* KSM: the KSM module reports the host's KSM state here. */
-    json_object_object_add(o, "ksm", json_object_new_object());
+    json_object_object_add(o, "ksm", ksm_run_status(b->ksm));
 
     g_autoptr(GPtrArray) list = g_ptr_array_new();
     GHashTableIter it;
@@ -1021,6 +1046,7 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
         return NULL;
     evlog_set_verbose(b->log, options->verbose);
     b->virt = virt_new(b->uri, &virt_callbacks, b);
+    b->ksm = ksm_run_new(b->host_root, b->log, b->virt, b->opt.dry_run);
     virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
     return g_steal_pointer(&b);
 }
@@ -1092,6 +1118,7 @@ void broker_free(Broker *b)
         g_hash_table_destroy(b->vms);
     if (b->notes)
         g_hash_table_destroy(b->notes);
+    ksm_run_free(b->ksm); /* puts back the KSM settings found at start */
     virt_free(b->virt);
     while (g_main_context_iteration(NULL, FALSE))
         ;

@@ -36,12 +36,12 @@ void config_init_defaults(Config *cfg)
     cfg->reconnect_max_ms = 30000;
     cfg->balloon_stuck_ms = 10000;
     policy_config_init_defaults(&cfg->policy);
+    ksm_config_init_defaults(&cfg->ksm);
 }
 
 void config_clear(Config *cfg)
 {
-    /* The KSM module frees its [ksm] settings here. */
-    (void)cfg;
+    ksm_config_clear(&cfg->ksm);
 }
 
 static const char *const mode_names[] = {
@@ -326,7 +326,13 @@ static gboolean load_policy(Config *cfg, GKeyFile *kf, const char *group, char *
     return policy_config_load(&cfg->policy, kf, group, bad_key, error);
 }
 
-/* One loader per group. The KSM module adds {"ksm", load_ksm} here. */
+static gboolean load_ksm(Config *cfg, GKeyFile *kf, const char *group, char **bad_key,
+                         GError **error)
+{
+    return ksm_config_load(&cfg->ksm, kf, group, bad_key, error);
+}
+
+/* One loader per group. */
 typedef gboolean (*ConfigGroupLoader)(Config *cfg, GKeyFile *kf, const char *group, char **bad_key,
                                       GError **error);
 static const struct {
@@ -335,6 +341,7 @@ static const struct {
 } config_groups[] = {
     {"broker", load_broker},
     {"policy", load_policy},
+    {"ksm", load_ksm},
 };
 
 gboolean config_load_data(Config *cfg, const char *name, const char *text, gsize len,

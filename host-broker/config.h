@@ -11,6 +11,7 @@
 
 #include <glib.h>
 
+#include "ksm.h"
 #include "policy.h"
 
 #define CONFIG_DEFAULT_PATH BALLAST_SYSCONFDIR "/ballast/ballastd.conf"
@@ -57,12 +58,12 @@ typedef struct {
     /* [policy] */
     PolicyConfig policy;
 
-    /* [ksm]: the KSM module adds its settings here and its loader to
-     * config_groups[] in config.c. */
+    /* [ksm] (ksm.h, docs/ksm.md) */
+    KsmConfig ksm;
 } Config;
 
 void config_init_defaults(Config *cfg);
-/* Free what a group loader allocated (nothing yet; [ksm] will). */
+/* Free what a group loader allocated ([ksm] latency_sensitive). */
 void config_clear(Config *cfg);
 
 /*

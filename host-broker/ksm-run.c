@@ -157,11 +157,7 @@ static void ksm_run_restore(KsmRun *run, const char *why)
         return;
     }
     ksm_host_restore(&run->original, &now, &plan);
-    g_snprintf(plan.reason, sizeof(plan.reason),
-               "%s: KSM settings found at start restored (run=%u pages_to_scan=%" G_GUINT64_FORMAT
-               " sleep_millisecs=%" G_GUINT64_FORMAT ")",
-               why, run->original.run == 1 ? 1 : 0, run->original.pages_to_scan,
-               run->original.sleep_millisecs);
+    g_snprintf(plan.reason, sizeof(plan.reason), "%s: KSM settings found at start restored", why);
     if (!ksm_host_plan_changes(&plan)) {
         evlog_say(run->log, FALSE, "KSM: %s: settings unchanged since start", why);
         return;

@@ -20,6 +20,14 @@ gboolean ksm_sysfs_parse_advisor(const char *text, KsmAdvisor *mode)
     const char *close = open ? strchr(open, ']') : NULL;
     gsize n;
 
+    if (!open) {
+        /* A bare word is what was written into a fixture tree (the kernel
+         * brackets the selected mode); more than one word says nothing. */
+        if (g_str_equal(text, "none") || g_str_equal(text, "scan-time")) {
+            open = text - 1;
+            close = text + strlen(text);
+        }
+    }
     if (!open || !close)
         return FALSE;
     n = (gsize)(close - open - 1);

@@ -12,7 +12,8 @@
 
 #define KSM_SYSFS_DIR "sys/kernel/mm/ksm"
 
-/* "[none] scan-time" -> KSM_ADVISOR_NONE; FALSE when no mode is bracketed. */
+/* "[none] scan-time" -> KSM_ADVISOR_NONE; a bare "none" or "scan-time" (as
+ * written) is taken too; FALSE when no mode is selected. */
 gboolean ksm_sysfs_parse_advisor(const char *text, KsmAdvisor *mode);
 
 /* TRUE when root has a KSM directory (CONFIG_KSM=y). */

@@ -932,6 +932,10 @@ static void test_sysfs_read_bad(void)
         g_assert_cmpint(m, ==, KSM_ADVISOR_NONE);
         g_assert_true(ksm_sysfs_parse_advisor("none scan-time [future]", &m));
         g_assert_cmpint(m, ==, KSM_ADVISOR_OTHER);
+        g_assert_true(ksm_sysfs_parse_advisor("scan-time", &m));
+        g_assert_cmpint(m, ==, KSM_ADVISOR_SCAN_TIME);
+        g_assert_false(ksm_sysfs_parse_advisor("none scan-time", &m));
+        g_assert_false(ksm_sysfs_parse_advisor("bogus", &m));
         g_assert_false(ksm_sysfs_parse_advisor("[none", &m));
         g_assert_false(ksm_sysfs_parse_advisor("", &m));
     }
