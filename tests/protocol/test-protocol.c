@@ -201,6 +201,32 @@ static void test_json_bounds(void)
     g_assert_true(decode_ping_with("\"{[,,,]}\"", 1000, NULL));
 }
 
+/* The examples in PROTOCOL.md section 8 are valid messages. */
+static void test_document_examples(void)
+{
+    g_autofree char *path =
+        g_build_filename(g_getenv("BALLAST_VECTORS"), "..", "PROTOCOL.md", NULL);
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    const char *section;
+    guint n = 0;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    section = strstr(text, "## 8. Examples");
+    g_assert_nonnull(section);
+    lines = g_strsplit(section, "\n", -1);
+    for (guint i = 0; lines[i]; i++) {
+        BlMessage msg;
+
+        if (lines[i][0] != '{')
+            continue;
+        assert_decodes(lines[i], strlen(lines[i]), &msg);
+        assert_round_trip(&msg);
+        n++;
+    }
+    g_assert_cmpuint(n, ==, 7); /* one per type */
+}
+
 static void test_empty(void)
 {
     g_autoptr(GError) error = NULL;
@@ -548,6 +574,7 @@ int main(int argc, char **argv)
     g_test_add_func("/protocol/version-skew", test_version_skew);
     g_test_add_func("/protocol/unknown-type", test_unknown_type);
     g_test_add_func("/protocol/empty", test_empty);
+    g_test_add_func("/protocol/document-examples", test_document_examples);
     g_test_add_func("/protocol/json-bounds", test_json_bounds);
     g_test_add_func("/protocol/error-messages", test_error_messages);
     g_test_add_func("/protocol/encoder-refuses", test_encoder_refuses);
