@@ -90,8 +90,8 @@ static void print_status(json_object *st)
            json_object_get_boolean(get(st, "connected")) ? "connected" : "DISCONNECTED",
            json_object_get_boolean(get(st, "dry_run")) ? "  DRY-RUN" : "", havail, htotal,
            hpsi ? json_object_get_string(hpsi) : "-");
-    printf("%-16s %-7s %-8s %-17s %-9s %7s %5s %6s %-4s %s\n", "VM", "MODE", "STATE",
-           "BALLOON act/tgt/max", "AGENT", "AVAIL", "PSI%", "AGE", "KSM", "LAST");
+    printf("%-16s %-7s %-8s %-19s %-8s %6s %5s %6s %-4s %s\n", "VM", "MODE", "STATE",
+           "MiB act/target/max", "AGENT", "AVAIL", "PSI%", "AGE", "KSM", "LAST DECISION");
     for (size_t i = 0; vms && i < json_object_array_length(vms); i++) {
         json_object *vm = json_object_array_get_idx(vms, i);
         json_object *ag = get(vm, "agent");
@@ -121,7 +121,7 @@ static void print_status(json_object *st)
                                    json_object_get_boolean(get(ld, "applied")) ? "" : "(would) ",
                                    str(ld, "kind", "?"), t, ago);
         }
-        printf("%-16.16s %-7s %-8s %-17s %-9.9s %7s %5s %6s %-4s %s\n", str(vm, "name", "?"),
+        printf("%-16.16s %-7s %-8s %-19s %-8.8s %6s %5s %6s %-4s %s\n", str(vm, "name", "?"),
                str(vm, "mode", "?"), str(vm, "state", "?"), balloon, agent, avail, psis, ages,
                json_object_get_boolean(get(ksm, "excluded")) ? "excl" : "-", last ? last : "-");
         if (ld)

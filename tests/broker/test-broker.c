@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The whole broker loop in-process against a libvirt test-driver node
+ * (tests/data/broker/test-node.xml: bk-floor below its metadata floor,
+ * bk-observe below its <min_guarantee> in observe mode with a bad shares
+ * value, bk-off below its floor in mode off) and a fixture host /proc. The
+ * control socket is exercised from a thread, as ballastctl would.
+ */
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
+#include <json-c/json.h>
+#include <string.h>
+
+#include "broker.h"
+
+typedef struct {
+    char *dir, *conf, *ctl, *evlog, *uri, *host_root;
+    Broker *b;
+    gboolean dry_run;
+    /* control thread results */
+    char *status_reply, *reload_reply, *bad_reply;
+    gboolean ctl_done;
+} Fixture;
+
+static void fixture_set_up(Fixture *f, gconstpointer data)
+{
+    const char *td = g_getenv("BALLAST_TEST_DATA");
+    g_autoptr(GError) e = NULL;
+
+    g_assert_nonnull(td);
+    f->dir = g_dir_make_tmp("ballast-broker-XXXXXX", &e);
+    g_assert_no_error(e);
+    f->conf = g_build_filename(f->dir, "ballastd.conf", NULL);
+    f->ctl = g_build_filename(f->dir, "ctl.sock", NULL);
+    f->evlog = g_build_filename(f->dir, "events.json", NULL);
+    g_autofree char *abs = g_canonicalize_filename(td, NULL);
+    f->uri = g_strdup_printf("test://%s/broker/test-node.xml", abs);
+    f->host_root = g_build_filename(abs, "broker", "host-ok", NULL);
+    g_assert_true(g_file_set_contents(f->conf,
+                                      "[broker]\ntick_ms = 100\nchannel_poll_ms = 100\n"
+                                      "session_retry_ms = 100\n",
+                                      -1, NULL));
+}
+
+static void fixture_tear_down(Fixture *f, gconstpointer data)
+{
+    broker_free(f->b);
+    g_unlink(f->conf);
+    g_unlink(f->evlog);
+    g_unlink(f->ctl);
+    g_rmdir(f->dir);
+    g_free(f->dir);
+    g_free(f->conf);
+    g_free(f->ctl);
+    g_free(f->evlog);
+    g_free(f->uri);
+    g_free(f->host_root);
+    g_free(f->status_reply);
+    g_free(f->reload_reply);
+    g_free(f->bad_reply);
+}
+
+static Broker *start(Fixture *f)
+{
+    g_autoptr(GError) e = NULL;
+    BrokerOptions opt = {
+        .uri = f->uri,
+        .config_path = f->conf,
+        .config_explicit = TRUE,
+        .dry_run = f->dry_run,
+        .control_path = f->ctl,
+        .event_log = f->evlog,
+        .host_root = f->host_root,
+    };
+    f->b = broker_new(&opt, &e);
+    g_assert_no_error(e);
+    g_assert_nonnull(f->b);
+    return f->b;
+}
+
+static void put(gpointer o)
+{
+    json_object_put(o);
+}
+
+/* The event log as an array of objects. */
+static GPtrArray *events(Fixture *f)
+{
+    GPtrArray *a = g_ptr_array_new_with_free_func(put);
+    g_autofree char *text = NULL;
+
+    if (!g_file_get_contents(f->evlog, &text, NULL, NULL))
+        return a;
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (guint i = 0; lines[i]; i++) {
+        if (lines[i][0] == '\0')
+            continue;
+        json_object *o = json_tokener_parse(lines[i]);
+        g_assert_nonnull(o); /* every line is one JSON object */
+        g_ptr_array_add(a, o);
+    }
+    return a;
+}
+
+static const char *sget(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+static json_object *find(GPtrArray *ev, const char *event, const char *vm, guint *count)
+{
+    json_object *first = NULL;
+    guint n = 0;
+
+    for (guint i = 0; i < ev->len; i++) {
+        json_object *o = ev->pdata[i];
+        if (g_strcmp0(sget(o, "event"), event) == 0 &&
+            (vm == NULL || g_strcmp0(sget(o, "vm"), vm) == 0)) {
+            if (first == NULL)
+                first = o;
+            n++;
+        }
+    }
+    if (count)
+        *count = n;
+    return first;
+}
+
+static char *ctl_request(const char *path, const char *line)
+{
+    g_autoptr(GSocketClient) client = g_socket_client_new();
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
+    g_autoptr(GError) e = NULL;
+    g_autoptr(GSocketConnection) conn =
+        g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, &e);
+    g_assert_no_error(e);
+    GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+    g_assert_true(g_output_stream_write_all(out, line, strlen(line), NULL, NULL, &e));
+    GString *reply = g_string_new(NULL);
+    char buf[4096];
+    gssize n;
+    while ((n = g_input_stream_read(g_io_stream_get_input_stream(G_IO_STREAM(conn)), buf,
+                                    sizeof(buf), NULL, &e)) > 0)
+        g_string_append_len(reply, buf, n);
+    g_assert_no_error(e);
+    return g_string_free(reply, FALSE);
+}
+
+static gpointer ctl_thread(gpointer data)
+{
+    Fixture *f = data;
+
+    f->status_reply = ctl_request(f->ctl, "{\"cmd\":\"status\"}\n");
+    g_assert_true(g_file_set_contents(f->conf,
+                                      "[broker]\ntick_ms = 100\n[policy]\n"
+                                      "host_reserve = 12XB\n",
+                                      -1, NULL));
+    f->reload_reply = ctl_request(f->ctl, "{\"cmd\":\"reload\"}\n");
+    f->bad_reply = ctl_request(f->ctl, "not json at all\n");
+    g_atomic_int_set(&f->ctl_done, TRUE);
+    return NULL;
+}
+
+/* Poll the log (not a timing: the loop runs until the events are there). */
+static gboolean check(gpointer data)
+{
+    Fixture *f = data;
+    g_autoptr(GPtrArray) ev = events(f);
+
+    if (find(ev, "decision", "bk-floor", NULL) == NULL ||
+        find(ev, "decision", "bk-observe", NULL) == NULL)
+        return G_SOURCE_CONTINUE;
+    if (f->dry_run) {
+        broker_quit(f->b, "test done");
+        return G_SOURCE_REMOVE;
+    }
+    static GThread *t;
+    if (t == NULL)
+        t = g_thread_new("ctl", ctl_thread, f);
+    if (!g_atomic_int_get(&f->ctl_done))
+        return G_SOURCE_CONTINUE;
+    g_thread_join(t);
+    t = NULL;
+    broker_quit(f->b, "test done");
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean hang_guard(gpointer data)
+{
+    g_error("the broker never made the expected decisions");
+    return G_SOURCE_REMOVE;
+}
+
+static void run(Fixture *f)
+{
+    g_autoptr(GError) e = NULL;
+    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
+
+    g_timeout_add(20, check, f);
+    g_assert_true(broker_run(f->b, &e));
+    g_assert_no_error(e);
+    g_source_remove(guard);
+}
+
+static void test_floor_and_modes(Fixture *f, gconstpointer data)
+{
+    start(f);
+    run(f);
+
+    g_autoptr(GPtrArray) ev = events(f);
+    guint n;
+    g_assert_nonnull(find(ev, "connect", NULL, NULL));
+
+    /* Below its floor at startup: raised, applied, and the call logged. */
+    json_object *d = find(ev, "decision", "bk-floor", &n);
+    g_assert_cmpuint(n, ==, 1);
+    g_assert_cmpstr(sget(d, "kind"), ==, "deflate");
+    g_assert_cmpstr(sget(d, "target_kib"), ==, "3145728");
+    g_assert_cmpstr(sget(d, "from_kib"), ==, "2097152");
+    g_assert_cmpstr(sget(d, "applied"), ==, "true");
+    json_object *s = find(ev, "set-memory", "bk-floor", &n);
+    g_assert_cmpuint(n, ==, 1);
+    g_assert_cmpstr(sget(s, "ok"), ==, "true");
+    g_assert_cmpstr(sget(s, "target_kib"), ==, "3145728");
+
+    /* Observe: decided and said, never applied, said once. */
+    d = find(ev, "decision", "bk-observe", &n);
+    g_assert_cmpuint(n, ==, 1);
+    g_assert_cmpstr(sget(d, "applied"), ==, "false");
+    g_assert_cmpstr(sget(d, "why_not_applied"), ==, "observe");
+    g_assert_cmpstr(sget(d, "target_kib"), ==, "1572864"); /* <min_guarantee> 1536 MiB */
+    g_assert_null(find(ev, "set-memory", "bk-observe", NULL));
+    /* Its bad shares value was reported once. */
+    g_assert_nonnull(find(ev, "metadata-invalid", "bk-observe", &n));
+    g_assert_cmpuint(n, ==, 1);
+
+    /* Off: left alone, below its floor or not. */
+    g_assert_null(find(ev, "decision", "bk-off", NULL));
+    g_assert_null(find(ev, "set-memory", "bk-off", NULL));
+
+    /* The control socket answered status... */
+    json_object *st = json_tokener_parse(f->status_reply);
+    g_assert_nonnull(st);
+    json_object *status, *vms;
+    g_assert_cmpstr(sget(st, "ok"), ==, "true");
+    g_assert_true(json_object_object_get_ex(st, "status", &status));
+    g_assert_cmpstr(sget(status, "uri"), ==, f->uri);
+    g_assert_cmpstr(sget(status, "dry_run"), ==, "false");
+    g_assert_true(json_object_object_get_ex(status, "vms", &vms));
+    g_assert_cmpuint(json_object_array_length(vms), ==, 3);
+    json_object *vm0 = json_object_array_get_idx(vms, 0); /* sorted by name */
+    g_assert_cmpstr(sget(vm0, "name"), ==, "bk-floor");
+    g_assert_cmpstr(sget(vm0, "mode"), ==, "auto");
+    g_assert_cmpstr(sget(vm0, "floor_kib"), ==, "3145728");
+    g_assert_cmpstr(sget(vm0, "shares"), ==, "500");
+    g_assert_cmpstr(sget(vm0, "target_kib"), ==, "3145728");
+    json_object *vm2 = json_object_array_get_idx(vms, 2);
+    g_assert_cmpstr(sget(vm2, "name"), ==, "bk-off");
+    g_assert_cmpstr(sget(vm2, "mode"), ==, "off");
+    json_object_put(st);
+
+    /* ... refused a broken reload with the file's line, kept running ... */
+    json_object *rl = json_tokener_parse(f->reload_reply);
+    g_assert_cmpstr(sget(rl, "ok"), ==, "false");
+    g_assert_nonnull(strstr(sget(rl, "error"), "ballastd.conf:4: [policy] host_reserve"));
+    json_object_put(rl);
+    g_assert_nonnull(find(ev, "reload", NULL, NULL));
+
+    /* ... and answered garbage with an error, not a crash. */
+    json_object *bad = json_tokener_parse(f->bad_reply);
+    g_assert_cmpstr(sget(bad, "ok"), ==, "false");
+    json_object_put(bad);
+
+    /* The status object is whole after the loop has stopped too. */
+    json_object *now = broker_status(f->b);
+    json_object_object_get_ex(now, "vms", &vms);
+    g_assert_cmpuint(json_object_array_length(vms), ==, 3);
+    json_object_put(now);
+}
+
+static void test_dry_run(Fixture *f, gconstpointer data)
+{
+    f->dry_run = TRUE;
+    start(f);
+    run(f);
+
+    g_autoptr(GPtrArray) ev = events(f);
+    json_object *d = find(ev, "decision", "bk-floor", NULL);
+    g_assert_cmpstr(sget(d, "applied"), ==, "false");
+    g_assert_cmpstr(sget(d, "why_not_applied"), ==, "dry-run");
+    g_assert_null(find(ev, "set-memory", NULL, NULL));
+    d = find(ev, "decision", "bk-observe", NULL);
+    g_assert_cmpstr(sget(d, "why_not_applied"), ==, "dry-run");
+}
+
+static void test_bad_config(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) e = NULL;
+    BrokerOptions opt = {.uri = f->uri, .config_path = f->conf, .config_explicit = TRUE};
+
+    g_assert_true(g_file_set_contents(f->conf, "[broker]\n\ntick_ms = fast\n", -1, NULL));
+    g_assert_null(broker_new(&opt, &e));
+    g_autofree char *want = g_strdup_printf("%s:3: [broker] tick_ms", f->conf);
+    g_assert_true(g_str_has_prefix(e->message, want));
+
+    g_clear_error(&e);
+    g_autofree char *missing = g_build_filename(f->dir, "nope.conf", NULL);
+    opt.config_path = missing;
+    g_assert_null(broker_new(&opt, &e));
+    g_assert_nonnull(e);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+#define T(name, fn)                                                                                \
+    g_test_add("/broker/" name, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+    T("floor-and-modes", test_floor_and_modes);
+    T("dry-run", test_dry_run);
+    T("bad-config", test_bad_config);
+    return g_test_run();
+}
