@@ -24,7 +24,7 @@ typedef struct {
  * without a trailing '\r'); len excludes the NUL. Empty lines are not passed.
  * Returning FALSE stops the current feed right after this line's '\n'; the
  * rest of the input is not consumed (see bl_framer_feed). The callback must
- * not free the framer; it may call bl_framer_reset().
+ * not free or feed the framer; it may call bl_framer_reset().
  */
 typedef gboolean (*BlFramerLineFunc)(const char *line, gsize len, gpointer user_data);
 
