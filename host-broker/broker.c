@@ -524,7 +524,8 @@ static void broker_cycle(Broker *b, gboolean fast)
             g_ptr_array_add(vms, vm);
     }
     if (vms->len == 0) {
-        broker_ksm_tick(b, now);
+        if (!fast)
+            broker_ksm_tick(b, now);
         return;
     }
 
@@ -601,10 +602,10 @@ static void broker_cycle(Broker *b, gboolean fast)
             vm->stats.current_kib + b->cfg.policy.balloon_tolerance_kib >= floor)
             continue;
         if (vm->target_kib >= floor &&
-            now - vm->target_at_us < (gint64)b->cfg.balloon_stuck_ms * 1000)
+            now - vm->target_at_us < (gint64)b->cfg.policy.balloon_settle_ms * 1000)
             continue; /* already asked for it: give the balloon time */
         if (vm->last.has && !vm->last.applied && vm->last.target_kib == floor &&
-            now - vm->last.mono_us < (gint64)b->cfg.balloon_stuck_ms * 1000)
+            now - vm->last.mono_us < (gint64)b->cfg.policy.balloon_settle_ms * 1000)
             continue; /* dry-run: say it once in a while, not every tick */
         char reason[256];
         g_snprintf(reason, sizeof(reason),
@@ -615,7 +616,10 @@ static void broker_cycle(Broker *b, gboolean fast)
         broker_apply(b, vm, POLICY_ACTION_DEFLATE, floor, reason, pvms[i].mode);
     }
     broker_notes(b, plan->notes, now);
-    broker_ksm_tick(b, now);
+    /* KSM decisions are slow ones (minutes): the tick is soon enough, and the
+     * pressure path stays short. */
+    if (!fast)
+        broker_ksm_tick(b, now);
 }
 
 static gboolean on_tick(gpointer user_data)

@@ -34,7 +34,6 @@ void config_init_defaults(Config *cfg)
     cfg->session_retry_ms = 2000;
     cfg->reconnect_min_ms = 500;
     cfg->reconnect_max_ms = 30000;
-    cfg->balloon_stuck_ms = 10000;
     policy_config_init_defaults(&cfg->policy);
     ksm_config_init_defaults(&cfg->ksm);
 }
@@ -203,7 +202,6 @@ static const KeyDesc broker_keys[] = {
     K_UINT(session_retry_ms, 100, 600000),
     K_UINT(reconnect_min_ms, 100, 600000),
     K_UINT(reconnect_max_ms, 100, 3600000),
-    K_UINT(balloon_stuck_ms, 1000, 3600000),
 };
 
 static gboolean load_broker_key(Config *cfg, GKeyFile *kf, const KeyDesc *d, GError **error)

@@ -53,7 +53,6 @@ typedef struct {
     guint32 session_retry_ms;  /* first delay before reopening a failed channel */
     guint32 reconnect_min_ms;  /* libvirt reconnect backoff, first delay */
     guint32 reconnect_max_ms;  /* ... and its cap */
-    guint32 balloon_stuck_ms;  /* a balloon that has not reached its target by then is stuck */
 
     /* [policy] */
     PolicyConfig policy;
