@@ -227,6 +227,59 @@ static void test_document_examples(void)
     g_assert_cmpuint(n, ==, 7); /* one per type */
 }
 
+/*
+ * Seeded mutations of every valid vector (a small deterministic fuzz that also
+ * runs without clang): each result is a clean error or a message that
+ * round-trips.
+ */
+static void test_mutations(void)
+{
+    g_autoptr(GPtrArray) vectors = vectors_load("valid");
+    g_autoptr(GRand) rand = g_rand_new_with_seed(53);
+    static const char junk[] = "{}[]\",:\\0-1e.9tfn \xff\xc3\x80";
+    guint decoded = 0, failed = 0;
+
+    for (guint i = 0; i < vectors->len; i++) {
+        const Vector *v = vectors->pdata[i];
+
+        for (int round = 0; round < 300; round++) {
+            g_autoptr(GString) s = g_string_new_len(v->line, (gssize)v->len);
+            g_autoptr(GError) error = NULL;
+            int edits = g_rand_int_range(rand, 1, 4);
+            BlMessage msg;
+
+            for (int e = 0; e < edits && s->len > 0; e++) {
+                gsize at = (gsize)g_rand_int_range(rand, 0, (gint32)s->len);
+                char c = junk[g_rand_int_range(rand, 0, sizeof junk - 1)];
+
+                switch (g_rand_int_range(rand, 0, 3)) {
+                case 0:
+                    s->str[at] = c;
+                    break;
+                case 1:
+                    g_string_insert_c(s, (gssize)at, c);
+                    break;
+                default:
+                    g_string_erase(s, (gssize)at, 1);
+                    break;
+                }
+            }
+            if (bl_proto_decode(s->str, s->len, &msg, &error)) {
+                assert_round_trip(&msg);
+                decoded++;
+            } else {
+                g_assert_true(error->domain == BL_PROTO_ERROR);
+                g_assert_cmpint(error->code, <=, BL_PROTO_ERROR_TOO_LONG);
+                failed++;
+            }
+        }
+    }
+    /* Both outcomes happen, or the mutations were too tame or too wild to test anything. */
+    g_test_message("mutations: %u decoded, %u rejected", decoded, failed);
+    g_assert_cmpuint(decoded, >, 100);
+    g_assert_cmpuint(failed, >, 1000);
+}
+
 static void test_empty(void)
 {
     g_autoptr(GError) error = NULL;
@@ -574,6 +627,7 @@ int main(int argc, char **argv)
     g_test_add_func("/protocol/version-skew", test_version_skew);
     g_test_add_func("/protocol/unknown-type", test_unknown_type);
     g_test_add_func("/protocol/empty", test_empty);
+    g_test_add_func("/protocol/mutations", test_mutations);
     g_test_add_func("/protocol/document-examples", test_document_examples);
     g_test_add_func("/protocol/json-bounds", test_json_bounds);
     g_test_add_func("/protocol/error-messages", test_error_messages);
