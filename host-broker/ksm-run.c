@@ -50,6 +50,7 @@ struct KsmRun {
     char last_event[128]; /* what the last ksm-host event announced */
     char read_error[256];
     gint64 last_cycle_us;
+    gint64 last_sample_us; /* per-VM ksm_stat, at most once a second */
 
     gint ksmd_pid;
     gboolean has_ticks;
@@ -305,8 +306,8 @@ static void ksm_run_sample_vm(KsmRun *run, KsmRunVmState *v)
     v->has_profit = ksm_proc_profit(&v->stat, run->page_size, &v->profit_bytes);
 }
 
-static void ksm_run_apply_vm(KsmRun *run, const KsmRunVm *vm, const KsmVmDecision *d,
-                             gboolean allow_monitor)
+static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunVm *vm,
+                             const KsmVmDecision *d, gboolean allow_monitor)
 {
     g_autoptr(GError) e = NULL;
     VirtKsmResult r = {0};
@@ -316,7 +317,8 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmRunVm *vm, const KsmVmDecisio
     g_autoptr(GString) how = g_string_new(NULL);
 
     if (!run->dry_run && run->virt != NULL) {
-        ok = virt_ksm_apply_uuid(run->virt, vm->uuid, d->exclude, allow_monitor, &r, &e);
+        ok = virt_ksm_apply_uuid(run->virt, vm->uuid, d->exclude,
+                                 allow_monitor && config->live_exclusion, &r, &e);
         if (r.live_attempted)
             g_string_append_printf(how,
                                    "; live: %s (%u memory backend%s, libvirt marks the "
@@ -333,6 +335,9 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmRunVm *vm, const KsmVmDecisio
                                                           : "already so");
         if (r.note[0])
             g_string_append_printf(how, "; %s", r.note);
+        if (r.active && !r.live_attempted && !r.live)
+            g_string_append(how, !allow_monitor ? " ([broker] allow_qemu_monitor=false)"
+                                                : " ([ksm] live_exclusion=false)");
         if (e)
             g_string_append_printf(how, "; error: %s", e->message);
     }
@@ -359,7 +364,7 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmRunVm *vm, const KsmVmDecisio
 void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_monitor,
                   const PolicyHost *host, const KsmRunVm *vms, gsize n_vms, gint64 now_us)
 {
-    gboolean cycle;
+    gboolean cycle, sample;
     GHashTableIter it;
     gpointer value;
 
@@ -371,6 +376,11 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
         run->last_cycle_us = now_us;
         ksm_run_host(run, config, host, now_us);
     }
+    /* VM figures are cheap (three small reads) and shown live in the status. */
+    sample = run->available &&
+             (run->last_sample_us == 0 || cycle || now_us - run->last_sample_us >= G_USEC_PER_SEC);
+    if (sample)
+        run->last_sample_us = now_us;
 
     g_hash_table_iter_init(&it, run->vms);
     while (g_hash_table_iter_next(&it, NULL, &value))
@@ -395,7 +405,7 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
             v->pid = 0;
             continue;
         }
-        if (cycle && run->available)
+        if (sample)
             ksm_run_sample_vm(run, v);
 
         facts.name = vm->name;
@@ -409,7 +419,7 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
         v->state = d.state;
         g_strlcpy(v->reason, d.reason, sizeof(v->reason));
         if (d.changed)
-            ksm_run_apply_vm(run, vm, &d, allow_qemu_monitor);
+            ksm_run_apply_vm(run, config, vm, &d, allow_qemu_monitor);
     }
     g_hash_table_iter_init(&it, run->vms);
     while (g_hash_table_iter_next(&it, NULL, &value))

@@ -41,10 +41,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KsmRun, ksm_run_free)
 
 /*
  * Call on every broker tick with every domain the broker knows. The host
- * part and the ksm_stat sampling run every config->interval_s; the per-VM
- * decisions run every tick on the latest figures (so a new VM, or a metadata
- * change, is acted on at once). Domains missing from vms are forgotten.
- * host may be NULL when unknown.
+ * part runs every config->interval_s and the VMs' ksm_stat is read at most
+ * once a second; the per-VM decisions run every tick on the latest figures
+ * (so a new VM, or a metadata change, is acted on at once). Domains missing
+ * from vms are forgotten. host may be NULL when unknown.
  */
 void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_monitor,
                   const PolicyHost *host, const KsmRunVm *vms, gsize n_vms, gint64 now_us);

@@ -34,6 +34,7 @@ void ksm_config_init_defaults(KsmConfig *config)
     config->vm_min_profit_mib = 1;
     config->vm_full_scans = 3;
     config->vm_retry_after_s = 3600;
+    config->live_exclusion = TRUE;
     config->latency_sensitive = NULL;
 }
 
@@ -71,11 +72,15 @@ static const KsmUintKey ksm_uint_keys[] = {
     UKEY(vm_retry_after_s, 0, 86400 * 30),
 };
 
-static const char *const ksm_bool_keys[] = {"manage", "use_advisor"};
+static const char *const ksm_bool_keys[] = {"manage", "use_advisor", "live_exclusion"};
 
 static gboolean *ksm_bool_field(KsmConfig *config, const char *key)
 {
-    return g_str_equal(key, "manage") ? &config->manage : &config->use_advisor;
+    if (g_str_equal(key, "manage"))
+        return &config->manage;
+    if (g_str_equal(key, "use_advisor"))
+        return &config->use_advisor;
+    return &config->live_exclusion;
 }
 
 static gboolean ksm_key_known(const char *key)

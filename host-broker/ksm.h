@@ -69,6 +69,8 @@ typedef struct {
     guint vm_min_profit_mib;  /* ksm="auto": a VM pays when its profit reaches this */
     guint vm_full_scans;      /* ... judged over this many full scans */
     guint vm_retry_after_s;   /* re-include a VM excluded for low profit (0 = never) */
+    gboolean live_exclusion;  /* exclude running VMs live (also needs [broker]
+                                   * allow_qemu_monitor=true: QMP taints the domain) */
     char **latency_sensitive; /* VM names treated as latency-sensitive */
 } KsmConfig;
 

@@ -138,7 +138,7 @@ gboolean virt_ksm_apply(virDomainPtr dom, gboolean exclude, gboolean live_allowe
             r->live = TRUE;
         } else if (!live_allowed) {
             g_snprintf(r->note, sizeof(r->note),
-                       "live part waits for the next start ([broker] allow_qemu_monitor=false)");
+                       "live part waits for the next start (QEMU monitor use not allowed)");
         } else {
             r->live_attempted = TRUE;
             r->live = virt_ksm_set_live(dom, !exclude, &r->n_backends, &live_err);

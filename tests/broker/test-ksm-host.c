@@ -777,6 +777,7 @@ static void test_config(void)
 
     ksm_config_init_defaults(&c);
     g_assert_true(c.manage);
+    g_assert_true(c.live_exclusion);
     g_assert_cmpuint(c.pages_boost, ==, 300);
     g_assert_cmpuint(c.pages_decay, ==, 50);
     g_assert_cmpuint(c.pages_min, ==, 64);
@@ -784,13 +785,15 @@ static void test_config(void)
     g_assert_cmpuint(c.start_below_percent, ==, 20);
 
     g_assert_true(load_conf(&c, "[other]\nx=1\n", &bad, &error));
-    g_assert_true(load_conf(&c,
-                            "[ksm]\nmanage=false\nuse_advisor=false\npages_boost=500\n"
-                            "latency_sensitive=db1; rt-2 ;\nvm_full_scans=5\n",
-                            &bad, &error));
+    g_assert_true(
+        load_conf(&c,
+                  "[ksm]\nmanage=false\nuse_advisor=false\nlive_exclusion=false\npages_boost=500\n"
+                  "latency_sensitive=db1; rt-2 ;\nvm_full_scans=5\n",
+                  &bad, &error));
     g_assert_no_error(error);
     g_assert_false(c.manage);
     g_assert_false(c.use_advisor);
+    g_assert_false(c.live_exclusion);
     g_assert_cmpuint(c.pages_boost, ==, 500);
     g_assert_cmpuint(c.vm_full_scans, ==, 5);
     g_assert_cmpuint(g_strv_length(c.latency_sensitive), ==, 2);
@@ -804,7 +807,8 @@ static void test_config(void)
         {"[ksm]\npages_boost=-1\n", "pages_boost", "0..100000"},
         {"[ksm]\nmanage=maybe\n", "manage", "true or false"},
         {"[ksm]\nbogus=1\n", "bogus", "unknown key"},
-        {"[ksm]\nlive_exclusion=true\n", "live_exclusion", "unknown key"},
+        {"[ksm]\nlive_exclusion=sometimes\n", "live_exclusion", "true or false"},
+        {"[ksm]\nallow_qemu_monitor=true\n", "allow_qemu_monitor", "unknown key"},
         {"[ksm]\nstart_below_percent=40\n", "start_below_percent", "stop_above_percent"},
         {"[ksm]\npages_min=2000\n", "pages_min", "pages_max"},
         {"[ksm]\nlatency_sensitive=a/b\n", "latency_sensitive", "not a domain name"},

@@ -75,6 +75,7 @@ static void test_apply_without_live(void)
     g_assert_false(r.live_attempted); /* no monitor command: no taint */
     g_assert_false(r.live);
     g_assert_nonnull(strstr(r.note, "next start"));
+    g_assert_nonnull(strstr(r.note, "not allowed"));
     g_assert_true(r.persistent_done);
     g_assert_true(r.persistent_changed);
     g_assert_true(inactive_has_nsp(dom));
