@@ -96,7 +96,6 @@ allow_qemu_monitor=true
 [ksm]
 # the demo sets KSM running itself and restores it afterwards
 manage=false
-live_exclusion=true
 
 [policy]
 host_reserve=$1

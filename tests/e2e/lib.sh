@@ -313,7 +313,8 @@ broker_cpu_s() {
         "/proc/$E2E_BROKER_PID/stat"
 }
 
-ctl_status() { "$BALLASTCTL" --control "$E2E_SOCK" status --json; }
+# The status object (ballastctl prints it bare; the socket wraps it in {"ok","status"}).
+ctl_status() { "$BALLASTCTL" --control "$E2E_SOCK" status --json | jq -c 'if .status then .status else . end'; }
 
 # ---- event log ----
 
@@ -375,4 +376,10 @@ ksm_merging() {
     local pid
     pid=$(guest_qemu_pid "$1")
     [ -n "$pid" ] && awk '/^ksm_merging_pages/{print $2}' "/proc/$pid/ksm_stat" 2>/dev/null
+}
+
+# jtrue JSON FILTER: true only when JSON is a non-empty document and FILTER
+# yields true for it (plain `jq -e` passes on empty input).
+jtrue() {
+    [ -n "$1" ] && [ "$(jq -c "$2" <<<"$1" 2>/dev/null | tail -n1)" = true ]
 }

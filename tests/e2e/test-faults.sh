@@ -39,7 +39,7 @@ b2=$(echo "$h2" | jq -r .ts | awk -v t="$t2" '{printf "%.2f", $1 - t}')
 figure "boot to hello (virsh start -> hello event, 2 guests booting together)" "$b1 s, $b2 s"
 log "hello: $h1"
 check "hello carries the balloon facts (present, driver bound)" \
-    "$(echo "$h1" | jq -e '.balloon.present == true and .balloon.driver_bound == true' >/dev/null && echo 1)"
+    "$(jtrue "$h1" '.balloon.present == true and .balloon.driver_bound == true' && echo 1)"
 guest_wait_ready "$vm1" 60 || bail "$vm1 command channel"
 guest_wait_ready "$vm2" 60 || bail "$vm2 command channel"
 
@@ -82,7 +82,7 @@ check "no guest below its floor after the restart ($vm1 $((a1 / 1024)) MiB, $vm2
     "$([ "$a1" -ge $((floor_mib * 1024)) ] && [ "$a2" -ge $((floor_mib * 1024)) ] && echo 1)"
 ev_since "$mark" ".event==\"decision\" and .vm==\"$vm2\"" | head -n 2 | jq -r '"#   \(.vm) \(.kind) -> \(.target_kib / 1024 | floor) MiB: \(.reason)"'
 status=$(ctl_status)
-n_conn=$(echo "$status" | jq '[.status.vms[] | select(.name | startswith("e2e-faults-")) | select(.agent.connected == true)] | length')
+n_conn=$(echo "$status" | jq '[.vms[] | select(.name | startswith("e2e-faults-")) | select(.agent.connected == true)] | length')
 check "status shows both agents connected ($n_conn)" "$([ "$n_conn" = 2 ] && echo 1)"
 
 # ---- 3. restart libvirtd under the running broker ----

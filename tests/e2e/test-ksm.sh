@@ -33,7 +33,10 @@ for i in $(seq 90); do
     [ "${m1:-0}" -ge 5000 ] && [ "${m2:-0}" -ge 5000 ] && break
     sleep 1
 done
-log "merging pages before: $keep $m1, $excl $m2 (after $i s)"
+sleep 5 # let ksmd finish its first full scans
+m1=$(ksm_merging "$keep")
+m2=$(ksm_merging "$excl")
+log "merging pages before: $keep $m1, $excl $m2 (after $((i + 5)) s)"
 check "both guests merge pages before exclusion ($keep $m1, $excl $m2, >= 5000 each)" \
     "$([ "${m1:-0}" -ge 5000 ] && [ "${m2:-0}" -ge 5000 ] && echo 1)"
 figure "KSM merging pages before" "$keep $m1, $excl $m2"
@@ -46,12 +49,11 @@ allow_qemu_monitor=true
 
 [ksm]
 manage=false
-live_exclusion=true
 EOF
 ex=$(ev_wait 60 ".event==\"ksm-exclude\" and .vm==\"$excl\"") || bail "no ksm-exclude event for $excl"
 log "ksm-exclude: $ex"
 check "exclusion applied live and persistently" \
-    "$(echo "$ex" | jq -e '.applied == true and .live == true and .persistent == true' >/dev/null && echo 1)"
+    "$(jtrue "$ex" '.applied == true and .live == true and .persistent == true' && echo 1)"
 t_ex=$SECONDS
 for i in $(seq 60); do
     m2=$(ksm_merging "$excl")
@@ -71,14 +73,17 @@ check "the other guest was not excluded" "$([ $? = 0 ] && echo 1)"
 sleep 3 # a fresh status cycle
 status=$(ctl_status) || bail "ballastctl status --json failed"
 proc_m1=$(ksm_merging "$keep")
-st_m1=$(echo "$status" | jq ".status.vms[] | select(.name==\"$keep\") | .ksm.merging_pages")
-st_ex1=$(echo "$status" | jq ".status.vms[] | select(.name==\"$keep\") | .ksm.excluded")
-st_ex2=$(echo "$status" | jq ".status.vms[] | select(.name==\"$excl\") | .ksm.excluded")
-st_m2=$(echo "$status" | jq ".status.vms[] | select(.name==\"$excl\") | .ksm.merging_pages")
+st_m1=$(echo "$status" | jq ".vms[] | select(.name==\"$keep\") | .ksm.merging_pages")
+st_ex1=$(echo "$status" | jq ".vms[] | select(.name==\"$keep\") | .ksm.excluded")
+st_ex2=$(echo "$status" | jq ".vms[] | select(.name==\"$excl\") | .ksm.excluded")
+st_m2=$(echo "$status" | jq ".vms[] | select(.name==\"$excl\") | .ksm.merging_pages")
 log "status: $keep merging_pages=$st_m1 excluded=$st_ex1 (/proc says $proc_m1); $excl merging_pages=$st_m2 excluded=$st_ex2"
 check "status reports $keep's merging pages ($st_m1 vs /proc $proc_m1, within 10 %)" \
     "$([ -n "$st_m1" ] && [ "$st_m1" != null ] &&
         awk -v a="$st_m1" -v b="$proc_m1" 'BEGIN{d=a-b; if (d<0) d=-d; exit !(b > 0 && d <= b * 0.10)}' && echo 1)"
+proc_m2=$(ksm_merging "$excl")
+check "status reports $excl's merging pages after the exclusion ($st_m2 vs /proc $proc_m2, < 5 % of $excl_before)" \
+    "$([ -n "$st_m2" ] && [ "$st_m2" != null ] && [ "$st_m2" -lt $((excl_before / 20)) ] && echo 1)"
 check "status: $keep not excluded, $excl excluded" \
     "$([ "$st_ex1" = false ] && [ "$st_ex2" = true ] && echo 1)"
 

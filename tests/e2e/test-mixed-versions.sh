@@ -22,7 +22,7 @@ guest_wait_ready "$vm" 90 || bail "$vm did not boot"
 
 hello=$(ev_wait 30 ".event==\"hello\" and .vm==\"$vm\"") || bail "no hello event for $vm"
 log "hello: $hello"
-check "hello accepted with minor 7" "$(echo "$hello" | jq -e '.minor == 7' >/dev/null && echo 1)"
+check "hello accepted with minor 7" "$(jtrue "$hello" '.minor == 7' && echo 1)"
 mark=$(ev_mark)
 sleep 10
 n_reports=$(ev_since "$mark" ".event==\"report\" and .vm==\"$vm\"" | wc -l)
@@ -37,10 +37,10 @@ check "the guest received a welcome ($(cat "$E2E_WORK/welcome.count") lines)" \
 guest_run "$vm" "grep 'received: .*welcome' /run/agent.log | head -n1" 10 | sed 's/^/#   /'
 
 status=$(ctl_status) || bail "ballastctl status --json failed"
-agent=$(echo "$status" | jq -c ".status.vms[] | select(.name==\"$vm\") | .agent")
+agent=$(echo "$status" | jq -c ".vms[] | select(.name==\"$vm\") | .agent")
 log "status agent: $agent"
 check "status shows the agent connected with fresh reports" \
-    "$(echo "$agent" | jq -e '.connected == true and .report_age_ms < 5000' >/dev/null && echo 1)"
+    "$(jtrue "$agent" '.connected == true and .report_age_ms < 5000' && echo 1)"
 check "broker still running" "$(kill -0 "$E2E_BROKER_PID" 2>/dev/null && echo 1)"
 
 e2e_finish

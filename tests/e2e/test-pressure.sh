@@ -104,7 +104,7 @@ check "broker deflated ($(echo "$deflates" | grep -c .) applied deflate decision
     "$([ -n "$deflates" ] && echo 1)"
 echo "$deflates" | jq -r '"#   deflate \(.from_kib / 1024 | floor) -> \(.target_kib / 1024 | floor) MiB: \(.reason)"' 2>/dev/null
 check "every set-memory call succeeded" \
-    "$([ -n "$setmems" ] && ! echo "$setmems" | jq -e 'select(.ok != true)' >/dev/null && echo 1)"
+    "$([ -n "$setmems" ] && [ "$(echo "$setmems" | jq -s 'all(.ok == true)')" = true ] && echo 1)"
 min_target=$(echo "$setmems" | jq -s 'map(.target_kib) | min // 0')
 min_actual=$(sort -n "$E2E_WORK/balloon.samples" | head -n1)
 max_actual=$(sort -n "$E2E_WORK/balloon.samples" | tail -n1)
@@ -126,8 +126,9 @@ if [ -n "$p" ]; then
     total_p=$(echo "$p" | jq .total_kib)
     s=$(ev_since "$mark" ".event==\"set-memory\" and .vm==\"$vm\" and .mono_us >= $p_us" | head -n1)
     first_set=$(echo "$setmems" | head -n1)
-    t=$(ev_since "$mark" ".event==\"report\" and .vm==\"$vm\" and .mono_us >= $p_us and .total_kib > $total_p + 8192" | head -n1)
-    bc_ev=$(ev_since "$mark" ".event==\"balloon-change\" and .vm==\"$vm\" and .mono_us >= $p_us" | head -n1)
+    s_us=$(echo "$s" | jq '.mono_us // 0')
+    t=$(ev_since "$mark" ".event==\"report\" and .vm==\"$vm\" and .mono_us >= ${s_us:-0} and .total_kib > $total_p + 8192" | head -n1)
+    bc_ev=$(ev_since "$mark" ".event==\"balloon-change\" and .vm==\"$vm\" and .mono_us >= ${s_us:-0}" | head -n1)
     if [ -n "$first_set" ] && [ "$(echo "$first_set" | jq .mono_us)" -lt "$p_us" ]; then
         log "a set-memory preceded the first pressure report by $((p_us - $(echo "$first_set" | jq .mono_us))) us"
     fi
