@@ -135,7 +135,7 @@ static gboolean check_report(const BlReport *r, GError **error)
     if ((guint)r->reason > BL_REPORT_REQUEST)
         return FAIL("report.reason (%d) is not a BlReportReason", (int)r->reason);
     for (guint i = 0; i < G_N_ELEMENTS(mem); i++) {
-        if (!check_uint("report.mem", bl_proto_mem_name(i), mem[i], 0, MAX_INT, error))
+        if (!check_uint("report.mem", bl_proto_mem_names[i], mem[i], 0, MAX_INT, error))
             return FALSE;
     }
     if (m->total_kib == 0)
