@@ -255,6 +255,34 @@ static void test_names(void)
     g_assert_cmpstr(config_ksm_name(POLICY_KSM_NEVER), ==, "never");
 }
 
+/* packaging/ballastd.conf shows every key at its default: uncommented, it
+ * must load and change nothing. */
+static void test_example_file(void)
+{
+    g_autofree char *path = g_build_filename(g_getenv("BALLAST_TEST_DATA"), "..", "..", "packaging",
+                                             "ballastd.conf", NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) e = NULL;
+    g_autoptr(GRegex) re = g_regex_new("^#([a-z_]+ =.*)$", G_REGEX_MULTILINE, 0, &e);
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, &e));
+    g_assert_no_error(e);
+    g_autofree char *live = g_regex_replace(re, text, -1, 0, "\\1", 0, &e);
+    g_assert_no_error(e);
+    g_assert_cmpuint(strlen(live), <, strlen(text)); /* something was uncommented */
+
+    Config want, got;
+    config_init_defaults(&want);
+    config_init_defaults(&got);
+    g_assert_true(config_load_data(&got, path, live, strlen(live), &e));
+    g_assert_no_error(e);
+    g_assert_cmpmem(&got, G_STRUCT_OFFSET(Config, ksm), &want, G_STRUCT_OFFSET(Config, ksm));
+    g_assert_cmpmem(&got.ksm, G_STRUCT_OFFSET(KsmConfig, latency_sensitive), &want.ksm,
+                    G_STRUCT_OFFSET(KsmConfig, latency_sensitive));
+    config_clear(&got);
+    config_clear(&want);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -270,5 +298,6 @@ int main(int argc, char **argv)
     g_test_add_func("/config/locate", test_locate);
     g_test_add_func("/config/reload-keeps-config", test_reload_keeps_config);
     g_test_add_func("/config/names", test_names);
+    g_test_add_func("/config/example-file", test_example_file);
     return g_test_run();
 }
