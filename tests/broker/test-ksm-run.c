@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ksm-run, the broker's KSM edge, on copies of the fixture trees: taking
+ * ownership and restoring at exit, --dry-run and [ksm] manage=false writing
+ * nothing, ksm-host / ksm-exclude events, the status objects, ksmd's CPU
+ * share, and the interval. No libvirt here (virt NULL): the libvirt side is
+ * test-ksm-virt and the end-to-end suite.
+ */
+#include <glib.h>
+#include <json-c/json.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evlog.h"
+#include "ksm-fixture.h"
+#include "ksm-run.h"
+#include "ksm-sysfs.h"
+
+#define S   (G_USEC_PER_SEC * 1ll)
+#define GIB (1024ull * 1024)
+
+typedef struct {
+    char *root;
+    char *events;
+    Evlog *log;
+    KsmConfig config;
+    PolicyHost host;
+} Fixture;
+
+static void fixture_setup(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+
+    f->root = ksm_fixture_new(data ? data : "ksm-6.18");
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/run", "0\n");
+    f->events = g_build_filename(f->root, "events.jsonl", NULL);
+    f->log = evlog_new(f->events, &error);
+    g_assert_no_error(error);
+    ksm_config_init_defaults(&f->config);
+    f->host.mem_total_kib = 16 * GIB;
+    f->host.mem_available_kib = 16 * GIB / 10; /* short of memory */
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data)
+{
+    evlog_free(f->log);
+    ksm_config_clear(&f->config);
+    g_free(f->events);
+    ksm_fixture_free(f->root);
+}
+
+static char *knob(Fixture *f, const char *name)
+{
+    g_autofree char *rel = g_build_filename("sys/kernel/mm/ksm", name, NULL);
+    char *text = ksm_fixture_read(f->root, rel);
+
+    g_assert_nonnull(text);
+    return g_strstrip(text);
+}
+
+static void assert_knob(Fixture *f, const char *name, const char *want)
+{
+    g_autofree char *got = knob(f, name);
+
+    g_assert_cmpstr(got, ==, want);
+}
+
+/* Events of one kind from the event log, as a JSON array (caller puts). */
+static json_object *events_of(Fixture *f, const char *kind)
+{
+    g_autofree char *text = ksm_fixture_read(f->root, "events.jsonl");
+    g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
+    json_object *out = json_object_new_array();
+
+    for (guint i = 0; lines[i]; i++) {
+        json_object *o, *ev;
+
+        if (!*lines[i])
+            continue;
+        o = json_tokener_parse(lines[i]);
+        g_assert_nonnull(o);
+        if (json_object_object_get_ex(o, "event", &ev) &&
+            g_str_equal(json_object_get_string(ev), kind))
+            json_object_array_add(out, json_object_get(o));
+        json_object_put(o);
+    }
+    return out;
+}
+
+static const char *field_str(json_object *o, const char *key)
+{
+    json_object *v;
+
+    g_assert_true(json_object_object_get_ex(o, key, &v));
+    return json_object_get_string(v);
+}
+
+static gboolean field_bool(json_object *o, const char *key)
+{
+    json_object *v;
+
+    g_assert_true(json_object_object_get_ex(o, key, &v));
+    g_assert_true(json_object_is_type(v, json_type_boolean));
+    return json_object_get_boolean(v);
+}
+
+static gint64 field_int(json_object *o, const char *key)
+{
+    json_object *v;
+
+    g_assert_true(json_object_object_get_ex(o, key, &v));
+    g_assert_true(json_object_is_type(v, json_type_int));
+    return json_object_get_int64(v);
+}
+
+static gboolean field_null(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+
+    g_assert_true(json_object_object_get_ex(o, key, &v));
+    return v == NULL;
+}
+
+static void test_owned_and_restored(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    json_object *status, *ev;
+
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 1 * S);
+    /* the decision is in the tree */
+    assert_knob(f, "run", "1");
+    assert_knob(f, "advisor_mode", "scan-time");
+    assert_knob(f, "sleep_millisecs", "10");
+    assert_knob(f, "pages_to_scan", "100"); /* the advisor's */
+
+    ev = events_of(f, "note");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "text"), ==,
+                    "ballastd owns KSM: ksmtuned must not run");
+    json_object_put(ev);
+    ev = events_of(f, "ksm-host");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_cmpint(field_int(json_object_array_get_idx(ev, 0), "run"), ==, 1);
+    g_assert_true(field_bool(json_object_array_get_idx(ev, 0), "applied"));
+    g_assert_nonnull(strstr(field_str(json_object_array_get_idx(ev, 0), "reason"), "start KSM"));
+    g_assert_cmpint(field_int(json_object_array_get_idx(ev, 0), "general_profit"), ==, 136314880);
+    json_object_put(ev);
+
+    status = ksm_run_status(run);
+    g_assert_true(field_bool(status, "owned"));
+    g_assert_true(field_bool(status, "managed"));
+    g_assert_cmpint(field_int(status, "pages_sharing"), ==, 34000);
+    g_assert_true(field_bool(status, "short_of_memory"));
+    g_assert_true(field_null(status, "ksmd_cpu_percent")); /* one sample only */
+    json_object_put(status);
+
+    /* the fake kernel shows the selected mode and the advisor's pages */
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/advisor_mode", "none [scan-time]\n");
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/pages_to_scan", "500\n");
+    ksm_run_free(run);
+    assert_knob(f, "run", "0");
+    assert_knob(f, "advisor_mode", "none");
+    assert_knob(f, "pages_to_scan", "100");
+    assert_knob(f, "sleep_millisecs", "20");
+    ev = events_of(f, "ksm-host");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 2);
+    g_assert_nonnull(strstr(field_str(json_object_array_get_idx(ev, 1), "reason"), "restored"));
+    json_object_put(ev);
+}
+
+static void test_dry_run_writes_nothing(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, TRUE);
+    json_object *ev, *status;
+
+    for (int i = 1; i <= 3; i++)
+        ksm_run_tick(run, &f->config, TRUE, &f->host, NULL, 0, i * 20 * S);
+    assert_knob(f, "run", "0");
+    assert_knob(f, "advisor_mode", "[none] scan-time");
+    assert_knob(f, "sleep_millisecs", "20");
+    /* announced once, not every cycle */
+    ev = events_of(f, "ksm-host");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_false(field_bool(json_object_array_get_idx(ev, 0), "applied"));
+    json_object_put(ev);
+    ev = events_of(f, "note");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 0); /* does not claim ownership */
+    json_object_put(ev);
+    status = ksm_run_status(run);
+    g_assert_false(field_bool(status, "owned"));
+    json_object_put(status);
+    ksm_run_free(run);
+    assert_knob(f, "run", "0");
+    assert_knob(f, "sleep_millisecs", "20");
+}
+
+static void test_not_managed(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    json_object *ev, *status;
+
+    f->config.manage = FALSE;
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 1 * S);
+    assert_knob(f, "run", "0");
+    ev = events_of(f, "ksm-host");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 0);
+    json_object_put(ev);
+    status = ksm_run_status(run); /* figures still reported */
+    g_assert_false(field_bool(status, "managed"));
+    g_assert_cmpint(field_int(status, "full_scans"), ==, 7);
+    g_assert_true(field_null(status, "reason"));
+    json_object_put(status);
+
+    /* manage switched on by a reload: owned from then on; off again: restored */
+    f->config.manage = TRUE;
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 2 * S);
+    assert_knob(f, "run", "0"); /* within the interval: no cycle yet */
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 20 * S);
+    assert_knob(f, "run", "1");
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/advisor_mode", "none [scan-time]\n");
+    f->config.manage = FALSE;
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 21 * S);
+    assert_knob(f, "run", "0");
+    assert_knob(f, "advisor_mode", "none");
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/run", "1\n"); /* someone else's now */
+    ksm_run_free(run);
+    assert_knob(f, "run", "1");
+}
+
+static void test_vms(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    KsmRunVm vms[] = {
+        {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_NEVER},
+        {.uuid = "u2", .name = "ghost", .active = TRUE, .ksm = POLICY_KSM_AUTO},
+        {.uuid = "u3", .name = "vm,2", .active = FALSE, .ksm = POLICY_KSM_NEVER},
+    };
+    json_object *ev, *o;
+
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, G_N_ELEMENTS(vms), 1 * S);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1); /* vm1 only: vm,2 is not running */
+    o = json_object_array_get_idx(ev, 0);
+    g_assert_cmpstr(field_str(o, "vm"), ==, "vm1");
+    g_assert_nonnull(strstr(field_str(o, "reason"), "ksm=never"));
+    g_assert_false(field_bool(o, "applied"));
+    g_assert_cmpstr(field_str(o, "why_not_applied"), ==, "no libvirt");
+    json_object_put(ev);
+
+    o = json_object_new_object();
+    ksm_run_vm_status(run, "u1", o);
+    g_assert_true(field_bool(o, "excluded"));
+    g_assert_cmpint(field_int(o, "merging_pages"), ==, 17084);
+    g_assert_cmpint(field_int(o, "profit_bytes"), ==, 61587456);
+    g_assert_cmpint(field_int(o, "pid"), ==, 4242);
+    json_object_put(o);
+    o = json_object_new_object();
+    ksm_run_vm_status(run, "u2", o);
+    g_assert_false(field_bool(o, "excluded"));
+    g_assert_true(field_null(o, "merging_pages"));
+    g_assert_nonnull(strstr(field_str(o, "reason"), "no ksm_stat"));
+    json_object_put(o);
+
+    /* not repeated on the next tick; a VM gone is forgotten */
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 1, 2 * S);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    json_object_put(ev);
+    o = json_object_new_object();
+    ksm_run_vm_status(run, "u2", o);
+    g_assert_null(json_object_object_get(o, "excluded"));
+    json_object_put(o);
+
+    /* metadata changes to always: re-included */
+    vms[0].ksm = POLICY_KSM_ALWAYS;
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 1, 3 * S);
+    ev = events_of(f, "ksm-include");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_nonnull(strstr(field_str(json_object_array_get_idx(ev, 0), "reason"), "always"));
+    json_object_put(ev);
+    ksm_run_free(run);
+}
+
+static void test_ksmd_cpu(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    long hz = sysconf(_SC_CLK_TCK);
+    g_autofree char *stat = NULL;
+    json_object *status, *v;
+
+    g_assert_cmpint(hz, >, 0);
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 1 * S);
+    /* ksmd used hz ticks (1 s) of CPU in the next 10 s: 10 % */
+    stat = g_strdup_printf("37 (ksmd) S 2 0 0 0 -1 2097216 0 0 0 0 %ld 567 0 0 25 5 1 0 27 0 0\n",
+                           1234 + hz);
+    ksm_fixture_write(f->root, "proc/37/stat", stat);
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 11 * S);
+    status = ksm_run_status(run);
+    g_assert_true(json_object_object_get_ex(status, "ksmd_cpu_percent", &v));
+    g_assert_nonnull(v);
+    g_assert_cmpfloat_with_epsilon(json_object_get_double(v), 10.0, 1e-6);
+    json_object_put(status);
+    ksm_run_free(run);
+}
+
+static void test_old_kernel(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    json_object *status;
+
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 1 * S);
+    assert_knob(f, "run", "1");
+    assert_knob(f, "pages_to_scan", "400"); /* no advisor: ksmtuned's boost */
+    status = ksm_run_status(run);
+    g_assert_true(field_bool(status, "general_profit_estimated"));
+    g_assert_cmpint(field_int(status, "general_profit"), ==, 5000ll * 4096 - 207000ll * 64);
+    json_object_put(status);
+    ksm_run_free(run);
+    assert_knob(f, "run", "0");
+    assert_knob(f, "pages_to_scan", "100");
+}
+
+static void test_no_ksm(Fixture *f, gconstpointer data)
+{
+    g_autofree char *dir = g_build_filename(f->root, "sys", NULL);
+    KsmRun *run;
+    json_object *status;
+
+    ksm_fixture_rm_rf(dir);
+    run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 1 * S);
+    status = ksm_run_status(run);
+    g_assert_false(field_bool(status, "available"));
+    g_assert_true(field_null(status, "run"));
+    json_object_put(status);
+    ksm_run_free(run);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add("/ksm/run/owned-and-restored", Fixture, NULL, fixture_setup, test_owned_and_restored,
+               fixture_teardown);
+    g_test_add("/ksm/run/dry-run", Fixture, NULL, fixture_setup, test_dry_run_writes_nothing,
+               fixture_teardown);
+    g_test_add("/ksm/run/not-managed", Fixture, NULL, fixture_setup, test_not_managed,
+               fixture_teardown);
+    g_test_add("/ksm/run/vms", Fixture, NULL, fixture_setup, test_vms, fixture_teardown);
+    g_test_add("/ksm/run/ksmd-cpu", Fixture, NULL, fixture_setup, test_ksmd_cpu, fixture_teardown);
+    g_test_add("/ksm/run/old-kernel", Fixture, "ksm-6.1", fixture_setup, test_old_kernel,
+               fixture_teardown);
+    g_test_add("/ksm/run/no-ksm", Fixture, NULL, fixture_setup, test_no_ksm, fixture_teardown);
+    return g_test_run();
+}
