@@ -78,6 +78,7 @@ typedef struct {
 struct Broker {
     BrokerOptions opt;
     char *uri, *config_path, *control_path, *host_root;
+    GPatternSpec *only; /* --only: the domains we follow */
     Config cfg;
     Evlog *log;
     Virt *virt;
@@ -158,6 +159,11 @@ static gboolean vm_refresh_xml(Broker *b, BrokerVm *vm)
 }
 
 /* ---- VMs ---- */
+
+static gboolean broker_follows(Broker *b, const char *name)
+{
+    return b->only == NULL || g_pattern_spec_match_string(b->only, name);
+}
 
 static BrokerVm *vm_get(Broker *b, const char *uuid, const char *name)
 {
@@ -662,6 +668,8 @@ static void broker_resync(Broker *b)
         ((BrokerVm *)v)->listed = FALSE;
     for (guint i = 0; i < doms->len; i++) {
         const VirtDomainInfo *d = &g_array_index(doms, VirtDomainInfo, i);
+        if (!broker_follows(b, d->name))
+            continue;
         BrokerVm *vm = vm_get(b, d->uuid, d->name);
         gboolean was_active = vm->active;
         vm->listed = TRUE;
@@ -730,6 +738,9 @@ static void on_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent 
                          const char *detail, gpointer user_data)
 {
     Broker *b = user_data;
+
+    if (!broker_follows(b, name))
+        return;
     BrokerVm *vm = vm_get(b, uuid, name);
     json_object *f = json_object_new_object();
 
@@ -802,12 +813,25 @@ static void on_metadata_change(Virt *v, const char *uuid, const char *name, gpoi
                   vm->name, config_mode_name(vm->mode), vm->floor_kib / MIB);
 }
 
+static void on_device_added(Virt *v, const char *uuid, const char *name, gpointer user_data)
+{
+    Broker *b = user_data;
+    BrokerVm *vm = g_hash_table_lookup(b->vms, uuid);
+
+    /* Perhaps the agent channel: look again at the next poll. */
+    if (vm != NULL) {
+        vm->need_xml = TRUE;
+        vm->next_open_us = 0;
+    }
+}
+
 static const VirtCallbacks virt_callbacks = {
     .connected = on_connected,
     .disconnected = on_disconnected,
     .lifecycle = on_lifecycle,
     .balloon_change = on_balloon_change,
     .metadata_change = on_metadata_change,
+    .device_added = on_device_added,
 };
 
 /* ---- configuration ---- */
@@ -1034,8 +1058,10 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     b->uri = g_strdup(options->uri ? options->uri : "qemu:///system");
     b->config_path = g_strdup(options->config_path ? options->config_path : CONFIG_DEFAULT_PATH);
     b->host_root = g_strdup(options->host_root);
+    if (options->only != NULL)
+        b->only = g_pattern_spec_new(options->only);
     b->opt.uri = b->opt.config_path = b->opt.control_path = b->opt.event_log = NULL;
-    b->opt.host_root = NULL;
+    b->opt.host_root = b->opt.only = NULL;
     b->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
     b->notes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     config_init_defaults(&b->cfg);
@@ -1135,5 +1161,7 @@ void broker_free(Broker *b)
     g_free(b->config_path);
     g_free(b->control_path);
     g_free(b->host_root);
+    if (b->only)
+        g_pattern_spec_free(b->only);
     g_free(b);
 }

@@ -22,6 +22,7 @@ typedef struct {
     guint interval_ms;        /* 0: from the configuration */
     gboolean verbose;
     const char *host_root; /* NULL: "/" */
+    const char *only;      /* NULL: every domain; else only names matching this glob */
 } BrokerOptions;
 
 typedef struct Broker Broker;

@@ -11,7 +11,7 @@
 int main(int argc, char **argv)
 {
     g_autofree char *uri = NULL, *config = NULL, *control = NULL, *event_log = NULL;
-    g_autofree char *host_root = NULL;
+    g_autofree char *host_root = NULL, *only = NULL;
     gboolean dry_run = FALSE, verbose = FALSE, version = FALSE;
     gint interval = 0;
     const GOptionEntry entries[] = {
@@ -28,6 +28,8 @@ int main(int argc, char **argv)
          "report interval asked of agents and decision tick (overrides the configuration)", "MS"},
         {"host-root", 0, 0, G_OPTION_ARG_FILENAME, &host_root,
          "read host /proc facts under DIR (tests)", "DIR"},
+        {"only", 0, 0, G_OPTION_ARG_STRING, &only,
+         "follow only the domains whose name matches GLOB (canaries, shared test hosts)", "GLOB"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "log every event on stderr too", NULL},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version and exit", NULL},
         {NULL},
@@ -70,6 +72,7 @@ int main(int argc, char **argv)
         .interval_ms = (guint)interval,
         .verbose = verbose,
         .host_root = host_root,
+        .only = only,
     };
     g_autoptr(Broker) b = broker_new(&opt, &error);
     if (b == NULL) {

@@ -15,7 +15,7 @@ struct Virt {
     gpointer user_data;
     virConnectPtr conn;
     gboolean connected;
-    int event_ids[5];
+    int event_ids[8];
     guint n_event_ids;
     guint reconnect_id;
     guint close_idle;
@@ -253,6 +253,17 @@ static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const ch
         v->cb.metadata_change(v, uuid, name, v->user_data);
 }
 
+static void on_device_added(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
+{
+    Virt *v = opaque;
+    char uuid[VIRT_UUID_LEN];
+    const char *name;
+
+    dom_ids(dom, uuid, &name);
+    if (v->cb.device_added)
+        v->cb.device_added(v, uuid, name, v->user_data);
+}
+
 /* ---- connection ---- */
 
 static void virt_schedule_reconnect(Virt *v);
@@ -342,6 +353,7 @@ static gboolean virt_open(Virt *v, GError **error)
         {VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_CALLBACK(on_reboot)},
         {VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE, VIR_DOMAIN_EVENT_CALLBACK(on_balloon)},
         {VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, VIR_DOMAIN_EVENT_CALLBACK(on_metadata)},
+        {VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, VIR_DOMAIN_EVENT_CALLBACK(on_device_added)},
     };
     for (guint i = 0; i < G_N_ELEMENTS(events); i++) {
         int id = virConnectDomainEventRegisterAny(conn, NULL, events[i].id, events[i].cb, v, NULL);
@@ -404,9 +416,12 @@ void virt_force_reconnect(Virt *v, const char *why)
 {
     gboolean was = v->connected;
 
-    virt_teardown(v);
+    /* Tell the owner first, so that it closes its streams while their
+     * connection still exists. */
+    v->connected = FALSE;
     if (was && v->cb.disconnected)
         v->cb.disconnected(v, why, v->user_data);
+    virt_teardown(v);
     virt_schedule_reconnect(v);
 }
 

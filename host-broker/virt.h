@@ -56,6 +56,8 @@ typedef struct {
     void (*balloon_change)(Virt *v, const char *uuid, const char *name, guint64 actual_kib,
                            gpointer user_data);
     void (*metadata_change)(Virt *v, const char *uuid, const char *name, gpointer user_data);
+    /* A device was hot-plugged (perhaps the agent channel). */
+    void (*device_added)(Virt *v, const char *uuid, const char *name, gpointer user_data);
 } VirtCallbacks;
 
 typedef struct {

@@ -18,6 +18,7 @@ typedef struct {
     char *dir, *conf, *ctl, *evlog, *uri, *host_root;
     Broker *b;
     gboolean dry_run;
+    const char *only;
     /* control thread results */
     char *status_reply, *reload_reply, *bad_reply;
     gboolean ctl_done;
@@ -72,6 +73,7 @@ static Broker *start(Fixture *f)
         .control_path = f->ctl,
         .event_log = f->evlog,
         .host_root = f->host_root,
+        .only = f->only,
     };
     f->b = broker_new(&opt, &e);
     g_assert_no_error(e);
@@ -193,6 +195,17 @@ static gboolean hang_guard(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+static gboolean check_observe_only(gpointer data)
+{
+    Fixture *f = data;
+    g_autoptr(GPtrArray) ev = events(f);
+
+    if (find(ev, "decision", "bk-observe", NULL) == NULL)
+        return G_SOURCE_CONTINUE;
+    broker_quit(f->b, "test done");
+    return G_SOURCE_REMOVE;
+}
+
 static void run(Fixture *f)
 {
     g_autoptr(GError) e = NULL;
@@ -295,6 +308,28 @@ static void test_dry_run(Fixture *f, gconstpointer data)
     g_assert_cmpstr(sget(d, "why_not_applied"), ==, "dry-run");
 }
 
+static void test_only(Fixture *f, gconstpointer data)
+{
+    f->dry_run = TRUE;
+    f->only = "bk-o*";
+    start(f);
+    /* bk-floor is not followed: bk-observe's decision is the sign the cycle ran. */
+    g_timeout_add(20, check_observe_only, f);
+    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
+
+    g_autoptr(GPtrArray) ev = events(f);
+    g_assert_null(find(ev, "decision", "bk-floor", NULL));
+    g_assert_nonnull(find(ev, "decision", "bk-observe", NULL));
+    json_object *st = broker_status(f->b), *vms;
+    json_object_object_get_ex(st, "vms", &vms);
+    g_assert_cmpuint(json_object_array_length(vms), ==, 2);
+    g_assert_cmpstr(sget(json_object_array_get_idx(vms, 0), "name"), ==, "bk-observe");
+    g_assert_cmpstr(sget(json_object_array_get_idx(vms, 1), "name"), ==, "bk-off");
+    json_object_put(st);
+}
+
 static void test_bad_config(Fixture *f, gconstpointer data)
 {
     g_autoptr(GError) e = NULL;
@@ -319,6 +354,7 @@ int main(int argc, char **argv)
     g_test_add("/broker/" name, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
     T("floor-and-modes", test_floor_and_modes);
     T("dry-run", test_dry_run);
+    T("only", test_only);
     T("bad-config", test_bad_config);
     return g_test_run();
 }
