@@ -4,6 +4,9 @@
 
 #include <glib-unix.h>
 #include <json.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <string.h>
 
@@ -409,6 +412,11 @@ Agent *agent_new(const AgentOptions *opts, GError **error)
     /* once: the kernel config does not change while it runs */
     a->facts.balloon.kconfig = detect_kconfig(a->root, a->facts.kernel);
     agent_detect(a);
+#ifdef __GLIBC__
+    /* the kernel config (up to a few hundred KB) was read and freed: give the
+     * heap back, it would otherwise count in the idle RSS for good */
+    malloc_trim(0);
+#endif
     return g_steal_pointer(&a);
 }
 

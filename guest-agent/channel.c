@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <gio/gio.h>
 #include <glib-unix.h>
 #include <poll.h>
 #include <string.h>
@@ -455,7 +454,7 @@ Channel *channel_new(const char *root, const char *port, const ChannelCallbacks 
     } else if (port != NULL) {
         ch->given = g_strdup(port);
         if (stat(port, &st) == 0 && !S_ISCHR(st.st_mode) && !S_ISSOCK(st.st_mode)) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                         "--port %s: neither a character device nor a unix socket", port);
             return NULL;
         }

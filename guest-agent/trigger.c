@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <gio/gio.h>
 #include <glib-unix.h>
 #include <string.h>
 #include <sys/vfs.h>
@@ -116,19 +115,19 @@ gboolean trigger_arm_psi(Trigger *t, const char *root, const BlPsiTrigger *p, GE
     int fd, saved;
 
     if (!trigger_params_valid(p) || !trigger_format(p, spec, sizeof(spec))) {
-        g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                             "PSI trigger parameters out of the kernel's range");
         return FALSE;
     }
     if (!trigger_supported(root)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "%s: not the kernel's pressure file", path);
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOSYS, "%s: not the kernel's pressure file",
+                    path);
         return FALSE;
     }
     fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         saved = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved), "%s: %s", path,
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved), "%s: %s", path,
                     g_strerror(saved));
         return FALSE;
     }
@@ -152,8 +151,8 @@ gboolean trigger_arm_psi(Trigger *t, const char *root, const BlPsiTrigger *p, GE
     if (written < 0) {
         saved = errno;
         close(fd);
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved), "%s: \"%s\": %s", path, spec,
-                    g_strerror(saved));
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved), "%s: \"%s\": %s", path,
+                    spec, g_strerror(saved));
         return FALSE;
     }
     trigger_attach_fd(t, fd, G_IO_PRI);

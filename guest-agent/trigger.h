@@ -28,7 +28,9 @@ gboolean trigger_format(const BlPsiTrigger *p, char *buf, gsize size);
  * a trigger; a fixture tree's regular file must never be written. */
 gboolean trigger_supported(const char *root);
 
-/* Arm a PSI trigger (replacing any armed one). */
+/* Arm a PSI trigger (replacing any armed one). G_FILE_ERROR_INVAL for
+ * parameters out of range, G_FILE_ERROR_NOSYS where triggers cannot be armed
+ * (not procfs), else the errno of open/write as a G_FILE_ERROR. */
 gboolean trigger_arm_psi(Trigger *t, const char *root, const BlPsiTrigger *p, GError **error);
 
 /* Watch fd (taking ownership) for cond instead of a PSI fd: for tests. */

@@ -6,6 +6,8 @@
 
 #include "channel.h"
 #include "detect.h"
+#include "gunzip.h"
+#include <gio/gio.h>
 
 static char *data_dir(const char *tree)
 {
@@ -152,6 +154,46 @@ static void test_find_port(void)
     g_assert_null(noroot);
 }
 
+static GBytes *gzip_bytes(const void *data, gsize len)
+{
+    g_autoptr(GZlibCompressor) z = g_zlib_compressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP, 6);
+    g_autoptr(GOutputStream) mem = g_memory_output_stream_new_resizable();
+    g_autoptr(GOutputStream) conv = g_converter_output_stream_new(mem, G_CONVERTER(z));
+
+    g_assert_true(g_output_stream_write_all(conv, data, len, NULL, NULL, NULL));
+    g_assert_true(g_output_stream_close(conv, NULL, NULL));
+    return g_memory_output_stream_steal_as_bytes(G_MEMORY_OUTPUT_STREAM(mem));
+}
+
+static void test_gunzip(void)
+{
+    gsize n = 1024 * 1024;
+    g_autofree char *zeros = g_malloc0(n);
+    g_autoptr(GBytes) gz = gzip_bytes(zeros, n);
+    g_autoptr(GBytes) plain = NULL;
+    g_autoptr(GError) error = NULL;
+    gsize gz_len;
+    const char *gz_data = g_bytes_get_data(gz, &gz_len);
+
+    plain = gunzip_bytes(gz_data, gz_len, n, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(g_bytes_get_size(plain), ==, n);
+    g_assert_cmpmem(g_bytes_get_data(plain, NULL), n, zeros, n);
+    g_clear_pointer(&plain, g_bytes_unref);
+    /* a zip bomb stops at the bound */
+    plain = gunzip_bytes(gz_data, gz_len, n - 1, &error);
+    g_assert_null(plain);
+    g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED);
+    g_clear_error(&error);
+    /* every truncation fails cleanly */
+    for (gsize cut = 0; cut < gz_len; cut += 1 + cut / 8) {
+        plain = gunzip_bytes(gz_data, cut, n, &error);
+        g_assert_null(plain);
+        g_assert_nonnull(error);
+        g_clear_error(&error);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -165,5 +207,6 @@ int main(int argc, char **argv)
     g_test_add_func("/detect/no-sysfs", test_no_sysfs);
     g_test_add_func("/detect/kconfig-hostile", test_kconfig_hostile);
     g_test_add_func("/detect/find-port", test_find_port);
+    g_test_add_func("/detect/gunzip", test_gunzip);
     return g_test_run();
 }
