@@ -43,7 +43,8 @@ typedef struct {
     /* from the domain XML */
     gboolean has_xml, need_xml;
     DomxmlDomain xml;
-    char *problems; /* the metadata problems last logged, to log each once */
+    char *problems;  /* the metadata problems last logged, to log each once */
+    char *xml_error; /* likewise for a domain XML we could not read */
     PolicyMode mode;
     PolicyKsm ksm;
     guint64 floor_kib;
@@ -102,6 +103,7 @@ static void vm_free(gpointer data)
     if (vm->session)
         session_free(vm->session);
     g_free(vm->problems);
+    g_free(vm->xml_error);
     g_free(vm);
 }
 
@@ -131,14 +133,17 @@ static gboolean vm_refresh_xml(Broker *b, BrokerVm *vm)
     g_autoptr(GString) problems = g_string_new(NULL);
     DomxmlDomain d;
 
-    if (xml == NULL) {
-        evlog_say(b->log, FALSE, "%s: cannot read domain XML: %s", vm->name, e->message);
+    if (xml == NULL || !domxml_parse_domain(xml, -1, &d, problems, &e)) {
+        /* Polled every second: say it once per distinct error. */
+        if (g_strcmp0(vm->xml_error, e->message) != 0) {
+            evlog_say(b->log, FALSE, "%s: cannot %s domain XML: %s", vm->name,
+                      xml ? "parse" : "read", e->message);
+            g_free(vm->xml_error);
+            vm->xml_error = g_strdup(e->message);
+        }
         return FALSE;
     }
-    if (!domxml_parse_domain(xml, -1, &d, problems, &e)) {
-        evlog_say(b->log, FALSE, "%s: cannot parse domain XML: %s", vm->name, e->message);
-        return FALSE;
-    }
+    g_clear_pointer(&vm->xml_error, g_free);
     vm->xml = d;
     vm->has_xml = TRUE;
     vm->need_xml = FALSE;
@@ -937,6 +942,8 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
     json_object_object_add(a, "version", h ? json_object_new_string(h->agent_version) : NULL);
     json_object_object_add(a, "other_major", json_object_new_boolean(vm->other_major));
     json_object_object_add(a, "stale", json_object_new_boolean(s && session_is_stale(s, now)));
+    json_object_object_add(a, "session_age_ms",
+                           s ? json_object_new_int64((now - session_opened_at(s)) / 1000) : NULL);
     json_object_object_add(a, "report_age_ms", r ? json_object_new_int64((now - at) / 1000) : NULL);
     json_object_object_add(a, "available_kib",
                            json_u64_or_null(r != NULL, r ? r->mem.available_kib : 0));
