@@ -21,6 +21,8 @@
 #define MIB 1024
 /* Longest wait before reopening a channel that keeps failing. */
 #define BROKER_SESSION_RETRY_MAX_MS (5 * 60 * 1000)
+/* Least time between two pressure-driven cycles asked for by one VM. */
+#define BROKER_KICK_GAP_US (100 * 1000)
 /* A note repeated unchanged is logged again after this long. */
 #define BROKER_NOTE_REPEAT_US (60 * G_USEC_PER_SEC)
 
@@ -64,6 +66,7 @@ typedef struct {
     gboolean other_major;    /* the agent speaks another protocol major */
     guint64 rejected_before; /* rejected by earlier sessions */
     char last_open_error[256];
+    gint64 last_kick_us; /* last pressure-driven cycle this agent asked for */
 
     /* what the policy remembers, and what we did */
     PolicyVmMemory memory;
@@ -243,9 +246,16 @@ static void on_session_report(Session *s, const BlReport *r, gpointer user_data)
     BrokerVm *vm = user_data;
 
     vm->session_failures = 0;
-    /* Event-driven: a guest under pressure does not wait for the tick. */
-    if (r->reason == BL_REPORT_PRESSURE)
-        broker_kick(vm->b, vm->name);
+    /* Event-driven: a guest under pressure does not wait for the tick. A
+     * guest that cries pressure 50 times a second gets one cycle per
+     * BROKER_KICK_GAP_US; the others' kicks are not affected. */
+    if (r->reason == BL_REPORT_PRESSURE) {
+        gint64 now = now_us();
+        if (vm->last_kick_us == 0 || now - vm->last_kick_us >= BROKER_KICK_GAP_US) {
+            vm->last_kick_us = now;
+            broker_kick(vm->b, vm->name);
+        }
+    }
 }
 
 static void on_session_closed(Session *s, const char *why, gpointer user_data)
