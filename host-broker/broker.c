@@ -315,6 +315,28 @@ static void vm_open_session(Broker *b, BrokerVm *vm)
     evlog_say(b->log, FALSE, "%s: agent channel open", vm->name);
 }
 
+gboolean broker_attach_transport(Broker *b, const char *vm_name, SessionTransport *transport)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        BrokerVm *vm = v;
+        if (!vm->active || strcmp(vm->name, vm_name) != 0)
+            continue;
+        vm_close_session(vm, NULL, "replaced");
+        vm->session =
+            session_new(vm->name, transport, &b->cfg, &session_callbacks, vm, b->log, now_us);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "why", json_object_new_string("transport attached"));
+        evlog_emit(b->log, "session-open", vm->name, f);
+        return TRUE;
+    }
+    transport->ops->close(transport);
+    return FALSE;
+}
+
 /* Per running VM, on the poll timer: stats period, XML, channel. */
 static void vm_poll(Broker *b, BrokerVm *vm, gint64 now)
 {
@@ -709,7 +731,7 @@ static void broker_resync(Broker *b)
             g_hash_table_iter_remove(&it);
         }
     }
-    evlog_say(b->log, FALSE, "following %u domain(s)", doms->len);
+    evlog_say(b->log, FALSE, "following %u of %u domain(s)", g_hash_table_size(b->vms), doms->len);
     on_poll(b);
     broker_cycle(b, FALSE);
 }

@@ -12,6 +12,8 @@
 #include <glib.h>
 #include <json-c/json.h>
 
+#include "session.h"
+
 typedef struct {
     const char *uri;          /* libvirt URI */
     const char *config_path;  /* ballastd.conf */
@@ -40,6 +42,13 @@ void broker_quit(Broker *b, const char *why);
 /* Re-read the configuration (SIGHUP, ballastctl reload). On error the
  * running configuration stays in force. */
 gboolean broker_reload(Broker *b, GError **error);
+
+/*
+ * Give the VM named vm_name an agent session over transport (taken over)
+ * instead of its libvirt channel: for tests, which have no channels on
+ * libvirt's test driver. FALSE when no running VM has that name.
+ */
+gboolean broker_attach_transport(Broker *b, const char *vm_name, SessionTransport *transport);
 
 /* The status object of the control protocol. */
 json_object *broker_status(Broker *b);

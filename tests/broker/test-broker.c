@@ -11,6 +11,8 @@
 #include <glib/gstdio.h>
 #include <json-c/json.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "broker.h"
 
@@ -330,6 +332,102 @@ static void test_only(Fixture *f, gconstpointer data)
     json_object_put(st);
 }
 
+typedef struct {
+    Fixture *f;
+    int stage;
+    int agent_fd;
+} PressureCtx;
+
+static gboolean check_pressure(gpointer data)
+{
+    PressureCtx *c = data;
+    Fixture *f = c->f;
+    g_autoptr(GPtrArray) ev = events(f);
+    guint n = 0;
+
+    find(ev, "decision", "bk-floor", &n);
+    if (c->stage == 0 && n >= 1) {
+        /* The floor raise at startup is done; now the agent speaks. */
+        int sv[2];
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+        c->agent_fd = sv[1];
+        g_assert_true(broker_attach_transport(f->b, "bk-floor", session_transport_new_fd(sv[0])));
+        const char *hello =
+            "{\"type\":\"hello\",\"v\":1,\"agent\":\"ballast-agent\",\"agent_version\":"
+            "\"0.1.0\",\"minor\":0,\"boot_id\":\"b\",\"kernel\":\"6.1\",\"interval_ms\":1000,"
+            "\"balloon\":{\"present\":true,\"driver_bound\":true,\"pci\":[],\"kconfig\":\"m\"},"
+            "\"features\":[\"psi\"]}\n";
+        const char *report =
+            "{\"type\":\"report\",\"v\":1,\"seq\":1,\"uptime_ms\":60000,\"reason\":"
+            "\"pressure\",\"mem\":{\"total_kib\":3000000,\"available_kib\":50000,\"free_kib\":"
+            "20000,\"cached_kib\":10000,\"swap_total_kib\":0,\"swap_free_kib\":0,"
+            "\"committed_as_kib\":2900000},\"psi\":{\"some\":{\"avg10\":40.0,\"avg60\":10.0,"
+            "\"avg300\":2.0,\"total_us\":9000000},\"full\":{\"avg10\":20.0,\"avg60\":5.0,"
+            "\"avg300\":1.0,\"total_us\":4000000}},\"vmstat\":{}}\n";
+        g_assert_cmpint(write(c->agent_fd, hello, strlen(hello)), ==, (gssize)strlen(hello));
+        g_assert_cmpint(write(c->agent_fd, report, strlen(report)), ==, (gssize)strlen(report));
+        c->stage = 1;
+        return G_SOURCE_CONTINUE;
+    }
+    if (c->stage == 1 && n >= 2) {
+        broker_quit(f->b, "test done");
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static gint64 iget(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : -1;
+}
+
+static void test_pressure(Fixture *f, gconstpointer data)
+{
+    /* A tick far away: a decision after the startup cycle can only come
+     * from the pressure report itself. */
+    g_assert_true(g_file_set_contents(f->conf, "[broker]\ntick_ms = 60000\n", -1, NULL));
+    f->only = "bk-floor";
+    start(f);
+    PressureCtx c = {.f = f};
+    g_timeout_add(20, check_pressure, &c);
+    guint guard = g_timeout_add_seconds(50, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
+    close(c.agent_fd);
+
+    g_autoptr(GPtrArray) ev = events(f);
+    json_object *hello = find(ev, "hello", "bk-floor", NULL);
+    g_assert_nonnull(hello);
+    g_assert_cmpstr(sget(hello, "agent_version"), ==, "0.1.0");
+    json_object *report = find(ev, "report", "bk-floor", NULL);
+    g_assert_nonnull(report);
+    g_assert_cmpstr(sget(report, "reason"), ==, "pressure");
+
+    /* The second decision: a raise, applied, after the report. */
+    json_object *d = NULL, *set = NULL;
+    guint nd = 0, ns = 0;
+    for (guint i = 0; i < ev->len; i++) {
+        json_object *o = ev->pdata[i];
+        if (g_strcmp0(sget(o, "event"), "decision") == 0 && ++nd == 2)
+            d = o;
+        if (g_strcmp0(sget(o, "event"), "set-memory") == 0 && ++ns == 2)
+            set = o;
+    }
+    g_assert_nonnull(d);
+    g_assert_nonnull(set);
+    g_assert_cmpstr(sget(d, "kind"), ==, "deflate");
+    g_assert_cmpstr(sget(d, "applied"), ==, "true");
+    g_assert_cmpint(iget(d, "target_kib"), >, 2097152);
+    g_assert_cmpint(iget(d, "target_kib"), <=, 4194304);
+    g_assert_cmpint(iget(d, "mono_us"), >=, iget(report, "mono_us"));
+    g_assert_cmpstr(sget(set, "ok"), ==, "true");
+    g_test_message("pressure report -> virDomainSetMemoryFlags returned: %" G_GINT64_FORMAT
+                   " us (test driver; the call itself %" G_GINT64_FORMAT " us); reason: %s",
+                   iget(set, "mono_us") - iget(report, "mono_us"), iget(set, "call_us"),
+                   sget(d, "reason"));
+}
+
 static void test_bad_config(Fixture *f, gconstpointer data)
 {
     g_autoptr(GError) e = NULL;
@@ -355,6 +453,7 @@ int main(int argc, char **argv)
     T("floor-and-modes", test_floor_and_modes);
     T("dry-run", test_dry_run);
     T("only", test_only);
+    T("pressure", test_pressure);
     T("bad-config", test_bad_config);
     return g_test_run();
 }
