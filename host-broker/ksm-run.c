@@ -5,15 +5,20 @@
  */
 #include "ksm-run.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ksm-proc.h"
 #include "ksm-sysfs.h"
+#include "procfs.h"
 #include "ksm-vm.h"
 #include "virt-ksm.h"
 
 #define MIB_B (1024.0 * 1024.0)
+/* The settings found at start, while ballastd owns KSM (tmpfs: one boot). */
+#define KSM_RUN_SAVED "run/ballast/ksm-saved.ini"
 
 typedef struct {
     char *name;
@@ -143,6 +148,70 @@ static void ksm_run_host_plan(KsmRun *run, const KsmHostPlan *plan, const KsmSys
     g_strlcpy(run->last_event, what, sizeof(run->last_event));
 }
 
+static char *ksm_run_saved_path(const KsmRun *run)
+{
+    return g_build_filename(run->root ? run->root : "/", KSM_RUN_SAVED, NULL);
+}
+
+static char *ksm_run_boot_id(const KsmRun *run)
+{
+    char *text = NULL;
+    gsize len = 0;
+
+    if (!procfs_read_file(run->root, "proc/sys/kernel/random/boot_id", 64, &text, &len, NULL))
+        return g_strdup("");
+    return g_strstrip(text);
+}
+
+/* The originals: those a killed predecessor saved, else what is there now
+ * (saved for a successor). */
+static void ksm_run_load_original(KsmRun *run, const KsmSysfs *now)
+{
+    g_autofree char *path = ksm_run_saved_path(run);
+    g_autofree char *boot = ksm_run_boot_id(run);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) e = NULL;
+    KsmSysfs saved;
+    gsize len;
+
+    run->original = *now;
+    if (procfs_read_file(run->root, KSM_RUN_SAVED, 4096, &text, &len, &e)) {
+        if (ksm_saved_from_text(text, boot, &saved, &e)) {
+            run->original.run = saved.run;
+            run->original.pages_to_scan = saved.pages_to_scan;
+            run->original.sleep_millisecs = saved.sleep_millisecs;
+            run->original.advisor_mode = saved.advisor_mode;
+            run->original.has_smart_scan = saved.has_smart_scan;
+            run->original.smart_scan = saved.smart_scan;
+            evlog_say(run->log, TRUE,
+                      "KSM: %s holds the settings found by a ballastd that did not exit "
+                      "cleanly: those are restored at exit",
+                      path);
+            return;
+        }
+        evlog_say(run->log, FALSE, "KSM: ignoring %s: %s", path, e->message);
+    }
+    g_clear_error(&e);
+    g_free(text);
+    text = ksm_saved_to_text(now, boot);
+    {
+        g_autofree char *dir = g_path_get_dirname(path);
+
+        if (g_mkdir_with_parents(dir, 0755) < 0 || !g_file_set_contents(path, text, -1, &e))
+            evlog_say(run->log, FALSE,
+                      "KSM: cannot save the original settings in %s (%s): a ballastd killed "
+                      "before it exits will not restore them",
+                      path, e ? e->message : g_strerror(errno));
+    }
+}
+
+static void ksm_run_forget_original(KsmRun *run)
+{
+    g_autofree char *path = ksm_run_saved_path(run);
+
+    g_unlink(path);
+}
+
 static void ksm_run_restore(KsmRun *run, const char *why)
 {
     g_autoptr(GError) e = NULL;
@@ -161,12 +230,15 @@ static void ksm_run_restore(KsmRun *run, const char *why)
     g_snprintf(plan.reason, sizeof(plan.reason), "%s: KSM settings found at start restored", why);
     if (!ksm_host_plan_changes(&plan)) {
         evlog_say(run->log, FALSE, "KSM: %s: settings unchanged since start", why);
+        ksm_run_forget_original(run);
         return;
     }
-    if (!ksm_sysfs_apply(run->root, &plan, &e))
+    if (!ksm_sysfs_apply(run->root, &plan, &e)) {
         ksm_run_emit_host(run, &plan, &now, FALSE, e->message);
-    else
-        ksm_run_emit_host(run, &plan, &now, TRUE, NULL);
+        return; /* the saved file stays for the next ballastd */
+    }
+    ksm_run_emit_host(run, &plan, &now, TRUE, NULL);
+    ksm_run_forget_original(run);
 }
 
 void ksm_run_free(KsmRun *run)
@@ -197,12 +269,14 @@ static void ksm_run_ownership(KsmRun *run, const KsmConfig *config)
     want = config->manage && !run->dry_run;
     if (want && !run->owned) {
         g_autoptr(GError) e = NULL;
+        KsmSysfs now;
         gint pid;
 
-        if (!ksm_sysfs_read(run->root, &run->original, &e)) {
+        if (!ksm_sysfs_read(run->root, &now, &e)) {
             evlog_say(run->log, TRUE, "KSM: cannot read /sys/kernel/mm/ksm: %s", e->message);
             return;
         }
+        ksm_run_load_original(run, &now);
         run->has_original = TRUE;
         run->owned = TRUE;
         run->state = (KsmHostState){0};

@@ -449,6 +449,84 @@ void ksm_host_restore(const KsmSysfs *original, const KsmSysfs *current, KsmHost
                run, original->pages_to_scan, original->sleep_millisecs);
 }
 
+#define KSM_SAVED_GROUP "ksm-original"
+
+static KsmAdvisor ksm_advisor_from_string(const char *s)
+{
+    if (g_strcmp0(s, "none") == 0)
+        return KSM_ADVISOR_NONE;
+    if (g_strcmp0(s, "scan-time") == 0)
+        return KSM_ADVISOR_SCAN_TIME;
+    if (g_strcmp0(s, "absent") == 0)
+        return KSM_ADVISOR_ABSENT;
+    return KSM_ADVISOR_OTHER;
+}
+
+char *ksm_saved_to_text(const KsmSysfs *original, const char *boot_id)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+
+    g_key_file_set_string(kf, KSM_SAVED_GROUP, "boot_id", boot_id ? boot_id : "");
+    g_key_file_set_uint64(kf, KSM_SAVED_GROUP, "run", original->run);
+    g_key_file_set_uint64(kf, KSM_SAVED_GROUP, "pages_to_scan", original->pages_to_scan);
+    g_key_file_set_uint64(kf, KSM_SAVED_GROUP, "sleep_millisecs", original->sleep_millisecs);
+    g_key_file_set_string(kf, KSM_SAVED_GROUP, "advisor_mode",
+                          ksm_advisor_to_string(original->advisor_mode));
+    g_key_file_set_string(kf, KSM_SAVED_GROUP, "smart_scan",
+                          !original->has_smart_scan ? "absent"
+                          : original->smart_scan    ? "1"
+                                                    : "0");
+    return g_key_file_to_data(kf, NULL, NULL);
+}
+
+gboolean ksm_saved_from_text(const char *text, const char *boot_id, KsmSysfs *original,
+                             GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *saved_boot = NULL;
+    g_autofree char *advisor = NULL;
+    g_autofree char *smart = NULL;
+    KsmSysfs o = {0};
+    GError *e = NULL;
+    guint64 run;
+
+    if (!g_key_file_load_from_data(kf, text, -1, G_KEY_FILE_NONE, error))
+        return FALSE;
+    saved_boot = g_key_file_get_string(kf, KSM_SAVED_GROUP, "boot_id", &e);
+    if (!e && g_strcmp0(saved_boot, boot_id ? boot_id : "") != 0) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "saved during another boot (%s)", saved_boot);
+        return FALSE;
+    }
+    if (!e)
+        run = g_key_file_get_uint64(kf, KSM_SAVED_GROUP, "run", &e);
+    if (!e)
+        o.pages_to_scan = g_key_file_get_uint64(kf, KSM_SAVED_GROUP, "pages_to_scan", &e);
+    if (!e)
+        o.sleep_millisecs = g_key_file_get_uint64(kf, KSM_SAVED_GROUP, "sleep_millisecs", &e);
+    if (!e)
+        advisor = g_key_file_get_string(kf, KSM_SAVED_GROUP, "advisor_mode", &e);
+    if (!e)
+        smart = g_key_file_get_string(kf, KSM_SAVED_GROUP, "smart_scan", &e);
+    if (e) {
+        g_propagate_error(error, e);
+        return FALSE;
+    }
+    if (run > 2 || o.pages_to_scan == 0 || o.sleep_millisecs == 0 ||
+        ksm_advisor_from_string(advisor) == KSM_ADVISOR_OTHER ||
+        (!g_str_equal(smart, "absent") && !g_str_equal(smart, "0") && !g_str_equal(smart, "1"))) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "saved KSM settings out of range");
+        return FALSE;
+    }
+    o.run = (guint)run;
+    o.advisor_mode = ksm_advisor_from_string(advisor);
+    o.has_smart_scan = !g_str_equal(smart, "absent");
+    o.smart_scan = g_str_equal(smart, "1");
+    *original = o;
+    return TRUE;
+}
+
 double ksm_cpu_percent(guint64 prev_ticks, guint64 now_ticks, guint64 ticks_per_s,
                        gint64 interval_us)
 {

@@ -142,6 +142,16 @@ void ksm_host_decide(const KsmHostFacts *facts, const KsmHostState *state, const
  */
 void ksm_host_restore(const KsmSysfs *original, const KsmSysfs *current, KsmHostPlan *plan);
 
+/*
+ * The settings found at start, kept in a file while ballastd owns KSM so that
+ * a ballastd killed without restoring them (SIGKILL, crash) is followed by one
+ * that restores the real originals rather than its predecessor's tuning.
+ * boot_id ties the file to one boot: a file from an earlier boot is refused.
+ */
+char *ksm_saved_to_text(const KsmSysfs *original, const char *boot_id);
+gboolean ksm_saved_from_text(const char *text, const char *boot_id, KsmSysfs *original,
+                             GError **error);
+
 /* ksmd's CPU use in percent of one CPU between two samples of its
  * utime+stime (clock ticks); 0 when the interval is empty or ticks went back. */
 double ksm_cpu_percent(guint64 prev_ticks, guint64 now_ticks, guint64 ticks_per_s,

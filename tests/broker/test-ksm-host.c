@@ -751,6 +751,60 @@ static void test_restore(void)
     g_assert_false(plan.set_advisor);
 }
 
+static void test_saved_original(void)
+{
+    KsmSysfs o = sysfs_original();
+    KsmSysfs back = {.pages_to_scan = 4242};
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+
+    o.run = 2;
+    o.pages_to_scan = 1234;
+    o.advisor_mode = KSM_ADVISOR_SCAN_TIME;
+    o.smart_scan = FALSE;
+    text = ksm_saved_to_text(&o, "b00t");
+    g_assert_true(ksm_saved_from_text(text, "b00t", &back, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(back.run, ==, 2);
+    g_assert_cmpuint(back.pages_to_scan, ==, 1234);
+    g_assert_cmpuint(back.sleep_millisecs, ==, 20);
+    g_assert_cmpint(back.advisor_mode, ==, KSM_ADVISOR_SCAN_TIME);
+    g_assert_true(back.has_smart_scan);
+    g_assert_false(back.smart_scan);
+
+    /* a 6.1 kernel: no advisor, no smart_scan */
+    o.advisor_mode = KSM_ADVISOR_ABSENT;
+    o.has_smart_scan = FALSE;
+    g_free(text);
+    text = ksm_saved_to_text(&o, "");
+    g_assert_true(ksm_saved_from_text(text, "", &back, &error));
+    g_assert_cmpint(back.advisor_mode, ==, KSM_ADVISOR_ABSENT);
+    g_assert_false(back.has_smart_scan);
+
+    /* another boot, garbage, out of range: refused, *original untouched */
+    static const char *const bad[] = {
+        "[ksm-original]\nboot_id=other\nrun=0\npages_to_scan=100\nsleep_millisecs=20\n"
+        "advisor_mode=none\nsmart_scan=1\n",
+        "not a key file",
+        "[ksm-original]\nboot_id=\nrun=7\npages_to_scan=100\nsleep_millisecs=20\n"
+        "advisor_mode=none\nsmart_scan=1\n",
+        "[ksm-original]\nboot_id=\nrun=0\npages_to_scan=100\nsleep_millisecs=20\n"
+        "advisor_mode=future\nsmart_scan=1\n",
+        "[ksm-original]\nboot_id=\nrun=0\npages_to_scan=100\nadvisor_mode=none\n"
+        "smart_scan=1\n",
+        "[ksm-original]\nboot_id=\nrun=0\npages_to_scan=x\nsleep_millisecs=20\n"
+        "advisor_mode=none\nsmart_scan=1\n",
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        KsmSysfs untouched = {.pages_to_scan = 4242};
+
+        g_clear_error(&error);
+        g_assert_false(ksm_saved_from_text(bad[i], "", &untouched, &error));
+        g_assert_nonnull(error);
+        g_assert_cmpuint(untouched.pages_to_scan, ==, 4242);
+    }
+}
+
 static void test_cpu_percent(void)
 {
     /* 50 ticks at 100 Hz over 10 s: 0.5 s of CPU = 5 % */
@@ -1077,6 +1131,7 @@ int main(int argc, char **argv)
     g_test_add_func("/ksm/host/general-profit", test_general_profit);
     g_test_add_func("/ksm/host/restore", test_restore);
     g_test_add_func("/ksm/host/cpu-percent", test_cpu_percent);
+    g_test_add_func("/ksm/host/saved-original", test_saved_original);
     g_test_add_func("/ksm/host/config", test_config);
     g_test_add_func("/ksm/sysfs/read-6.18", test_sysfs_read_618);
     g_test_add_func("/ksm/sysfs/read-6.1", test_sysfs_read_61);

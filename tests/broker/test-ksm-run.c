@@ -121,6 +121,13 @@ static gboolean field_null(json_object *o, const char *key)
     return v == NULL;
 }
 
+static gboolean saved_exists(Fixture *f)
+{
+    g_autofree char *path = g_build_filename(f->root, "run/ballast/ksm-saved.ini", NULL);
+
+    return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
 static void test_owned_and_restored(Fixture *f, gconstpointer data)
 {
     KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
@@ -146,6 +153,7 @@ static void test_owned_and_restored(Fixture *f, gconstpointer data)
     g_assert_cmpint(field_int(json_object_array_get_idx(ev, 0), "general_profit"), ==, 136314880);
     json_object_put(ev);
 
+    g_assert_true(saved_exists(f)); /* for a successor, should this one be killed */
     status = ksm_run_status(run);
     g_assert_true(field_bool(status, "owned"));
     g_assert_true(field_bool(status, "managed"));
@@ -162,10 +170,54 @@ static void test_owned_and_restored(Fixture *f, gconstpointer data)
     assert_knob(f, "advisor_mode", "none");
     assert_knob(f, "pages_to_scan", "100");
     assert_knob(f, "sleep_millisecs", "20");
+    g_assert_false(saved_exists(f)); /* restored: nothing left for a successor */
     ev = events_of(f, "ksm-host");
     g_assert_cmpuint(json_object_array_length(ev), ==, 2);
     g_assert_nonnull(strstr(field_str(json_object_array_get_idx(ev, 1), "reason"), "restored"));
     json_object_put(ev);
+}
+
+/* A ballastd killed while it owned KSM left its tuning and the saved
+ * originals; the next one restores the originals, not the tuning. */
+static void test_after_kill(Fixture *f, gconstpointer data)
+{
+    KsmSysfs orig = {.run = 0,
+                     .pages_to_scan = 100,
+                     .sleep_millisecs = 20,
+                     .advisor_mode = KSM_ADVISOR_NONE,
+                     .has_smart_scan = TRUE,
+                     .smart_scan = TRUE};
+    g_autofree char *saved = ksm_saved_to_text(&orig, "boot-1");
+    KsmRun *run;
+
+    ksm_fixture_write(f->root, "proc/sys/kernel/random/boot_id", "boot-1\n");
+    ksm_fixture_write(f->root, "run/ballast/ksm-saved.ini", saved);
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/run", "1\n");
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/advisor_mode", "none [scan-time]\n");
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/pages_to_scan", "30000\n");
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/sleep_millisecs", "10\n");
+    f->host.mem_available_kib = f->host.mem_total_kib; /* plenty: stop */
+
+    run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 1 * S);
+    assert_knob(f, "run", "0");
+    ksm_run_free(run);
+    assert_knob(f, "advisor_mode", "none");
+    assert_knob(f, "pages_to_scan", "100");
+    assert_knob(f, "sleep_millisecs", "20");
+    g_assert_false(saved_exists(f));
+
+    /* a file from another boot is ignored (and replaced) */
+    ksm_fixture_write(f->root, "run/ballast/ksm-saved.ini", saved);
+    ksm_fixture_write(f->root, "proc/sys/kernel/random/boot_id", "boot-2\n");
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/pages_to_scan", "777\n");
+    run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    ksm_run_tick(run, &f->config, FALSE, &f->host, NULL, 0, 1 * S);
+    g_assert_true(saved_exists(f));
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/pages_to_scan", "1000\n");
+    ksm_run_free(run);
+    assert_knob(f, "pages_to_scan", "777");
+    g_assert_false(saved_exists(f));
 }
 
 static void test_dry_run_writes_nothing(Fixture *f, gconstpointer data)
@@ -192,6 +244,7 @@ static void test_dry_run_writes_nothing(Fixture *f, gconstpointer data)
     ksm_run_free(run);
     assert_knob(f, "run", "0");
     assert_knob(f, "sleep_millisecs", "20");
+    g_assert_false(saved_exists(f));
 }
 
 static void test_not_managed(Fixture *f, gconstpointer data)
@@ -342,6 +395,8 @@ int main(int argc, char **argv)
     g_test_add("/ksm/run/owned-and-restored", Fixture, NULL, fixture_setup, test_owned_and_restored,
                fixture_teardown);
     g_test_add("/ksm/run/dry-run", Fixture, NULL, fixture_setup, test_dry_run_writes_nothing,
+               fixture_teardown);
+    g_test_add("/ksm/run/after-kill", Fixture, NULL, fixture_setup, test_after_kill,
                fixture_teardown);
     g_test_add("/ksm/run/not-managed", Fixture, NULL, fixture_setup, test_not_managed,
                fixture_teardown);
