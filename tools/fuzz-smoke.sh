@@ -24,11 +24,12 @@ corpus=$(mktemp -d "${TMPDIR:-/tmp}/ballast-fuzz-corpus.XXXXXX")
 trap 'rm -rf "$corpus"' EXIT INT TERM
 for f in "$vectors"/valid/*.json; do cp "$f" "$corpus/valid-${f##*/}"; done
 for f in "$vectors"/invalid/*.json; do cp "$f" "$corpus/invalid-${f##*/}"; done
-"$vectors/gen-too-long.sh" "$corpus"
-# Inputs are cut at -max_len anyway; one 64 KiB seed is enough to reach the too-long path.
-rm -f "$corpus/too-long-report-200k.json"
-# A stream of every valid message, to seed the framer with many lines at once.
-cat "$vectors"/valid/*.json >"$corpus/stream-all-valid"
+# The too-long vectors (64 KiB and more) are left out on purpose: each execution
+# on them costs ~1 ms, which cut a 60 s run from ~700k to ~50k executions. The
+# target frames every input with a 48-byte limit too, so small inputs reach the
+# overlong paths; the decoder's length check is covered by tests/protocol.
+# Two messages in one input, so that multi-line inputs are there from the start.
+cat "$vectors/valid/hello-typical.json" "$vectors/valid/report-typical.json" >"$corpus/stream-hello-report"
 
 artifacts=$(cd "$build" && pwd)/fuzz-artifacts
 mkdir -p "$artifacts"

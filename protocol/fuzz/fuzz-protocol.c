@@ -2,7 +2,9 @@
 /*
  * libFuzzer target: the input is a byte stream from a hostile peer. It goes
  * through the framer twice (whole, and in chunks whose sizes come from the
- * input) and both must yield the same lines; every line goes through the
+ * input) and both must yield the lines and counters of a plain byte-at-a-time
+ * model of PROTOCOL.md section 2, also with a small line limit so that the
+ * overlong paths are reached by small inputs. Every line goes through the
  * decoder, and whatever decodes must re-encode, and decode again to the same
  * struct (and encode to the same text). The whole input is also decoded as a
  * single line, so a seed corpus of vector files hits the decoder directly.
@@ -78,37 +80,90 @@ static void check_struct(const uint8_t *data, size_t size)
 
 static gboolean collect(const char *line, gsize len, gpointer user_data)
 {
-    GPtrArray *lines = user_data;
-
-    CHECK(len > 0 && len < BL_PROTO_MAX_LINE && line[len] == '\0');
-    g_ptr_array_add(lines, g_bytes_new(line, len));
+    CHECK(len > 0 && line[len] == '\0');
+    g_ptr_array_add(user_data, g_bytes_new(line, len));
     return TRUE;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/*
+ * PROTOCOL.md section 2 written as plainly as possible, one byte at a time:
+ * the oracle the real framer's lines and counters must match.
+ */
+static void model_frame(const uint8_t *data, size_t size, gsize max_line, GPtrArray *lines,
+                        BlFramerStats *st)
 {
-    g_autoptr(BlFramer) whole = bl_framer_new(BL_PROTO_MAX_LINE);
-    g_autoptr(BlFramer) chunked = bl_framer_new(BL_PROTO_MAX_LINE);
-    g_autoptr(GPtrArray) a = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_autoptr(GString) cur = g_string_new(NULL);
+    gboolean discarding = FALSE;
+
+    memset(st, 0, sizeof *st);
+    for (size_t i = 0; i < size; i++) {
+        if (data[i] == 0xFF) {
+            st->resyncs += cur->len > 0 || discarding;
+            g_string_truncate(cur, 0);
+            discarding = FALSE;
+        } else if (data[i] == '\n') {
+            gsize n = cur->len;
+
+            if (!discarding && n > 0 && cur->str[n - 1] == '\r')
+                n--;
+            if (!discarding && n > 0) {
+                g_ptr_array_add(lines, g_bytes_new(cur->str, n));
+                st->lines++;
+            }
+            g_string_truncate(cur, 0);
+            discarding = FALSE;
+        } else if (!discarding && cur->len == max_line - 1) {
+            st->overlong++;
+            g_string_truncate(cur, 0);
+            discarding = TRUE;
+        } else if (!discarding) {
+            g_string_append_c(cur, (char)data[i]);
+        }
+    }
+    st->bytes = size;
+}
+
+/*
+ * Frame the input whole and in chunks whose sizes (1..64) come from the input
+ * itself; both must agree with the model. Returns the lines.
+ */
+static GPtrArray *frame(const uint8_t *data, size_t size, gsize max_line)
+{
+    g_autoptr(BlFramer) whole = bl_framer_new(max_line);
+    g_autoptr(BlFramer) chunked = bl_framer_new(max_line);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     g_autoptr(GPtrArray) b = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_autoptr(GPtrArray) m = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    BlFramerStats model;
     size_t off = 0;
 
     CHECK(bl_framer_feed(whole, data, size, collect, a) == size);
     for (size_t i = 0; off < size; i++) {
-        /* Chunk sizes 1..64 taken from the input itself, cycling. */
         size_t n = MIN((size_t)(data[i % size] % 64) + 1, size - off);
 
         CHECK(bl_framer_feed(chunked, data + off, n, collect, b) == n);
         off += n;
     }
-    CHECK(a->len == b->len);
+    model_frame(data, size, max_line, m, &model);
+    CHECK(a->len == b->len && a->len == m->len);
     for (guint i = 0; i < a->len; i++) {
+        CHECK(g_bytes_get_size(a->pdata[i]) < max_line);
         CHECK(g_bytes_equal(a->pdata[i], b->pdata[i]));
-        check_line(g_bytes_get_data(a->pdata[i], NULL), g_bytes_get_size(a->pdata[i]));
+        CHECK(g_bytes_equal(a->pdata[i], m->pdata[i]));
     }
-    CHECK(memcmp(bl_framer_stats(whole), bl_framer_stats(chunked), sizeof(BlFramerStats)) == 0);
-    CHECK(bl_framer_stats(whole)->bytes == size);
+    CHECK(memcmp(bl_framer_stats(whole), &model, sizeof model) == 0);
+    CHECK(memcmp(bl_framer_stats(chunked), &model, sizeof model) == 0);
+    return a;
+}
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    g_autoptr(GPtrArray) lines = frame(data, size, BL_PROTO_MAX_LINE);
+
+    /* A small limit, so that short inputs reach the overlong paths. */
+    g_ptr_array_unref(frame(data, size, 48));
+    for (guint i = 0; i < lines->len; i++)
+        check_line(g_bytes_get_data(lines->pdata[i], NULL), g_bytes_get_size(lines->pdata[i]));
     /* The input as one line, as the vector files are meant. */
     check_line((const char *)data, size > 0 && data[size - 1] == '\n' ? size - 1 : size);
     check_struct(data, size);
