@@ -267,6 +267,7 @@ guest_balloon_actual() {
 # broker_start [EXTRA_ARGS...] with the config text on stdin.
 broker_start() {
     [ -x "$BALLASTD" ] || bail "$BALLASTD not built"
+    ksm_save # ballastd may own KSM; a kill -9 leaves no chance to restore it
     E2E_CONF=$E2E_WORK/ballastd.conf
     E2E_SOCK=$E2E_WORK/ballastd.sock
     E2E_EVENTS=$E2E_WORK/events.jsonl
