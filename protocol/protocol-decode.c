@@ -16,17 +16,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_tokener, json_tokener_free)
 
 /* ---- lexical check ------------------------------------------------------- */
 
-/*
- * json-c's STRICT mode still accepts single-quoted strings, NaN and Infinity,
- * "1." and raw control characters inside strings. RFC 8259 does not, and a
- * peer that sends them is broken, so one pass that only tracks whether it is
- * inside a string rejects them before json-c sees the line. It also rejects
- * \u0000: json-c cuts object keys at a NUL, so "id\u0000x" would read as "id".
- *
- * It also counts containers and commas: json-c allocates a few hundred bytes
- * per object, so a 64 KiB line of "{}," would cost some 17 MiB of heap and
- * 17 ms; with these bounds a line costs well under a megabyte.
- */
 /* Is the '0' at s[i] (outside a string) the first digit of an integer part? */
 static gboolean leading_zero(const char *s, gsize i)
 {
@@ -38,6 +27,17 @@ static gboolean leading_zero(const char *s, gsize i)
     return prev != '-' || i < 2 || (s[i - 2] != 'e' && s[i - 2] != 'E');
 }
 
+/*
+ * json-c's STRICT mode still accepts single-quoted strings, NaN and Infinity,
+ * "1." and raw control characters inside strings. RFC 8259 does not, and a
+ * peer that sends them is broken, so one pass that only tracks whether it is
+ * inside a string rejects them before json-c sees the line. It also rejects
+ * \u0000: json-c cuts object keys at a NUL, so "id\u0000x" would read as "id".
+ *
+ * It also counts containers and commas: json-c allocates a few hundred bytes
+ * per object, so a 64 KiB line of "{}," would cost some 17 MiB of heap and
+ * 17 ms; with these bounds a line costs well under a megabyte.
+ */
 static gboolean lexical_check(const char *s, gsize len, GError **error)
 {
     static const char outside[] = " \t\r\n{}[]:,-+.0123456789eEtruefalsn";
