@@ -41,6 +41,8 @@ struct Session {
 
     gboolean has_hello;
     BlHello hello;
+    gint64 hello_logged_at;
+    guint64 hellos, reports_since_hello;
     gboolean has_report, has_prev;
     BlReport report, prev;
     gint64 report_at, prev_at;
@@ -256,8 +258,25 @@ static gboolean session_take_token(Session *s)
 
 static void session_on_hello(Session *s, const BlHello *h)
 {
+    gint64 now = s->clock();
+    /* An agent says hello once per connection, then reports. A guest that
+     * repeats the same hello with no report in between is answered but
+     * logged once per SESSION_LOG_EVERY_US; a restarted agent (it had
+     * reported since its last hello) is logged at once. */
+    gboolean same = s->has_hello && memcmp(&s->hello, h, sizeof(*h)) == 0 &&
+                    s->reports_since_hello == 0 && now - s->hello_logged_at < SESSION_LOG_EVERY_US;
+
+    s->reports_since_hello = 0;
     s->hello = *h;
     s->has_hello = TRUE;
+    s->hellos++;
+    if (same) {
+        session_send_welcome(s);
+        if (s->open && s->cb.hello)
+            s->cb.hello(s, s->user_data);
+        return;
+    }
+    s->hello_logged_at = now;
 
     json_object *f = json_object_new_object();
     json_object_object_add(f, "agent", json_object_new_string(h->agent));
@@ -293,6 +312,7 @@ static void session_on_report(Session *s, const BlReport *r)
     s->report = *r;
     s->report_at = s->clock();
     s->has_report = TRUE;
+    s->reports_since_hello++;
 
     json_object *f = json_object_new_object();
     json_object_object_add(f, "seq", json_object_new_uint64(r->seq));
@@ -607,6 +627,11 @@ guint64 session_rejected_total(const Session *s)
 guint64 session_accepted(const Session *s)
 {
     return s->accepted;
+}
+
+guint64 session_hellos(const Session *s)
+{
+    return s->hellos;
 }
 
 guint64 session_bytes(const Session *s)

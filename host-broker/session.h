@@ -110,3 +110,4 @@ guint64 session_rejected(const Session *s, SessionReject kind);
 guint64 session_rejected_total(const Session *s);
 guint64 session_accepted(const Session *s); /* messages accepted */
 guint64 session_bytes(const Session *s);    /* bytes read */
+guint64 session_hellos(const Session *s);   /* hellos received */

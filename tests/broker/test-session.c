@@ -225,6 +225,27 @@ static void test_hello_welcome(Fixture *f, gconstpointer data)
     g_autoptr(GArray) msgs2 = decode_lines(out2);
     g_assert_cmpuint(msgs2->len, ==, 1);
 
+    /* The same hello again and again (a looping or hostile guest): each is
+     * answered, the log says it once per 10 s. */
+    for (int i = 0; i < 20; i++)
+        agent_sendz(f, hello_line);
+    session_on_readable(f->s);
+    g_assert_cmpuint(session_hellos(f->s), ==, 22);
+    g_assert_cmpuint(count_events(f, "\"event\":\"hello\""), ==, 1);
+    g_autoptr(GString) outn = agent_recv(f);
+    g_autoptr(GArray) msgsn = decode_lines(outn);
+    g_assert_cmpuint(msgsn->len, ==, 20);
+    fake_now += 11 * G_USEC_PER_SEC;
+    agent_sendz(f, hello_line);
+    session_on_readable(f->s);
+    g_assert_cmpuint(count_events(f, "\"event\":\"hello\""), ==, 2);
+    /* A restarted agent (it reported since its hello) is logged at once. */
+    send_report(f, 1, "periodic");
+    agent_sendz(f, hello_line);
+    session_on_readable(f->s);
+    g_assert_cmpuint(count_events(f, "\"event\":\"hello\""), ==, 3);
+    g_autoptr(GString) outm = agent_recv(f);
+
     /* A new interval on reload reaches the agent in a fresh welcome. */
     Config next = f->cfg;
     next.interval_ms = 700;
