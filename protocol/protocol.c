@@ -81,6 +81,20 @@ const char *bl_proto_vmstat_name(BlVmstatCounter counter)
     return name_of(bl_proto_vmstat_names, G_N_ELEMENTS(bl_proto_vmstat_names), counter);
 }
 
+const char *bl_proto_error_name(BlProtoError code)
+{
+    static const char *const names[] = {
+        [BL_PROTO_ERROR_JSON] = "json",
+        [BL_PROTO_ERROR_SCHEMA] = "schema",
+        [BL_PROTO_ERROR_RANGE] = "range",
+        [BL_PROTO_ERROR_VERSION] = "version",
+        [BL_PROTO_ERROR_UNKNOWN_TYPE] = "unknown-type",
+        [BL_PROTO_ERROR_TOO_LONG] = "too-long",
+    };
+
+    return name_of(names, G_N_ELEMENTS(names), code);
+}
+
 void bl_proto_init(BlMessage *msg, BlMsgType type)
 {
     memset(msg, 0, sizeof *msg);

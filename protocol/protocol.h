@@ -209,6 +209,8 @@ const char *bl_proto_type_name(BlMsgType type);
 const char *bl_proto_kconfig_name(BlKconfig kconfig);
 const char *bl_proto_reason_name(BlReportReason reason);
 const char *bl_proto_vmstat_name(BlVmstatCounter counter);
+/* The error class as PROTOCOL.md section 5 and the vector file prefixes name it: "json", ... */
+const char *bl_proto_error_name(BlProtoError code);
 
 /* Convenience: fill a message header. */
 void bl_proto_init(BlMessage *msg, BlMsgType type);

@@ -589,6 +589,12 @@ static void test_names(void)
     g_assert_cmpstr(bl_proto_reason_name(BL_REPORT_REQUEST), ==, "request");
     g_assert_cmpstr(bl_proto_vmstat_name(BL_VMSTAT_WORKINGSET_REFAULT_ANON), ==,
                     "workingset_refault_anon");
+    g_assert_cmpstr(bl_proto_error_name(BL_PROTO_ERROR_UNKNOWN_TYPE), ==, "unknown-type");
+    g_assert_cmpstr(bl_proto_error_name(BL_PROTO_ERROR_JSON), ==, "json");
+    g_assert_cmpint(vectors_expected_error("too-long-x.json"), ==, BL_PROTO_ERROR_TOO_LONG);
+    g_assert_cmpint(vectors_expected_error("schema-x.json"), ==, BL_PROTO_ERROR_SCHEMA);
+    g_assert_cmpint(vectors_expected_error("unknown-x.json"), ==, -1);
+    g_assert_null(bl_proto_error_name((BlProtoError)17));
     g_assert_null(bl_proto_type_name((BlMsgType)42));
     g_assert_null(bl_proto_vmstat_name(BL_VMSTAT_N_COUNTERS));
 }

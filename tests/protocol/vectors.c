@@ -5,23 +5,13 @@
 
 #include <string.h>
 
-static const struct {
-    const char *prefix;
-    BlProtoError code;
-} prefixes[] = {
-    {"json-", BL_PROTO_ERROR_JSON},
-    {"schema-", BL_PROTO_ERROR_SCHEMA},
-    {"range-", BL_PROTO_ERROR_RANGE},
-    {"version-", BL_PROTO_ERROR_VERSION},
-    {"unknown-type-", BL_PROTO_ERROR_UNKNOWN_TYPE},
-    {"too-long-", BL_PROTO_ERROR_TOO_LONG},
-};
-
 int vectors_expected_error(const char *name)
 {
-    for (guint i = 0; i < G_N_ELEMENTS(prefixes); i++) {
-        if (g_str_has_prefix(name, prefixes[i].prefix))
-            return (int)prefixes[i].code;
+    for (int code = BL_PROTO_ERROR_JSON; code <= BL_PROTO_ERROR_TOO_LONG; code++) {
+        g_autofree char *prefix = g_strconcat(bl_proto_error_name(code), "-", NULL);
+
+        if (g_str_has_prefix(name, prefix))
+            return code;
     }
     return -1;
 }
