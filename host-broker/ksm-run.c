@@ -16,7 +16,6 @@
 #include "ksm-vm.h"
 #include "virt-ksm.h"
 
-#define MIB_B (1024.0 * 1024.0)
 /* The settings found at start, while ballastd owns KSM (tmpfs: one boot). */
 #define KSM_RUN_SAVED "run/ballast/ksm-saved.ini"
 
@@ -387,12 +386,11 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunV
     VirtKsmResult r = {0};
     const char *event = d->exclude ? "ksm-exclude" : "ksm-include";
     const char *verb = d->exclude ? "exclude from KSM" : "include in KSM";
-    gboolean ok = FALSE;
     g_autoptr(GString) how = g_string_new(NULL);
 
     if (!run->dry_run && run->virt != NULL) {
-        ok = virt_ksm_apply_uuid(run->virt, vm->uuid, d->exclude,
-                                 allow_monitor && config->live_exclusion, &r, &e);
+        virt_ksm_apply_uuid(run->virt, vm->uuid, d->exclude,
+                            allow_monitor && config->live_exclusion, &r, &e);
         if (r.live_attempted)
             g_string_append_printf(how,
                                    "; live: %s (%u memory backend%s, libvirt marks the "
@@ -432,7 +430,6 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunV
     evlog_emit(run->log, event, vm->name, f);
     evlog_say(run->log, TRUE, "%s%s: %s (%s)%s", run->dry_run ? "would: " : "", vm->name, verb,
               d->reason, how->str);
-    (void)ok;
 }
 
 void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_monitor,
