@@ -95,7 +95,7 @@ struct Broker {
     gboolean has_host;
     PolicyHost host;
     gboolean host_error_logged;
-    GHashTable *notes; /* note text -> gint64 last logged */
+    GHashTable *notes; /* broker_note_key() -> BrokerNote */
     guint64 cycles;
 };
 
@@ -454,31 +454,58 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     vm->target_at_us = t0;
 }
 
+/* A note's shape: its text with every number replaced, so that "300 MiB
+ * short" and "310 MiB short" are the same note. Digits inside a word (VM
+ * names like vm-2) are kept. */
+char *broker_note_key(const char *text)
+{
+    GString *k = g_string_new(NULL);
+
+    for (const char *p = text; *p; p++) {
+        gboolean in_word =
+            p > text && (g_ascii_isalnum(p[-1]) || p[-1] == '-' || p[-1] == '_' || p[-1] == '.');
+        if (g_ascii_isdigit(*p) && !in_word) {
+            g_string_append_c(k, '#');
+            while (g_ascii_isdigit(p[1]) || (p[1] == '.' && g_ascii_isdigit(p[2])))
+                p++;
+        } else {
+            g_string_append_c(k, *p);
+        }
+    }
+    return g_string_free(k, FALSE);
+}
+
+typedef struct {
+    gint64 logged_us, seen_us;
+} BrokerNote;
+
+/* Plan notes come every cycle with fresh numbers: log a note when it first
+ * appears, then once per BROKER_NOTE_REPEAT_US while it lasts. */
 static void broker_notes(Broker *b, GPtrArray *notes, gint64 now)
 {
-    g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-
     for (guint i = 0; notes && i < notes->len; i++) {
         const char *text = notes->pdata[i];
-        gpointer last;
-        g_hash_table_add(seen, (gpointer)text);
-        if (g_hash_table_lookup_extended(b->notes, text, NULL, &last) &&
-            now - *(gint64 *)last < BROKER_NOTE_REPEAT_US)
+        g_autofree char *key = broker_note_key(text);
+        BrokerNote *n = g_hash_table_lookup(b->notes, key);
+        if (n == NULL) {
+            n = g_new0(BrokerNote, 1);
+            g_hash_table_insert(b->notes, g_steal_pointer(&key), n);
+        }
+        n->seen_us = now;
+        if (n->logged_us != 0 && now - n->logged_us < BROKER_NOTE_REPEAT_US)
             continue;
-        gint64 *at = g_new(gint64, 1);
-        *at = now;
-        g_hash_table_replace(b->notes, g_strdup(text), at);
+        n->logged_us = now;
         json_object *f = json_object_new_object();
         json_object_object_add(f, "text", json_object_new_string(text));
         evlog_emit(b->log, "note", NULL, f);
         evlog_say(b->log, TRUE, "note: %s", text);
     }
-    /* Forget notes that went away, so that they are logged when they return. */
+    /* Forget notes gone for a while, so that they are logged when they return. */
     GHashTableIter it;
-    gpointer k;
+    gpointer v;
     g_hash_table_iter_init(&it, b->notes);
-    while (g_hash_table_iter_next(&it, &k, NULL)) {
-        if (!g_hash_table_contains(seen, k))
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        if (now - ((BrokerNote *)v)->seen_us > BROKER_NOTE_REPEAT_US)
             g_hash_table_iter_remove(&it);
     }
 }

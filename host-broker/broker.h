@@ -50,5 +50,9 @@ gboolean broker_reload(Broker *b, GError **error);
  */
 gboolean broker_attach_transport(Broker *b, const char *vm_name, SessionTransport *transport);
 
+/* The shape of a plan note (numbers replaced, digits inside names kept): one
+ * shape is logged once a minute however its numbers move. Pure. */
+char *broker_note_key(const char *text);
+
 /* The status object of the control protocol. */
 json_object *broker_status(Broker *b);

@@ -445,6 +445,27 @@ static void test_bad_config(Fixture *f, gconstpointer data)
     g_assert_nonnull(e);
 }
 
+static void test_note_key(void)
+{
+    static const struct {
+        const char *a, *b;
+        gboolean same;
+    } cases[] = {
+        {"host reserve unmet: 921 MiB short (available 22358 MiB)",
+         "host reserve unmet: 1308 MiB short (available 22359 MiB)", TRUE},
+        {"vm-1: agent silent for 5 s", "vm-1: agent silent for 17 s", TRUE},
+        {"vm-1: agent silent for 5 s", "vm-2: agent silent for 5 s", FALSE},
+        {"vm1: psi 1.5% > 1.0%", "vm1: psi 22.25% > 1.0%", TRUE},
+        {"vm1: psi 1.5%", "vm2: psi 1.5%", FALSE},
+        {"host reserve unmet", "host reserve met", FALSE},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *ka = broker_note_key(cases[i].a);
+        g_autofree char *kb = broker_note_key(cases[i].b);
+        g_assert_cmpint(g_strcmp0(ka, kb) == 0, ==, cases[i].same);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -455,5 +476,6 @@ int main(int argc, char **argv)
     T("only", test_only);
     T("pressure", test_pressure);
     T("bad-config", test_bad_config);
+    g_test_add_func("/broker/note-key", test_note_key);
     return g_test_run();
 }
