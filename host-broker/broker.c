@@ -638,6 +638,8 @@ static void broker_cycle(Broker *b, gboolean fast)
     }
 
     g_autoptr(PolicyPlan) plan = policy_decide(&b->host, pvms, vms->len, &b->cfg.policy, now);
+    if (plan == NULL)
+        return;
     g_autofree gboolean *acted = g_new0(gboolean, vms->len);
 
     for (guint i = 0; i < vms->len && i < plan->n_vms; i++) {
