@@ -85,13 +85,14 @@ static void print_status(json_object *st)
     g_autofree char *havail = mib(get(host, "mem_available_kib"));
     json_object *hpsi = get(host, "psi_some_avg10");
 
-    printf("ballastd %s  %s  %s%s  host %s/%s MiB available, psi %s\n", str(st, "version", "?"),
-           str(st, "uri", "?"),
+    printf("ballastd %s, %s%s: %.60s\n", str(st, "version", "?"),
            json_object_get_boolean(get(st, "connected")) ? "connected" : "DISCONNECTED",
-           json_object_get_boolean(get(st, "dry_run")) ? "  DRY-RUN" : "", havail, htotal,
+           json_object_get_boolean(get(st, "dry_run")) ? ", DRY-RUN" : "", str(st, "uri", "?"));
+    printf("host: %s of %s MiB available, PSI some avg10 %s%%\n", havail, htotal,
            hpsi ? json_object_get_string(hpsi) : "-");
-    printf("%-16s %-7s %-8s %-19s %-8s %6s %5s %6s %-4s %s\n", "VM", "MODE", "STATE",
-           "MiB act/target/max", "AGENT", "AVAIL", "PSI%", "AGE", "KSM", "LAST DECISION");
+    /* 100 columns: the reason of each VM's last decision gets its own line. */
+    printf("%-14s %-7s %-7s %-15s %-7s %6s %5s %5s %-4s %s\n", "VM", "MODE", "STATE",
+           "MiB act/tgt/max", "AGENT", "AVAIL", "PSI%", "AGE", "KSM", "LAST (~ not applied)");
     for (size_t i = 0; vms && i < json_object_array_length(vms); i++) {
         json_object *vm = json_object_array_get_idx(vms, i);
         json_object *ag = get(vm, "agent");
@@ -117,11 +118,11 @@ static void print_status(json_object *st)
         if (ld) {
             gint64 ago = (now - json_object_get_int64(get(ld, "mono_us"))) / G_USEC_PER_SEC;
             g_autofree char *t = mib(get(ld, "target_kib"));
-            last = g_strdup_printf("%s%s->%s %" G_GINT64_FORMAT "s ago",
-                                   json_object_get_boolean(get(ld, "applied")) ? "" : "(would) ",
+            last = g_strdup_printf("%s%s %s %" G_GINT64_FORMAT "s",
+                                   json_object_get_boolean(get(ld, "applied")) ? "" : "~",
                                    str(ld, "kind", "?"), t, ago);
         }
-        printf("%-16.16s %-7s %-8s %-19s %-8.8s %6s %5s %6s %-4s %s\n", str(vm, "name", "?"),
+        printf("%-14.14s %-7s %-7.7s %-15s %-7.7s %6s %5s %5s %-4s %s\n", str(vm, "name", "?"),
                str(vm, "mode", "?"), str(vm, "state", "?"), balloon, agent, avail, psis, ages,
                json_object_get_boolean(get(ksm, "excluded")) ? "excl" : "-", last ? last : "-");
         if (ld)
