@@ -48,6 +48,8 @@ if [ $deps = 1 ]; then
     say "checking dependencies (tools/deps.sh)"
     "$top/tools/deps.sh" || exit 1
 fi
+mkdir -p "$build"
+build=$(realpath "$build")
 say "building into $build"
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" "$top" >/dev/null || exit 1
@@ -83,6 +85,7 @@ busy=demo-busy
 idle=demo-idle
 tenant=demo-tenant
 ksm_save
+[ -f /sys/kernel/mm/ksm/advisor_mode ] && echo none >/sys/kernel/mm/ksm/advisor_mode
 echo 1000 >/sys/kernel/mm/ksm/pages_to_scan
 echo 1 >/sys/kernel/mm/ksm/run
 
@@ -109,7 +112,7 @@ guest_define "$idle" 1024 896 min=384MiB
 guest_define "$tenant" 512 512 min=256MiB ksm=always
 for g in "$busy" "$idle" "$tenant"; do guest_start "$g"; done
 say "starting ballastd --event-log $E2E_WORK/events.jsonl"
-broker_start </dev/null
+broker_start
 
 # The director drives the phases in the background while the view runs.
 direct() {

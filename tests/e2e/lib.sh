@@ -7,7 +7,7 @@
 #   e2e_init pressure "$@"          # root, libvirtd, test guest, cleanup trap
 #   guest_define e2e-pressure-1 1024 256 min=256MiB
 #   guest_start e2e-pressure-1; guest_wait_ready e2e-pressure-1
-#   broker_start <<<'[broker]...'   # temp config, control socket, event log
+#   broker_config <<<'[broker]...'; broker_start  # temp config, socket, event log
 #   ok "description" test ...       # TAP lines; e2e_finish prints the plan
 #   e2e_finish
 #
@@ -264,14 +264,20 @@ guest_balloon_actual() {
 
 # ---- broker ----
 
-# broker_start [EXTRA_ARGS...] with the config text on stdin.
+# broker_config: the broker's configuration file, from stdin (a heredoc).
+broker_config() {
+    cat >"$E2E_WORK/ballastd.conf"
+}
+
+# broker_start [EXTRA_ARGS...]: ballastd with the file broker_config wrote (or
+# an empty one), its control socket and event log in the work directory. A
+# restart appends to the same event log.
 broker_start() {
     [ -x "$BALLASTD" ] || bail "$BALLASTD not built"
     ksm_save # ballastd may own KSM; a kill -9 leaves no chance to restore it
     E2E_CONF=$E2E_WORK/ballastd.conf
     E2E_SOCK=$E2E_WORK/ballastd.sock
     E2E_EVENTS=$E2E_WORK/events.jsonl
-    [ -t 0 ] || cat >"$E2E_CONF"
     [ -f "$E2E_CONF" ] || : >"$E2E_CONF"
     touch "$E2E_EVENTS"
     "$BALLASTD" --connect "$E2E_URI" --config "$E2E_CONF" --control "$E2E_SOCK" \
@@ -358,17 +364,34 @@ ev_wait_since() {
 
 # ---- KSM ----
 
+# Saved: run, pages_to_scan and what decides whether pages_to_scan can be
+# written at all (with advisor_mode=scan-time the kernel refuses it: EINVAL),
+# plus sleep_millisecs and smart_scan. ballastd owns KSM by default and a
+# kill -9 leaves it no chance to put them back.
+E2E_KSM_KEYS="advisor_mode smart_scan sleep_millisecs pages_to_scan run"
 ksm_save() {
     [ -n "$E2E_KSM_SAVED" ] && return 0
-    E2E_KSM_SAVED="$(cat /sys/kernel/mm/ksm/run) $(cat /sys/kernel/mm/ksm/pages_to_scan)"
+    local k v
+    E2E_KSM_SAVED=" "
+    for k in $E2E_KSM_KEYS; do
+        [ -f "/sys/kernel/mm/ksm/$k" ] || continue
+        v=$(cat "/sys/kernel/mm/ksm/$k")
+        # advisor_mode reads "[none] scan-time": keep the selected word
+        [ "$k" = advisor_mode ] && v=$(echo "$v" | sed -n 's/.*\[\([a-z-]*\)\].*/\1/p')
+        E2E_KSM_SAVED+="$k=$v "
+    done
 }
 
 ksm_restore() {
     [ -n "$E2E_KSM_SAVED" ] || return 0
-    local run pts
-    read -r run pts <<<"$E2E_KSM_SAVED"
-    echo "$pts" >/sys/kernel/mm/ksm/pages_to_scan 2>/dev/null
-    echo "$run" >/sys/kernel/mm/ksm/run 2>/dev/null
+    local kv
+    # run=0 first (no scanning while changing), then the advisor, then the rest.
+    echo 0 >/sys/kernel/mm/ksm/run 2>/dev/null
+    for kv in $E2E_KSM_SAVED; do
+        [ -n "${kv#*=}" ] || continue
+        echo "${kv#*=}" >"/sys/kernel/mm/ksm/${kv%%=*}" 2>/dev/null ||
+            echo "# could not restore /sys/kernel/mm/ksm/${kv%%=*}=${kv#*=}" >&2
+    done
     E2E_KSM_SAVED=
 }
 

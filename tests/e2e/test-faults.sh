@@ -22,10 +22,11 @@ vm2=e2e-faults-2
 vm3=e2e-faults-3
 floor_mib=256
 
-broker_start <<EOF
+broker_config <<EOF
 [broker]
 interval_ms=1000
 EOF
+broker_start
 guest_define "$vm1" 1024 512 min=${floor_mib}MiB
 guest_define "$vm2" 1024 320 min=${floor_mib}MiB
 t1=$(date +%s.%N)

@@ -12,10 +12,11 @@
 e2e_init mixed-versions "$@"
 
 vm=e2e-mixed-versions-1
-broker_start <<EOF
+broker_config <<EOF
 [broker]
 interval_ms=1000
 EOF
+broker_start
 guest_define "$vm" 512 512 min=256MiB agent=newer
 guest_start "$vm"
 guest_wait_ready "$vm" 90 || bail "$vm did not boot"

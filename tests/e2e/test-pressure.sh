@@ -63,10 +63,11 @@ figure "no-broker OOM after" "${killed_at:-<50} MiB"
 # ---- 2. with ballastd: deflated in time ----
 log "phase 2: ballastd running, same workload"
 total0=$(settle) || bail "balloon not back at 256 MiB"
-broker_start <<EOF
+broker_config <<EOF
 [broker]
 interval_ms=1000
 EOF
+broker_start
 hello=$(ev_wait 30 ".event==\"hello\" and .vm==\"$vm\"") || bail "no hello from $vm's agent"
 log "hello: $hello"
 ev_wait 15 ".event==\"report\" and .vm==\"$vm\"" >/dev/null || bail "no report from $vm"

@@ -36,7 +36,7 @@ log "$idle: idle, MemAvailable $(($(guest_meminfo "$idle" MemAvailable) / 1024))
 host_avail_kib=$(awk '/^MemAvailable:/{print $2}' /proc/meminfo)
 reserve_mib=$((host_avail_kib / 1024 + 1024))
 log "host MemAvailable $((host_avail_kib / 1024)) MiB -> host_reserve ${reserve_mib} MiB"
-broker_start <<EOF
+broker_config <<EOF
 [broker]
 interval_ms=1000
 
@@ -44,6 +44,7 @@ interval_ms=1000
 host_reserve=${reserve_mib}MiB
 reclaim_interval_ms=2000
 EOF
+broker_start
 ev_wait 30 ".event==\"hello\" and .vm==\"$idle\"" >/dev/null || bail "no hello from $idle"
 ev_wait 30 ".event==\"hello\" and .vm==\"$busy\"" >/dev/null || bail "no hello from $busy"
 
