@@ -310,6 +310,7 @@ static gboolean close_later(gpointer data)
 {
     CloseLater *c = data;
 
+    c->v->close_idle = 0;
     if (c->v->connected && c->v->conn == c->conn)
         virt_force_reconnect(c->v, close_reason(c->reason));
     return G_SOURCE_REMOVE;
@@ -320,7 +321,7 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
     Virt *v = opaque;
     CloseLater *c;
 
-    if (!v->connected || conn != v->conn)
+    if (!v->connected || conn != v->conn || v->close_idle != 0)
         return;
     /* Tear down from the main loop, not from inside libvirt's callback. */
     c = g_new0(CloseLater, 1);
@@ -611,6 +612,15 @@ GArray *virt_balloon_stats(Virt *v, GError **error)
         VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
     if (n < 0) {
         set_error(error, "reading balloon stats");
+        /* Called every tick: the place to notice a connection that died
+         * without its close callback (it should not, but then we recover). */
+        if (virConnectIsAlive(v->conn) == 0 && v->close_idle == 0) {
+            CloseLater *c = g_new0(CloseLater, 1);
+            c->v = v;
+            c->conn = v->conn;
+            c->reason = VIR_CONNECT_CLOSE_REASON_ERROR;
+            v->close_idle = g_idle_add_full(G_PRIORITY_DEFAULT, close_later, c, g_free);
+        }
         return NULL;
     }
     GArray *out = g_array_sized_new(FALSE, TRUE, sizeof(VirtStats), (guint)n);
