@@ -13,6 +13,9 @@ GQuark config_error_quark(void)
     return g_quark_from_static_string("ballast-config-error-quark");
 }
 
+/* ballastd.conf is a few KiB; this only stops a wrong file. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+
 void config_init_defaults(Config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -349,6 +352,14 @@ gboolean config_load_data(Config *cfg, const char *name, const char *text, gsize
     g_autoptr(GError) e = NULL;
     Config next;
 
+    /* A byte-order mark (some editors write one) is not content. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        text += 3, len -= 3;
+    if (len > CONFIG_FILE_MAX) {
+        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX,
+                    "%s: larger than %d bytes: not a ballastd.conf", name, CONFIG_FILE_MAX);
+        return FALSE;
+    }
     if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &e)) {
         g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX, "%s:%u: %s", name,
                     locate_syntax_error(text, len), e->message);

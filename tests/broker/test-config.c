@@ -186,6 +186,28 @@ static void test_syntax(void)
     g_assert_nonnull(e);
 }
 
+static void test_bom_crlf_huge(void)
+{
+    Config cfg;
+    g_autoptr(GError) e = NULL;
+    const char *bom = "\xef\xbb\xbf[broker]\r\ninterval_ms = 500\r\n";
+
+    config_init_defaults(&cfg);
+    g_assert_true(config_load_data(&cfg, "bom", bom, strlen(bom), &e));
+    g_assert_no_error(e);
+    g_assert_cmpuint(cfg.interval_ms, ==, 500);
+    /* CRLF line ends do not shift line numbers. */
+    expect_error("[broker]\r\n\r\ntick_ms = 5\r\n", CONFIG_ERROR_VALUE,
+                 "t.conf:3: [broker] tick_ms", NULL);
+
+    gsize n = 2 * 1024 * 1024;
+    g_autofree char *huge = g_malloc(n + 1);
+    memset(huge, '#', n);
+    huge[n] = '\0';
+    g_assert_false(config_load_data(&cfg, "huge", huge, n, &e));
+    g_assert_error(e, CONFIG_ERROR, CONFIG_ERROR_SYNTAX);
+}
+
 static void test_duplicate_key_line(void)
 {
     /* GKeyFile keeps the last of two equal keys; so does the locator. */
@@ -295,6 +317,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/bad-group", test_bad_group);
     g_test_add_func("/config/syntax", test_syntax);
     g_test_add_func("/config/duplicate-key-line", test_duplicate_key_line);
+    g_test_add_func("/config/bom-crlf-huge", test_bom_crlf_huge);
     g_test_add_func("/config/locate", test_locate);
     g_test_add_func("/config/reload-keeps-config", test_reload_keeps_config);
     g_test_add_func("/config/names", test_names);
