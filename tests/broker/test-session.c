@@ -483,6 +483,27 @@ static void test_broker_goodbye(Fixture *f, gconstpointer data)
     g_assert_cmpstr(session_close_reason(f->s), ==, "broker stopping");
 }
 
+static void test_does_not_read(Fixture *f, gconstpointer data)
+{
+    /* The guest asks (pings) but never reads the answers: once 64 KiB wait
+     * unsent, the session gives up on it instead of buffering without end. */
+    int small = 4096;
+    g_assert_cmpint(setsockopt(f->agent_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), ==, 0);
+    g_autoptr(GString) pings = g_string_new(NULL);
+    for (guint i = 0; i < 100; i++)
+        g_string_append_printf(pings, "{\"type\":\"ping\",\"v\":1,\"id\":%u}\n", i);
+    guint rounds = 0;
+    while (session_is_open(f->s) && rounds < 10000) {
+        fake_now += 2 * G_USEC_PER_SEC; /* the bucket refills: not rate-limited */
+        agent_send(f, pings->str, pings->len);
+        session_on_readable(f->s);
+        rounds++;
+    }
+    g_assert_false(session_is_open(f->s));
+    g_assert_cmpstr(f->close_why, ==, "guest does not read");
+    g_assert_cmpuint(session_rejected(f->s, SESSION_REJECT_RATE_LIMITED), ==, 0);
+}
+
 static void test_neighbour(Fixture *f, gconstpointer data)
 {
     Fixture g = {.cfg = f->cfg, .log = f->log};
@@ -533,5 +554,6 @@ int main(int argc, char **argv)
     T("agent-goodbye-hangup", test_agent_goodbye_and_hangup);
     T("broker-goodbye", test_broker_goodbye);
     T("neighbour", test_neighbour);
+    T("does-not-read", test_does_not_read);
     return g_test_run();
 }
