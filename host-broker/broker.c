@@ -590,7 +590,9 @@ static void broker_cycle(Broker *b, gboolean fast)
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         BrokerVm *vm = v;
-        if (vm->active && vm->has_stats && vm->has_xml)
+        /* A paused guest can neither use memory nor give it back: its
+         * balloon would only look stuck. It is decided again once resumed. */
+        if (vm->active && vm->state == VIRT_STATE_RUNNING && vm->has_stats && vm->has_xml)
             g_ptr_array_add(vms, vm);
     }
     if (vms->len == 0) {
