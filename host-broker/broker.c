@@ -562,6 +562,12 @@ static void broker_ksm_tick(Broker *b, gint64 now)
                  list, n, now);
 }
 
+/* How long a new session may stay quiet before its VM is decided anyway. */
+static gint64 broker_grace_us(const Broker *b)
+{
+    return (2 * (gint64)b->cfg.interval_ms + 500) * 1000;
+}
+
 static void broker_cycle(Broker *b, gboolean fast)
 {
     gint64 now = now_us();
@@ -592,8 +598,15 @@ static void broker_cycle(Broker *b, gboolean fast)
         BrokerVm *vm = v;
         /* A paused guest can neither use memory nor give it back: its
          * balloon would only look stuck. It is decided again once resumed. */
-        if (vm->active && vm->state == VIRT_STATE_RUNNING && vm->has_stats && vm->has_xml)
-            g_ptr_array_add(vms, vm);
+        if (!vm->active || vm->state != VIRT_STATE_RUNNING || !vm->has_stats || !vm->has_xml)
+            continue;
+        /* A channel just opened (broker start, libvirtd back): its agent is
+         * about to speak. Deciding now would judge the VM from libvirt's
+         * figures or call its agent silent for an outage that was ours. */
+        if (vm->session != NULL && session_report(vm->session, NULL) == NULL &&
+            now - session_opened_at(vm->session) < broker_grace_us(b))
+            continue;
+        g_ptr_array_add(vms, vm);
     }
     if (vms->len == 0) {
         if (!fast)
@@ -1005,6 +1018,9 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
     json_object_object_add(a, "version", h ? json_object_new_string(h->agent_version) : NULL);
     json_object_object_add(a, "other_major", json_object_new_boolean(vm->other_major));
     json_object_object_add(a, "stale", json_object_new_boolean(s && session_is_stale(s, now)));
+    json_object_object_add(
+        a, "grace",
+        json_object_new_boolean(s && r == NULL && now - session_opened_at(s) < broker_grace_us(b)));
     json_object_object_add(a, "session_age_ms",
                            s ? json_object_new_int64((now - session_opened_at(s)) / 1000) : NULL);
     json_object_object_add(a, "report_age_ms", r ? json_object_new_int64((now - at) / 1000) : NULL);

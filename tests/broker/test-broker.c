@@ -428,6 +428,71 @@ static void test_pressure(Fixture *f, gconstpointer data)
                    sget(d, "reason"));
 }
 
+typedef struct {
+    Fixture *f;
+    int stage, agent_fd;
+    gboolean saw_grace, saw_end;
+} GraceCtx;
+
+static json_object *vm_agent(json_object *status, const char *name)
+{
+    json_object *vms, *agent = NULL;
+    json_object_object_get_ex(status, "vms", &vms);
+    for (size_t i = 0; i < json_object_array_length(vms); i++) {
+        json_object *vm = json_object_array_get_idx(vms, i);
+        if (g_strcmp0(sget(vm, "name"), name) == 0)
+            json_object_object_get_ex(vm, "agent", &agent);
+    }
+    return agent;
+}
+
+static gboolean check_grace(gpointer data)
+{
+    GraceCtx *c = data;
+    g_autoptr(GPtrArray) ev = events(c->f);
+
+    if (c->stage == 0) {
+        if (find(ev, "decision", "bk-floor", NULL) == NULL)
+            return G_SOURCE_CONTINUE;
+        int sv[2];
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+        c->agent_fd = sv[1];
+        g_assert_true(
+            broker_attach_transport(c->f->b, "bk-floor", session_transport_new_fd(sv[0])));
+        c->stage = 1;
+    }
+    json_object *st = broker_status(c->f->b);
+    json_object *agent = vm_agent(st, "bk-floor");
+    g_assert_nonnull(agent);
+    g_assert_cmpstr(sget(agent, "connected"), ==, "true");
+    if (g_strcmp0(sget(agent, "grace"), "true") == 0)
+        c->saw_grace = TRUE;
+    else if (c->saw_grace)
+        c->saw_end = TRUE; /* a silent agent is not waited for forever */
+    json_object_put(st);
+    if (c->saw_end) {
+        broker_quit(c->f->b, "test done");
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static void test_grace(Fixture *f, gconstpointer data)
+{
+    g_assert_true(
+        g_file_set_contents(f->conf, "[broker]\ninterval_ms = 100\ntick_ms = 100\n", -1, NULL));
+    f->only = "bk-floor";
+    start(f);
+    GraceCtx c = {.f = f};
+    g_timeout_add(20, check_grace, &c);
+    guint guard = g_timeout_add_seconds(50, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
+    close(c.agent_fd);
+    g_assert_true(c.saw_grace);
+    g_assert_true(c.saw_end);
+}
+
 static void test_bad_config(Fixture *f, gconstpointer data)
 {
     g_autoptr(GError) e = NULL;
@@ -475,6 +540,7 @@ int main(int argc, char **argv)
     T("dry-run", test_dry_run);
     T("only", test_only);
     T("pressure", test_pressure);
+    T("grace", test_grace);
     T("bad-config", test_bad_config);
     g_test_add_func("/broker/note-key", test_note_key);
     return g_test_run();
