@@ -518,6 +518,8 @@ void session_close(Session *s, const char *goodbye_reason, const char *why)
         m.u.goodbye.supported_major = BL_PROTO_MAJOR;
         g_strlcpy(m.u.goodbye.reason, goodbye_reason, sizeof(m.u.goodbye.reason));
         session_send(s, &m);
+        if (!s->open)
+            return; /* sending it failed and closed the session already */
     }
     s->open = FALSE;
     s->close_reason = g_strdup(why);

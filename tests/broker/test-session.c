@@ -504,6 +504,18 @@ static void test_does_not_read(Fixture *f, gconstpointer data)
     g_assert_cmpuint(session_rejected(f->s, SESSION_REJECT_RATE_LIMITED), ==, 0);
 }
 
+static void test_goodbye_to_dead_peer(Fixture *f, gconstpointer data)
+{
+    /* The broker stops while the guest's end is already gone: the goodbye
+     * cannot be written, the session still closes once, cleanly. */
+    close(f->agent_fd);
+    f->agent_fd = open("/dev/null", O_RDONLY);
+    session_close(f->s, "shutdown", "broker stopping");
+    g_assert_false(session_is_open(f->s));
+    g_assert_cmpuint(f->closes, ==, 1);
+    g_assert_nonnull(session_close_reason(f->s));
+}
+
 static void test_neighbour(Fixture *f, gconstpointer data)
 {
     Fixture g = {.cfg = f->cfg, .log = f->log};
@@ -555,5 +567,6 @@ int main(int argc, char **argv)
     T("broker-goodbye", test_broker_goodbye);
     T("neighbour", test_neighbour);
     T("does-not-read", test_does_not_read);
+    T("goodbye-to-dead-peer", test_goodbye_to_dead_peer);
     return g_test_run();
 }
