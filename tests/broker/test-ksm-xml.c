@@ -162,6 +162,43 @@ static void test_xml_bad(void)
     }
 }
 
+/* Mangled documents: either an error, or a well-formed result that says
+ * what was asked (run under ASan for the memory side). */
+static void test_xml_mutations(void)
+{
+    static const char *const seeds[] = {
+        HEAD TAIL,
+        HEAD NSP_BLOCK TAIL,
+        HEAD "  <memoryBacking>\n    <hugepages/>\n    <nosharepages/>\n  </memoryBacking>\n" TAIL,
+    };
+    static const char alphabet[] = "<>/='\"&; \nmemoryBackingnosharepages!-?[]";
+    guint ok = 0;
+
+    for (guint i = 0; i < 3000; i++) {
+        g_autofree char *doc = g_strdup(seeds[i % G_N_ELEMENTS(seeds)]);
+        gsize len = strlen(doc);
+        guint edits = 1 + g_test_rand_int_range(0, 4);
+        g_autoptr(GError) error = NULL;
+        g_autofree char *out = NULL;
+        gboolean on = g_test_rand_bit(), changed, has;
+
+        for (guint k = 0; k < edits; k++)
+            doc[g_test_rand_int_range(0, (gint32)len)] =
+                alphabet[g_test_rand_int_range(0, sizeof(alphabet) - 1)];
+        if (!ksm_xml_set_nosharepages(doc, on, &out, &changed, &error)) {
+            g_assert_nonnull(error);
+            continue;
+        }
+        ok++;
+        g_assert_true(ksm_xml_has_nosharepages(out, &has, &error));
+        g_assert_cmpint(has, ==, on);
+        if (!changed)
+            g_assert_cmpstr(out, ==, doc);
+    }
+    g_test_message("%u of 3000 mangled documents were still valid", ok);
+    g_assert_cmpuint(ok, >, 0);
+}
+
 static void test_qom_commands(void)
 {
     g_autofree char *list = ksm_qom_list_command();
@@ -285,6 +322,7 @@ int main(int argc, char **argv)
     g_test_add_func("/ksm/xml/table", test_xml_table);
     g_test_add_func("/ksm/xml/round-trip", test_xml_round_trip);
     g_test_add_func("/ksm/xml/bad", test_xml_bad);
+    g_test_add_func("/ksm/xml/mutations", test_xml_mutations);
     g_test_add_func("/ksm/qom/commands", test_qom_commands);
     g_test_add_func("/ksm/qom/backends", test_qom_backends);
     g_test_add_func("/ksm/qom/backends-bad", test_qom_backends_bad);
