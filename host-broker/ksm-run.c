@@ -22,6 +22,7 @@
 typedef struct {
     char *name;
     gboolean seen;
+    gboolean was_active;
     gint pid;
     gboolean has_stat;
     KsmProcStat stat;
@@ -474,8 +475,14 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
         if (!vm->active) {
             v->has_stat = FALSE;
             v->pid = 0;
+            v->was_active = FALSE;
             continue;
         }
+        /* A new QEMU: enforce an exclusion again (a transient domain, or a
+         * failed redefinition, starts merging again). */
+        if (!v->was_active)
+            v->state.decided = FALSE;
+        v->was_active = TRUE;
         if (sample)
             ksm_run_sample_vm(run, v);
 

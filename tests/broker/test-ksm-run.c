@@ -324,6 +324,15 @@ static void test_vms(Fixture *f, gconstpointer data)
     g_assert_null(json_object_object_get(o, "excluded"));
     json_object_put(o);
 
+    /* vm1 stops and starts again: the exclusion is enforced on the new QEMU */
+    vms[0].active = FALSE;
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 1, 2 * S + 1);
+    vms[0].active = TRUE;
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 1, 2 * S + 2);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 2);
+    json_object_put(ev);
+
     /* metadata changes to always: re-included */
     vms[0].ksm = POLICY_KSM_ALWAYS;
     ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 1, 3 * S);
