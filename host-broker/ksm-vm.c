@@ -163,7 +163,7 @@ void ksm_vm_decide(const KsmVmFacts *facts, const KsmVmState *state, const KsmCo
         s->measuring = FALSE;
         s->low_scans = 0;
     }
-    if (d->exclude && (!state->excluded || !state->decided))
+    if (d->exclude && !state->excluded)
         s->excluded_at_us = now_us;
     s->decided = TRUE;
     s->excluded = d->exclude;

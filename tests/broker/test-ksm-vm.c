@@ -396,6 +396,17 @@ static void test_decide_auto_no_data_and_retry(void)
     g_assert_true(d.changed);
     g_assert_nonnull(strstr(d.reason, "over 3 full scans"));
 
+    /* the VM restarts (ksm-run clears decided): enforced again, retry clock kept */
+    {
+        KsmVmState restarted = st;
+
+        restarted.decided = FALSE;
+        ksm_vm_decide(&f, &restarted, &c, 200 * S, &d);
+        g_assert_true(d.exclude);
+        g_assert_true(d.changed);
+        g_assert_cmpint(d.state.excluded_at_us, ==, 100 * S);
+    }
+
     /* held out for vm_retry_after_s even though profit now looks fine (it cannot be measured) */
     f.stat.profit = 100 * MIB;
     ksm_vm_decide(&f, &st, &c, (100 + 3599) * S, &d);
