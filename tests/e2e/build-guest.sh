@@ -45,8 +45,17 @@ if [ ! -x "$agent" ]; then
 fi
 
 # ---- kernel: resolve, download and unpack once per package version ----
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-       sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1)
+resolve_kernel() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1
+}
+kpkg=$(resolve_kernel)
+if [ -z "$kpkg" ] && [ "$(id -u)" = 0 ]; then
+    # Fresh machines and containers often ship without package lists.
+    echo "build-guest: apt-get update (no package lists for linux-image-cloud-amd64)"
+    apt-get update -qq >/dev/null 2>&1
+    kpkg=$(resolve_kernel)
+fi
 [ -n "$kpkg" ] || die "cannot resolve linux-image-cloud-amd64 (apt-get update?)"
 kver=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
 [ -n "$kver" ] && [ "$kver" != "(none)" ] || die "no candidate version for $kpkg"
