@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -128,6 +129,12 @@ static guint64 cpu_ticks(GPid pid)
     return g_ascii_strtoull(f[11], NULL, 10) + g_ascii_strtoull(f[12], NULL, 10);
 }
 
+/* children die with the bench, even when it stops on an error */
+static void die_with_parent(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static GPid spawn(const char *const *argv)
 {
     GPid pid;
@@ -136,7 +143,7 @@ static GPid spawn(const char *const *argv)
     if (!g_spawn_async(NULL, (char **)argv, NULL,
                        G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
                            G_SPAWN_STDERR_TO_DEV_NULL,
-                       NULL, NULL, &pid, &error))
+                       die_with_parent, NULL, &pid, &error))
         g_error("spawn %s: %s", argv[0], error->message);
     return pid;
 }

@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
+#include <termios.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "framer.h"
@@ -31,6 +34,13 @@ static const char *agent_bin(void)
 static char *data_dir(const char *tree)
 {
     return g_build_filename(g_getenv("BALLAST_TEST_DATA"), tree, NULL);
+}
+
+/* In the agent's child: die with the test, so a failed assertion never
+ * leaves an agent behind holding the test's output pipe. */
+static void die_with_parent(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* ---- the fake host side ---- */
@@ -78,8 +88,8 @@ static void host_spawn(Host *h, const char *tree, const char *extra)
     const char *argv[] = {agent_bin(), "--root", root, "--port", h->path, extra, NULL};
     g_autoptr(GError) error = NULL;
 
-    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
-                                &h->pid, &error));
+    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                die_with_parent, NULL, &h->pid, &error));
     g_assert_no_error(error);
 }
 
@@ -163,7 +173,7 @@ static void host_expect(Host *h, BlMsgType type, int reason_or_id, BlMessage *ms
 static void host_send(Host *h, const char *data, gsize len)
 {
     while (len > 0) {
-        gssize n = send(h->fd, data, len, MSG_NOSIGNAL);
+        gssize n = write(h->fd, data, len); /* a socket or a pty master */
 
         g_assert_cmpint(n, >, 0);
         data += n;
@@ -414,8 +424,8 @@ static void test_late_host(void)
         g_autofree char *root = data_dir("guest-none");
         const char *argv[] = {agent_bin(), "--root", root, "--port", later, NULL};
 
-        g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
-                                    NULL, &h.pid, NULL));
+        g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                    die_with_parent, NULL, &h.pid, NULL));
     }
     g_usleep(300000);
     g_assert_cmpint(rename(h.path, later), ==, 0);
@@ -429,6 +439,58 @@ static void test_late_host(void)
     host_cleanup(&h);
 }
 
+/*
+ * A character device as the port: a pty in raw mode stands in for the
+ * virtio-serial port (open, poll, read and write go the same way). Its host
+ * side then goes away for good (EIO): the agent keeps running and exits
+ * cleanly on SIGTERM.
+ */
+static void test_char_device(void)
+{
+    Host h = {0};
+    BlMessage m;
+    struct termios tio;
+    const char *slave;
+    int master, keep;
+
+    host_listen(&h); /* for the temp dir and framer; the socket stays unused */
+    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    g_assert_cmpint(master, >=, 0);
+    g_assert_cmpint(grantpt(master), ==, 0);
+    g_assert_cmpint(unlockpt(master), ==, 0);
+    slave = ptsname(master);
+    g_assert_nonnull(slave);
+    keep = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    g_assert_cmpint(keep, >=, 0);
+    g_assert_cmpint(tcgetattr(keep, &tio), ==, 0);
+    cfmakeraw(&tio);
+    g_assert_cmpint(tcsetattr(keep, TCSANOW, &tio), ==, 0);
+    {
+        g_autofree char *root = data_dir("guest-1002-bound");
+        g_autofree char *port = g_strdup(slave);
+        const char *argv[] = {agent_bin(), "--root", root, "--port", port, NULL};
+
+        g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                    die_with_parent, NULL, &h.pid, NULL));
+    }
+    h.fd = master;
+    g_assert_true(host_next(&h, &m, WAIT_MS));
+    g_assert_cmpint(m.type, ==, BL_MSG_HELLO);
+    check_hello_1002(&m.u.hello, 1000);
+    host_expect(&h, BL_MSG_REPORT, BL_REPORT_PERIODIC, &m);
+    check_report_tree(&m.u.report);
+    host_send_str(&h, "{\"type\":\"request\",\"v\":1}\n");
+    host_expect(&h, BL_MSG_REPORT, BL_REPORT_REQUEST, &m);
+    host_send_str(&h, "{\"type\":\"ping\",\"v\":1,\"id\":9}\n");
+    host_expect(&h, BL_MSG_PONG, 9, &m);
+    host_disconnect(&h);
+    close(keep);
+    g_usleep(300000);
+    kill(h.pid, SIGTERM);
+    g_assert_cmpint(host_wait_exit(&h), ==, 0);
+    host_cleanup(&h);
+}
+
 /* ---- one-shot modes ---- */
 
 static int run_sync(const char *const *argv, char **out, char **err)
@@ -436,8 +498,8 @@ static int run_sync(const char *const *argv, char **out, char **err)
     g_autoptr(GError) error = NULL;
     int status = 0;
 
-    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err,
-                               &status, &error));
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, die_with_parent, NULL,
+                               out, err, &status, &error));
     g_assert_no_error(error);
     g_assert_true(WIFEXITED(status));
     return WEXITSTATUS(status);
@@ -587,9 +649,11 @@ static void test_bad_flags(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    signal(SIGPIPE, SIG_IGN);
     g_test_add_func("/agent-run/session", test_session);
     g_test_add_func("/agent-run/shutdown", test_shutdown);
     g_test_add_func("/agent-run/late-host", test_late_host);
+    g_test_add_func("/agent-run/char-device", test_char_device);
     g_test_add_func("/agent-run/once-stdout", test_once_stdout);
     g_test_add_func("/agent-run/hostile-tree", test_hostile_tree);
     g_test_add_func("/agent-run/check", test_check);
