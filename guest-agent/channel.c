@@ -21,6 +21,9 @@
  * starve the sampler. */
 #define CHANNEL_READ_CHUNK  4096
 #define CHANNEL_READ_BUDGET 16
+/* While waiting for the host, check every this many rechecks (10 s) that
+ * the fd still is the device the path names. */
+#define CHANNEL_IDENTITY_EVERY 20
 
 typedef enum {
     CHANNEL_CLOSED,    /* no fd: (re)open on a timer */
@@ -44,6 +47,7 @@ struct Channel {
     guint backoff_ms;
     gboolean warned; /* one log line per failure streak */
     gboolean flushing;
+    guint rechecks;
 
     BlFramer *framer;
     GString *wbuf; /* the message being written, reused */
@@ -106,12 +110,30 @@ static void channel_drop_output(Channel *ch)
 
 static void channel_check_host(Channel *ch);
 
+/* Is the open fd still the device at path? A port unplugged and plugged
+ * again is a new device node: the old fd would report HUP forever. */
+static gboolean channel_same_device(Channel *ch)
+{
+    struct stat a, b;
+
+    return ch->path != NULL && stat(ch->path, &a) == 0 && fstat(ch->in_fd, &b) == 0 &&
+           a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_rdev == b.st_rdev;
+}
+
+static void channel_lost(Channel *ch, gboolean io_error);
+
 static gboolean channel_on_recheck(gpointer data)
 {
     Channel *ch = data;
 
+    if (++ch->rechecks % CHANNEL_IDENTITY_EVERY == 0 && !channel_same_device(ch)) {
+        g_debug("port %s: device node changed; reopening", ch->path);
+        channel_lost(ch, TRUE); /* removes this timer, schedules a reopen */
+        return G_SOURCE_REMOVE;
+    }
     channel_check_host(ch);
-    return ch->state == CHANNEL_WAITING ? G_SOURCE_CONTINUE : (ch->timer = 0, G_SOURCE_REMOVE);
+    /* on a state change this timer was already removed (and maybe replaced) */
+    return ch->state == CHANNEL_WAITING ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 /* The host side went away (read 0, HUP, write error). */
