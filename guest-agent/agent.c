@@ -433,14 +433,24 @@ void agent_free(Agent *a)
     g_free(a);
 }
 
+void agent_start(Agent *a)
+{
+    g_message("starting (kernel %s, balloon %s)", a->facts.kernel,
+              detect_usable(&a->facts.balloon) ? "usable" : "not usable");
+    channel_start(a->channel);
+}
+
+void agent_attach_trigger_fd(Agent *a, int fd, GIOCondition cond)
+{
+    trigger_attach_fd(a->trigger, fd, cond);
+}
+
 int agent_run(Agent *a)
 {
     guint sigterm = g_unix_signal_add(SIGTERM, agent_on_signal, a);
     guint sigint = g_unix_signal_add(SIGINT, agent_on_signal, a);
 
-    g_message("starting (kernel %s, balloon %s)", a->facts.kernel,
-              detect_usable(&a->facts.balloon) ? "usable" : "not usable");
-    channel_start(a->channel);
+    agent_start(a);
     g_main_loop_run(a->loop);
     g_source_remove(sigterm);
     g_source_remove(sigint);

@@ -38,4 +38,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Agent, agent_free)
 /* Run the main loop until SIGTERM/SIGINT (or --once is done). Exit status. */
 int agent_run(Agent *agent);
 
+/* For tests that drive the default main context themselves: open the port
+ * (agent_run does this), and watch fd as if it were an armed PSI trigger. */
+void agent_start(Agent *agent);
+void agent_attach_trigger_fd(Agent *agent, int fd, GIOCondition cond);
+
 const AgentStats *agent_stats(const Agent *agent);
