@@ -3,6 +3,7 @@
 #include "ballast-config.h"
 
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
     g_autoptr(GError) error = NULL;
 
     setlocale(LC_ALL, "");
+    /* A closed stderr pipe or peer must cost a write error, not the daemon. */
+    signal(SIGPIPE, SIG_IGN);
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_option_context_set_summary(ctx, "Follows every libvirt domain, reads its ballast agent and "
                                       "balloons its memory.");
