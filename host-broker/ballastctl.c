@@ -218,6 +218,8 @@ int main(int argc, char **argv)
     g_autoptr(GError) error = NULL;
 
     setlocale(LC_ALL, "");
+    /* JSON numbers are written and read with a '.', whatever the locale. */
+    setlocale(LC_NUMERIC, "C");
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
         g_printerr("ballastctl: %s (see --help)\n", error->message);

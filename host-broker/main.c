@@ -39,6 +39,8 @@ int main(int argc, char **argv)
     g_autoptr(GError) error = NULL;
 
     setlocale(LC_ALL, "");
+    /* JSON numbers are written and read with a '.', whatever the locale. */
+    setlocale(LC_NUMERIC, "C");
     /* A closed stderr pipe or peer must cost a write error, not the daemon. */
     signal(SIGPIPE, SIG_IGN);
     g_option_context_add_main_entries(ctx, entries, NULL);
