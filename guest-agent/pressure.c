@@ -45,8 +45,15 @@ static const char *pressure_compare(PressureState *st, guint64 now_ms, const BlR
     guint64 avail = s->mem.available_kib;
     const char *why = NULL;
 
-    if (avail < st->prev_available_kib) {
-        guint64 fall = st->prev_available_kib - avail;
+    /* Only a fall the guest itself caused counts: when the balloon inflates,
+     * MemTotal and MemAvailable drop together, and reporting that as
+     * pressure would make the broker undo its own inflation. */
+    guint64 avail_drop = avail < st->prev_available_kib ? st->prev_available_kib - avail : 0;
+    guint64 total_drop =
+        s->mem.total_kib < st->prev_total_kib ? st->prev_total_kib - s->mem.total_kib : 0;
+
+    if (avail_drop > total_drop) {
+        guint64 fall = avail_drop - total_drop;
         /* fall <= 2^64 / 1000 in any real guest; cap to stay exact */
         guint64 rate = MIN(fall, G_MAXUINT64 / 1000) * 1000 / dt; /* KiB/s */
 
@@ -103,6 +110,7 @@ void pressure_step(PressureState *st, guint64 now_ms, const BlReport *sample, gu
     st->have_prev = TRUE;
     st->prev_ms = now_ms;
     st->prev_available_kib = sample->mem.available_kib;
+    st->prev_total_kib = sample->mem.total_kib;
     st->prev_vmstat = sample->vmstat;
     st->prev_has_psi = sample->has_psi;
     st->prev_some_total_us = sample->psi.some.total_us;

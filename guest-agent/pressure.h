@@ -13,6 +13,8 @@
  *  - once MemAvailable falls, sample fast and report "pressure" at once
  *    (rate-limited) while the time to exhaustion is short;
  *  - with ample headroom and stable memory, wake once per interval.
+ * A fall of MemAvailable that MemTotal fell with (the balloon inflating) is
+ * not the guest's doing and is not pressure.
  */
 #pragma once
 
@@ -64,6 +66,7 @@ typedef struct {
     gboolean have_prev;
     guint64 prev_ms;
     guint64 prev_available_kib;
+    guint64 prev_total_kib;
     BlVmstat prev_vmstat;
     gboolean prev_has_psi;
     guint64 prev_some_total_us;

@@ -165,6 +165,36 @@ static void test_big_guest_fall(void)
     g_assert_cmpuint(fast, >=, 90);
 }
 
+/* The balloon inflating takes MemTotal and MemAvailable down together: not
+ * pressure. A workload on top of it still is. */
+static void test_balloon_inflation(void)
+{
+    PressureState st;
+    PressureVerdict v;
+    BlReport s = sample_avail(1024 * MIB, 700 * MIB);
+
+    pressure_reset(&st);
+    pressure_step(&st, 0, &s, 1000, FALSE, &v);
+    for (int i = 1; i <= 3; i++) {
+        /* -256 MiB in 0.3 s, as QMP balloon does */
+        s.mem.total_kib -= 85 * MIB;
+        s.mem.available_kib -= 85 * MIB;
+        pressure_step(&st, (guint64)i * 100, &s, 1000, FALSE, &v);
+        g_assert_false(v.send && v.reason == BL_REPORT_PRESSURE);
+    }
+    /* the workload takes 60 MiB in 100 ms while the balloon takes 40 */
+    s.mem.total_kib -= 40 * MIB;
+    s.mem.available_kib -= 100 * MIB;
+    pressure_step(&st, 400, &s, 1000, FALSE, &v);
+    g_assert_true(v.send);
+    g_assert_cmpint(v.reason, ==, BL_REPORT_PRESSURE);
+    /* deflating raises both: nothing */
+    s.mem.total_kib += 300 * MIB;
+    s.mem.available_kib += 300 * MIB;
+    pressure_step(&st, 1500, &s, 1000, FALSE, &v);
+    g_assert_cmpint(v.reason, ==, BL_REPORT_PERIODIC);
+}
+
 /* After the fall stops, sampling decays back to the headroom period. */
 static void test_decay(void)
 {
@@ -305,6 +335,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pressure/fast-fall-latency", test_fast_fall_latency);
     g_test_add_func("/pressure/big-guest-fall", test_big_guest_fall);
     g_test_add_func("/pressure/decay", test_decay);
+    g_test_add_func("/pressure/balloon-inflation", test_balloon_inflation);
     g_test_add_func("/pressure/counters", test_counters);
     g_test_add_func("/pressure/psi-stall", test_psi_stall);
     g_test_add_func("/pressure/event-and-rate-limit", test_event_and_rate_limit);
