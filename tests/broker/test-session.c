@@ -516,6 +516,39 @@ static void test_goodbye_to_dead_peer(Fixture *f, gconstpointer data)
     g_assert_nonnull(session_close_reason(f->s));
 }
 
+static void test_random_bytes(Fixture *f, gconstpointer data)
+{
+    /* 1 MiB of random bytes (some newlines, some 0xFF), then a resync and a
+     * good report: counted garbage, no crash, the report still gets in. */
+    gsize n = 1024 * 1024;
+    g_autofree guchar *junk = g_malloc(n);
+    for (gsize i = 0; i < n; i++) {
+        guint32 r = g_test_rand_int();
+        junk[i] = (r % 64 == 0) ? '\n' : (guchar)(r >> 8);
+    }
+    gsize off = 0;
+    while (off < n) {
+        fake_now += 100000; /* keep the bucket from being the only line of defence */
+        gssize w = write(f->agent_fd, junk + off, MIN(n - off, 8192));
+        if (w > 0)
+            off += (gsize)w;
+        g_assert_true(session_on_readable(f->s));
+    }
+    while (session_on_readable(f->s) && session_bytes(f->s) < n)
+        ;
+    g_assert_true(session_is_open(f->s));
+    g_assert_cmpuint(session_bytes(f->s), ==, n);
+    g_assert_cmpuint(session_rejected_total(f->s), >, 1000);
+    g_assert_cmpuint(f->reports, ==, 0);
+
+    fake_now += 10 * G_USEC_PER_SEC;
+    agent_send(f, "\xff", 1);
+    send_report(f, 9, "periodic");
+    session_on_readable(f->s);
+    g_assert_cmpuint(f->reports, ==, 1);
+    g_assert_cmpuint(f->last_seq, ==, 9);
+}
+
 static void test_neighbour(Fixture *f, gconstpointer data)
 {
     Fixture g = {.cfg = f->cfg, .log = f->log};
@@ -568,5 +601,6 @@ int main(int argc, char **argv)
     T("neighbour", test_neighbour);
     T("does-not-read", test_does_not_read);
     T("goodbye-to-dead-peer", test_goodbye_to_dead_peer);
+    T("random-bytes", test_random_bytes);
     return g_test_run();
 }
