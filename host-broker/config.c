@@ -207,6 +207,15 @@ static const KeyDesc broker_keys[] = {
     K_UINT(reconnect_max_ms, 100, 3600000),
 };
 
+GStrv config_broker_keys(void)
+{
+    GStrv keys = g_new0(char *, G_N_ELEMENTS(broker_keys) + 1);
+
+    for (guint i = 0; i < G_N_ELEMENTS(broker_keys); i++)
+        keys[i] = g_strdup(broker_keys[i].name);
+    return keys;
+}
+
 static gboolean load_broker_key(Config *cfg, GKeyFile *kf, const KeyDesc *d, GError **error)
 {
     g_autofree char *raw = g_key_file_get_value(kf, "broker", d->name, error);

@@ -81,6 +81,9 @@ gboolean config_load_data(Config *cfg, const char *name, const char *text, gsize
  * in key-file text; 0 when not found. Locates only, does not parse. */
 guint config_locate(const char *text, gsize len, const char *group, const char *key);
 
+/* The [broker] keys, NULL-terminated (tests check the docs against it). */
+GStrv config_broker_keys(void);
+
 const char *config_mode_name(PolicyMode mode);
 gboolean config_parse_mode(const char *text, PolicyMode *mode);
 const char *config_ksm_name(PolicyKsm ksm);

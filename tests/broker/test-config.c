@@ -305,6 +305,30 @@ static void test_example_file(void)
     config_clear(&want);
 }
 
+/* Every [broker] key is in the example file and in docs/configuration.md. */
+static void test_keys_documented(void)
+{
+    const char *td = g_getenv("BALLAST_TEST_DATA");
+    g_autofree char *conf_path =
+        g_build_filename(td, "..", "..", "packaging", "ballastd.conf", NULL);
+    g_autofree char *doc_path = g_build_filename(td, "..", "..", "docs", "configuration.md", NULL);
+    g_autofree char *conf = NULL, *doc = NULL;
+    g_auto(GStrv) keys = config_broker_keys();
+
+    g_assert_true(g_file_get_contents(conf_path, &conf, NULL, NULL));
+    g_assert_true(g_file_get_contents(doc_path, &doc, NULL, NULL));
+    g_assert_cmpuint(g_strv_length(keys), >=, 15);
+    for (guint i = 0; keys[i]; i++) {
+        g_autofree char *in_conf = g_strdup_printf("\n#%s = ", keys[i]);
+        g_autofree char *in_doc = g_strdup_printf("| `%s` |", keys[i]);
+        if (strstr(conf, in_conf) == NULL)
+            g_error("[broker] %s is not in packaging/ballastd.conf", keys[i]);
+        if (strstr(doc, in_doc) == NULL)
+            g_error("[broker] %s is not in docs/configuration.md", keys[i]);
+        g_assert_cmpuint(config_locate(conf, strlen(conf), "broker", keys[i]), ==, 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -322,5 +346,6 @@ int main(int argc, char **argv)
     g_test_add_func("/config/reload-keeps-config", test_reload_keeps_config);
     g_test_add_func("/config/names", test_names);
     g_test_add_func("/config/example-file", test_example_file);
+    g_test_add_func("/config/keys-documented", test_keys_documented);
     return g_test_run();
 }
