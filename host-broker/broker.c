@@ -82,7 +82,8 @@ typedef struct {
 struct Broker {
     BrokerOptions opt;
     char *uri, *config_path, *control_path, *host_root;
-    GPatternSpec *only; /* --only: the domains we follow */
+    GPatternSpec *only;  /* --only: the domains we follow */
+    char *connect_error; /* the last reconnect failure logged */
     Config cfg;
     Evlog *log;
     Virt *virt;
@@ -789,6 +790,7 @@ static void on_connected(Virt *v, gpointer user_data)
     json_object_object_add(f, "why", json_object_new_string("connected"));
     evlog_emit(b->log, "connect", NULL, f);
     evlog_say(b->log, TRUE, "connected to %s", virt_uri(v));
+    g_clear_pointer(&b->connect_error, g_free);
     broker_resync(b);
 }
 
@@ -812,6 +814,20 @@ static void on_disconnected(Virt *v, const char *why, gpointer user_data)
         vm->next_open_us = 0;
         vm->session_failures = 0;
         vm->has_stats = FALSE;
+    }
+}
+
+static void on_connect_failed(Virt *v, const char *why, guint delay_ms, gpointer user_data)
+{
+    Broker *b = user_data;
+
+    /* Say it when the reason changes, and once the backoff is at its cap
+     * (every reconnect_max_ms), not at every attempt. */
+    if (g_strcmp0(b->connect_error, why) != 0 || delay_ms >= b->cfg.reconnect_max_ms) {
+        evlog_say(b->log, TRUE, "still cannot connect: %s (next try in %.1f s)", why,
+                  delay_ms / 1000.0);
+        g_free(b->connect_error);
+        b->connect_error = g_strdup(why);
     }
 }
 
@@ -909,6 +925,7 @@ static void on_device_added(Virt *v, const char *uuid, const char *name, gpointe
 static const VirtCallbacks virt_callbacks = {
     .connected = on_connected,
     .disconnected = on_disconnected,
+    .connect_failed = on_connect_failed,
     .lifecycle = on_lifecycle,
     .balloon_change = on_balloon_change,
     .metadata_change = on_metadata_change,
@@ -1212,6 +1229,7 @@ gboolean broker_run(Broker *b, GError **error)
         json_object_object_add(f, "why", json_object_new_string(e->message));
         evlog_emit(b->log, "disconnect", NULL, f);
         evlog_say(b->log, TRUE, "cannot connect yet: %s (retrying)", e->message);
+        b->connect_error = g_strdup(e->message);
     }
     broker_arm_timers(b);
     g_main_loop_run(b->loop);
@@ -1247,6 +1265,7 @@ void broker_free(Broker *b)
     g_free(b->config_path);
     g_free(b->control_path);
     g_free(b->host_root);
+    g_free(b->connect_error);
     if (b->only)
         g_pattern_spec_free(b->only);
     g_free(b);

@@ -383,6 +383,8 @@ static gboolean virt_reconnect_cb(gpointer user_data)
     v->reconnect_id = 0;
     if (!virt_open(v, &e)) {
         virt_schedule_reconnect(v);
+        if (v->cb.connect_failed)
+            v->cb.connect_failed(v, e->message, v->backoff_ms, v->user_data);
         return G_SOURCE_REMOVE;
     }
     if (v->cb.connected)

@@ -50,6 +50,8 @@ const char *virt_state_name(VirtState state);
 typedef struct {
     void (*connected)(Virt *v, gpointer user_data);
     void (*disconnected)(Virt *v, const char *why, gpointer user_data);
+    /* A reconnect attempt failed; the next one comes after delay_ms. */
+    void (*connect_failed)(Virt *v, const char *why, guint delay_ms, gpointer user_data);
     /* detail: "booted", "migrated", "destroyed", ... */
     void (*lifecycle)(Virt *v, const char *uuid, const char *name, VirtEvent event,
                       const char *detail, gpointer user_data);
