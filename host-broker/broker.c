@@ -955,6 +955,11 @@ gboolean broker_reload(Broker *b, GError **error)
     Config next;
     g_autoptr(GError) e = NULL;
 
+    /* SIGHUP is also logrotate's way to say "reopen your log". */
+    if (!evlog_reopen(b->log, &e)) {
+        evlog_say(b->log, TRUE, "cannot reopen the event log, keeping the old one: %s", e->message);
+        g_clear_error(&e);
+    }
     config_init_defaults(&next);
     if (!config_load_file(&next, b->config_path, b->opt.config_explicit, &e)) {
         config_clear(&next);

@@ -6,6 +6,7 @@
 
 struct Evlog {
     FILE *file;
+    char *path;
     gboolean verbose;
     struct {
         gint64 mono_us;
@@ -28,8 +29,28 @@ Evlog *evlog_new(const char *path, GError **error)
             return NULL;
         }
         setvbuf(log->file, NULL, _IOLBF, 0);
+        log->path = g_strdup(path);
     }
     return log;
+}
+
+gboolean evlog_reopen(Evlog *log, GError **error)
+{
+    FILE *f;
+
+    if (log->path == NULL)
+        return TRUE;
+    f = fopen(log->path, "ae");
+    if (f == NULL) {
+        int saved = errno;
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved), "%s: %s", log->path,
+                    g_strerror(saved));
+        return FALSE;
+    }
+    setvbuf(f, NULL, _IOLBF, 0);
+    fclose(log->file);
+    log->file = f;
+    return TRUE;
 }
 
 void evlog_free(Evlog *log)
@@ -38,6 +59,7 @@ void evlog_free(Evlog *log)
         return;
     if (log->file)
         fclose(log->file);
+    g_free(log->path);
     for (guint i = 0; i < EVLOG_RECENT_MAX; i++)
         g_free(log->recent[i].text);
     g_free(log);

@@ -16,6 +16,10 @@ typedef struct Evlog Evlog;
 /* path NULL: no file, only the ring and stderr. */
 Evlog *evlog_new(const char *path, GError **error);
 void evlog_free(Evlog *log);
+
+/* Reopen the file (after logrotate moved it; SIGHUP). On error the old
+ * stream is kept. */
+gboolean evlog_reopen(Evlog *log, GError **error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Evlog, evlog_free)
 
 /* Also echo every event as JSON on stderr (--verbose). */
