@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "evlog.h"
 
 typedef struct {
     char *dir, *conf, *ctl, *evlog, *uri, *host_root;
@@ -531,6 +532,50 @@ static void test_note_key(void)
     }
 }
 
+static void test_evlog(void)
+{
+    g_autoptr(GError) e = NULL;
+    g_autofree char *dir = g_dir_make_tmp("ballast-evlog-XXXXXX", &e);
+    g_autofree char *path = g_build_filename(dir, "events.json", NULL);
+    g_autofree char *moved = g_build_filename(dir, "events.json.1", NULL);
+    Evlog *log = evlog_new(path, &e);
+
+    g_assert_no_error(e);
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "text", json_object_new_string("a \"quoted\"\nline"));
+    evlog_emit(log, "note", "vm\"1", f);
+    g_assert_cmpint(g_rename(path, moved), ==, 0);
+    g_assert_true(evlog_reopen(log, &e));
+    evlog_emit(log, "note", NULL, NULL);
+    evlog_say(log, TRUE, "one %d", 1);
+    evlog_say(log, FALSE, "not in the ring");
+    json_object *ring = evlog_recent(log);
+    g_assert_cmpuint(json_object_array_length(ring), ==, 1);
+    json_object_put(ring);
+    evlog_free(log);
+
+    g_autofree char *a = NULL, *b = NULL;
+    g_assert_true(g_file_get_contents(moved, &a, NULL, NULL));
+    g_assert_true(g_file_get_contents(path, &b, NULL, NULL));
+    /* One object per line, escapes intact. */
+    g_assert_cmpuint(strlen(a), >, 0);
+    g_assert_true(g_str_has_suffix(a, "}\n"));
+    g_assert_true(strchr(a, '\n') == a + strlen(a) - 1); /* exactly one line */
+    json_object *o = json_tokener_parse(a);
+    g_assert_cmpstr(sget(o, "vm"), ==, "vm\"1");
+    g_assert_cmpstr(sget(o, "text"), ==, "a \"quoted\"\nline");
+    g_assert_nonnull(sget(o, "ts"));
+    g_assert_nonnull(sget(o, "mono_us"));
+    json_object_put(o);
+    o = json_tokener_parse(b);
+    g_assert_cmpstr(sget(o, "event"), ==, "note");
+    g_assert_null(sget(o, "vm"));
+    json_object_put(o);
+    g_unlink(path);
+    g_unlink(moved);
+    g_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -543,5 +588,6 @@ int main(int argc, char **argv)
     T("grace", test_grace);
     T("bad-config", test_bad_config);
     g_test_add_func("/broker/note-key", test_note_key);
+    g_test_add_func("/broker/evlog", test_evlog);
     return g_test_run();
 }
