@@ -327,6 +327,16 @@ static void test_keys_documented(void)
             g_error("[broker] %s is not in docs/configuration.md", keys[i]);
         g_assert_cmpuint(config_locate(conf, strlen(conf), "broker", keys[i]), ==, 0);
     }
+    /* ... and every [policy] key is in the example and in the docs' list. */
+    const char *const *pk = policy_config_keys();
+    for (guint i = 0; pk[i]; i++) {
+        g_autofree char *in_conf = g_strdup_printf("\n#%s = ", pk[i]);
+        g_autofree char *in_doc = g_strdup_printf("%s = ", pk[i]);
+        if (strstr(conf, in_conf) == NULL)
+            g_error("[policy] %s is not in packaging/ballastd.conf", pk[i]);
+        if (strstr(doc, in_doc) == NULL)
+            g_error("[policy] %s is not in docs/configuration.md", pk[i]);
+    }
 }
 
 int main(int argc, char **argv)
