@@ -23,6 +23,9 @@
 #define BROKER_SESSION_RETRY_MAX_MS (5 * 60 * 1000)
 /* Least time between two pressure-driven cycles asked for by one VM. */
 #define BROKER_KICK_GAP_US (100 * 1000)
+/* After a balloon change, ask the agent for a report this much later: the
+ * balloon needs 0.2-0.5 s to move, and the next decision wants to see it. */
+#define BROKER_REQUEST_AFTER_MS 600
 /* A note repeated unchanged is logged again after this long. */
 #define BROKER_NOTE_REPEAT_US (60 * G_USEC_PER_SEC)
 
@@ -67,6 +70,7 @@ typedef struct {
     guint64 rejected_before; /* rejected by earlier sessions */
     char last_open_error[256];
     gint64 last_kick_us; /* last pressure-driven cycle this agent asked for */
+    guint request_id;    /* pending request for a report after a balloon change */
 
     /* what the policy remembers, and what we did */
     PolicyVmMemory memory;
@@ -104,6 +108,7 @@ static void vm_free(gpointer data)
 {
     BrokerVm *vm = data;
 
+    g_clear_handle_id(&vm->request_id, g_source_remove);
     if (vm->session)
         session_free(vm->session);
     g_free(vm->problems);
@@ -394,6 +399,16 @@ static guint64 vm_floor(Broker *b, const BrokerVm *vm)
     return max > 0 ? MIN(floor, max) : floor;
 }
 
+static gboolean on_request_report(gpointer data)
+{
+    BrokerVm *vm = data;
+
+    vm->request_id = 0;
+    if (vm->session != NULL)
+        session_request(vm->session);
+    return G_SOURCE_REMOVE;
+}
+
 static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64 target,
                          const char *reason, PolicyMode mode)
 {
@@ -453,6 +468,10 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     }
     vm->target_kib = target;
     vm->target_at_us = t0;
+    if (vm->session != NULL) {
+        g_clear_handle_id(&vm->request_id, g_source_remove);
+        vm->request_id = g_timeout_add(BROKER_REQUEST_AFTER_MS, on_request_report, vm);
+    }
 }
 
 /* A note's shape: its text with every number replaced, so that "300 MiB

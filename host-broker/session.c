@@ -508,6 +508,14 @@ Session *session_new(const char *vm, SessionTransport *transport, const Config *
     return s;
 }
 
+gboolean session_request(Session *s)
+{
+    BlMessage m;
+
+    bl_proto_init(&m, BL_MSG_REQUEST);
+    return session_send(s, &m);
+}
+
 void session_close(Session *s, const char *goodbye_reason, const char *why)
 {
     if (!s->open)

@@ -88,6 +88,9 @@ void session_set_config(Session *s, const Config *cfg);
  * transport watch; tests call it directly. Returns FALSE once closed. */
 gboolean session_on_readable(Session *s);
 
+/* Ask the agent for a report now (PROTOCOL.md 4.4). FALSE when closed. */
+gboolean session_request(Session *s);
+
 /* Send goodbye (unless reason is NULL), close the transport, call closed(why). */
 void session_close(Session *s, const char *goodbye_reason, const char *why);
 
