@@ -749,6 +749,8 @@ static void broker_kick(Broker *b, const char *why)
     /* Coalesce: several pressure reports in one loop iteration, one cycle. */
     if (b->kick_id == 0)
         b->kick_id = g_idle_add_full(G_PRIORITY_HIGH, on_kick, b, NULL);
+    if (evlog_verbose(b->log))
+        evlog_say(b->log, FALSE, "%s: pressure report: deciding now", why);
 }
 
 /* ---- libvirt events ---- */
