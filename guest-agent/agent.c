@@ -8,6 +8,8 @@
 #include <malloc.h>
 #endif
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "channel.h"
@@ -356,11 +358,14 @@ static void agent_on_disconnected(gboolean final, gpointer data)
     }
 }
 
-static gboolean agent_on_signal(gpointer data)
+static gboolean agent_on_signal(int fd, GIOCondition cond, gpointer data)
 {
     Agent *a = data;
+    struct signalfd_siginfo si;
 
-    g_debug("signal: shutting down");
+    if (read(fd, &si, sizeof(si)) != (gssize)sizeof(si) && !(cond & (G_IO_ERR | G_IO_HUP)))
+        return G_SOURCE_CONTINUE; /* spurious wakeup */
+    g_debug("signal %u: shutting down", si.ssi_signo);
     if (channel_connected(a->channel)) {
         /* best effort: written now if the port takes it, else dropped */
         a->need_hello = FALSE;
@@ -447,13 +452,30 @@ void agent_attach_trigger_fd(Agent *a, int fd, GIOCondition cond)
 
 int agent_run(Agent *a)
 {
-    guint sigterm = g_unix_signal_add(SIGTERM, agent_on_signal, a);
-    guint sigint = g_unix_signal_add(SIGINT, agent_on_signal, a);
+    sigset_t set, old;
+    guint watch = 0;
+    int sfd;
+
+    /* A signalfd in the loop, not g_unix_signal_add(): GLib delivers unix
+     * signals through its "gmain" worker thread, a second thread (and its
+     * stack) that this agent does not otherwise need. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd >= 0)
+        watch = g_unix_fd_add(sfd, G_IO_IN, agent_on_signal, a);
+    else
+        sigprocmask(SIG_SETMASK, &old, NULL); /* default action: exit */
 
     agent_start(a);
     g_main_loop_run(a->loop);
-    g_source_remove(sigterm);
-    g_source_remove(sigint);
+    if (watch != 0)
+        g_source_remove(watch);
+    if (sfd >= 0)
+        close(sfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     return a->exit_code;
 }
 

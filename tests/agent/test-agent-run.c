@@ -306,6 +306,15 @@ static void test_session(void)
     g_assert_cmpint(m.u.report.reason, ==, BL_REPORT_PERIODIC);
     check_report_tree(&m.u.report);
 
+    /* one thread: the GLib loop, no worker threads */
+    {
+        g_autofree char *path = g_strdup_printf("/proc/%d/status", h.pid);
+        g_autofree char *status = NULL;
+
+        g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
+        g_assert_nonnull(strstr(status, "\nThreads:\t1\n"));
+    }
+
     /* request -> report "request"; ping -> pong */
     host_send_str(&h, "{\"type\":\"request\",\"v\":1}\n");
     host_expect(&h, BL_MSG_REPORT, BL_REPORT_REQUEST, &m);
