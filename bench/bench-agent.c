@@ -217,7 +217,7 @@ int main(int argc, char **argv)
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     g_autoptr(GError) error = NULL;
     Bench b = {0};
-    guint64 rss, anon, sleep_rss, sleep_anon;
+    guint64 rss, anon, threads, sleep_rss, sleep_anon;
     double lat[TRIALS];
     int n = 0, missed = 0;
     GPid sleeper;
@@ -258,6 +258,7 @@ int main(int argc, char **argv)
     measure_idle(&b, "3 GiB available (interval 1 s)");
     rss = status_kib(b.pid, "VmRSS:");
     anon = status_kib(b.pid, "RssAnon:");
+    threads = status_kib(b.pid, "Threads:");
     sleep_rss = status_kib(sleeper, "VmRSS:");
     sleep_anon = status_kib(sleeper, "RssAnon:");
     reap(sleeper);
@@ -265,8 +266,9 @@ int main(int argc, char **argv)
     measure_idle(&b, "120 MiB available (interval 1 s)");
 
     printf("footprint (idle):\n");
-    printf("  ballast-agent VmRSS %5" G_GUINT64_FORMAT " KiB  RssAnon %5" G_GUINT64_FORMAT " KiB\n",
-           rss, anon);
+    printf("  ballast-agent VmRSS %5" G_GUINT64_FORMAT " KiB  RssAnon %5" G_GUINT64_FORMAT
+           " KiB  threads %" G_GUINT64_FORMAT "\n",
+           rss, anon, threads);
     printf("  sleep (baseline) VmRSS %5" G_GUINT64_FORMAT " KiB  RssAnon %5" G_GUINT64_FORMAT
            " KiB  -> agent/sleep %.2fx\n",
            sleep_rss, sleep_anon, (double)rss / (double)MAX(sleep_rss, 1));
