@@ -274,7 +274,8 @@ broker_config() {
 
 # broker_start [EXTRA_ARGS...]: ballastd with the file broker_config wrote (or
 # an empty one), its control socket and event log in the work directory. A
-# restart appends to the same event log.
+# restart appends to the same event log. E2E_BROKER_ARGS adds arguments (for
+# example --dry-run, to see that the scenarios fail without a working broker).
 broker_start() {
     [ -x "$BALLASTD" ] || bail "$BALLASTD not built"
     ksm_save # ballastd may own KSM; a kill -9 leaves no chance to restore it
@@ -284,7 +285,7 @@ broker_start() {
     [ -f "$E2E_CONF" ] || : >"$E2E_CONF"
     touch "$E2E_EVENTS"
     "$BALLASTD" --connect "$E2E_URI" --config "$E2E_CONF" --control "$E2E_SOCK" \
-        --event-log "$E2E_EVENTS" --verbose "$@" >>"$E2E_WORK/ballastd.log" 2>&1 &
+        --event-log "$E2E_EVENTS" --verbose ${E2E_BROKER_ARGS:-} "$@" >>"$E2E_WORK/ballastd.log" 2>&1 &
     E2E_BROKER_PID=$!
     local deadline=$((SECONDS + 15))
     while [ $SECONDS -lt $deadline ]; do

@@ -125,6 +125,8 @@ sleep 6
 check "broker survived the destroy" "$(kill -0 "$E2E_BROKER_PID" 2>/dev/null && ctl_status >/dev/null && echo 1)"
 n=$(reports_since "$mark" "$vm1")
 check "$vm1 unaffected: $n reports in the 6 s after" "$([ "$n" -ge 4 ] && echo 1)"
+st2=$(ctl_status | jq -r ".vms[] | select(.name==\"$vm2\") | .state")
+check "status no longer shows $vm2 running (state: ${st2:-absent})" "$([ "$st2" != running ] && echo 1)"
 ev_since 0 ".vm==\"$vm2\" and (.event==\"session-close\" or .event==\"set-memory\" or .event==\"balloon-stuck\")" |
     tail -n 3 | sed 's/^/#   /'
 

@@ -30,6 +30,7 @@ for i in $(seq 60); do
 done
 guest_run "$busy" "grep -q reached /tmp/mh.log" 5 || bail "memhog in $busy did not reach 480 MiB"
 busy_oom0=$(guest_vmstat "$busy" oom_kill)
+idle_oom0=$(guest_vmstat "$idle" oom_kill)
 log "$busy: memhog holds 480 MiB, MemAvailable $(($(guest_meminfo "$busy" MemAvailable) / 1024)) MiB"
 log "$idle: idle, MemAvailable $(($(guest_meminfo "$idle" MemAvailable) / 1024)) MiB"
 
@@ -85,6 +86,10 @@ busy_rc=$(guest_run "$busy" "cat /tmp/mh.rc 2>/dev/null; pidof memhog >/dev/null
 busy_oom1=$(guest_vmstat "$busy" oom_kill)
 check "busy guest's workload alive, no OOM kill (oom_kill $busy_oom0 -> $busy_oom1)" \
     "$([ "$busy_rc" = alive ] && [ "$busy_oom0" = "$busy_oom1" ] && echo 1)"
+idle_oom1=$(guest_vmstat "$idle" oom_kill)
+idle_avail=$(guest_meminfo "$idle" MemAvailable)
+check "idle guest healthy at its new size (MemAvailable $((${idle_avail:-0} / 1024)) MiB, oom_kill $idle_oom0 -> $idle_oom1)" \
+    "$([ "${idle_avail:-0}" -gt $((32 * 1024)) ] && [ "$idle_oom0" = "$idle_oom1" ] && echo 1)"
 figure "idle guest inflated" "$start_mib -> $((idle_end / 1024)) MiB (floor $idle_floor_mib MiB)"
 
 e2e_finish
