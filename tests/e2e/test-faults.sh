@@ -96,10 +96,16 @@ check "status shows both agents connected ($n_conn)" "$([ "$n_conn" = 2 ] && ech
 # ---- 3. restart libvirtd under the running broker ----
 log "3. restart libvirtd"
 mark=$(ev_mark)
-lpid=$(pgrep -x libvirtd)
-kill -TERM $lpid
-for i in $(seq 50); do kill -0 $lpid 2>/dev/null || break; sleep 0.2; done
-sleep 1
+if command -v systemctl >/dev/null && systemctl is-active --quiet libvirtd 2>/dev/null; then
+    systemctl restart libvirtd # a systemd host: let systemd do it
+else
+    # started by tools/libvirtd-up.sh: stop that daemon, start it again
+    lpid=$(pgrep -x libvirtd)
+    [ -n "$lpid" ] || bail "no libvirtd process"
+    kill -TERM $lpid
+    for i in $(seq 50); do kill -0 $lpid 2>/dev/null || break; sleep 0.2; done
+    sleep 1
+fi
 "$E2E_TOP/tools/libvirtd-up.sh" || bail "libvirtd did not come back"
 d=$(ev_wait_since "$mark" 30 ".event==\"disconnect\"")
 c=$(ev_wait_since "$mark" 60 ".event==\"connect\"")
