@@ -95,4 +95,24 @@ check "$excl's persistent XML has <nosharepages/>" "$([ $? = 0 ] && echo 1)"
 virsh dumpxml --inactive "$keep" | grep -q '<nosharepages/>'
 check "$keep's persistent XML does not" "$([ $? != 0 ] && echo 1)"
 
+# Re-inclusion, by a live metadata change: the reverse of both.
+log "re-including $excl: metadata ksm=\"always\" (live and persistent)"
+mark=$(ev_mark)
+virsh metadata "$excl" https://ballast.dev/xmlns/policy/1 --key ballast \
+    --set '<policy min="256MiB" ksm="always"/>' --live --config >/dev/null ||
+    bail "virsh metadata failed"
+inc=$(ev_wait_since "$mark" 60 ".event==\"ksm-include\" and .vm==\"$excl\"")
+log "ksm-include: $inc"
+check "re-inclusion applied live and persistently" \
+    "$(jtrue "$inc" '.applied == true and .live == true and .persistent == true' && echo 1)"
+for i in $(seq 60); do
+    m2=$(ksm_merging "$excl")
+    [ "${m2:-0}" -ge 5000 ] && break
+    sleep 1
+done
+figure "KSM merging pages after re-inclusion" "$excl ${m2:-0} (after $i s)"
+check "re-included guest merges again (${m2:-0} pages >= 5000)" "$([ "${m2:-0}" -ge 5000 ] && echo 1)"
+virsh dumpxml --inactive "$excl" | grep -q '<nosharepages/>'
+check "$excl's persistent XML lost <nosharepages/>" "$([ $? != 0 ] && echo 1)"
+
 e2e_finish
