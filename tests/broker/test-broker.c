@@ -16,6 +16,7 @@
 
 #include "broker.h"
 #include "evlog.h"
+#include "host.h"
 
 typedef struct {
     char *dir, *conf, *ctl, *evlog, *uri, *host_root;
@@ -587,6 +588,45 @@ static void test_evlog(void)
     g_rmdir(dir);
 }
 
+static void test_host(void)
+{
+    g_autoptr(GError) e = NULL;
+    g_autofree char *abs = g_canonicalize_filename(g_getenv("BALLAST_TEST_DATA"), NULL);
+    g_autofree char *ok = g_build_filename(abs, "broker", "host-ok", NULL);
+    g_autofree char *dir = g_dir_make_tmp("ballast-host-XXXXXX", &e);
+    g_autofree char *proc = g_build_filename(dir, "proc", NULL);
+    g_autofree char *meminfo = g_build_filename(proc, "meminfo", NULL);
+    PolicyHost h;
+
+    g_assert_true(host_read(ok, &h, &e));
+    g_assert_no_error(e);
+    g_assert_cmpuint(h.mem_total_kib, ==, 24684084);
+    g_assert_cmpuint(h.mem_available_kib, ==, 21000000);
+    g_assert_true(h.has_psi);
+
+    /* No /proc at all: an error, not a crash. */
+    g_assert_false(host_read(dir, &h, &e));
+    g_assert_nonnull(e);
+    g_clear_error(&e);
+
+    /* meminfo without PSI (CONFIG_PSI=n or psi=0): facts without PSI. */
+    g_assert_cmpint(g_mkdir(proc, 0755), ==, 0);
+    g_assert_true(g_file_set_contents(
+        meminfo, "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 500 kB\n", -1, NULL));
+    g_assert_true(host_read(dir, &h, &e));
+    g_assert_no_error(e);
+    g_assert_cmpuint(h.mem_available_kib, ==, 500);
+    g_assert_false(h.has_psi);
+
+    /* Garbage meminfo: an error. */
+    g_assert_true(g_file_set_contents(meminfo, "\xff\xfe garbage\n", -1, NULL));
+    g_assert_false(host_read(dir, &h, &e));
+    g_assert_nonnull(e);
+    g_unlink(meminfo);
+    g_rmdir(proc);
+    g_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -600,5 +640,6 @@ int main(int argc, char **argv)
     T("bad-config", test_bad_config);
     g_test_add_func("/broker/note-key", test_note_key);
     g_test_add_func("/broker/evlog", test_evlog);
+    g_test_add_func("/broker/host", test_host);
     return g_test_run();
 }
