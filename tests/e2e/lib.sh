@@ -217,7 +217,6 @@ EOF
 
 guest_start() {
     virsh start "$1" >/dev/null || bail "virsh start $1 failed"
-    eval "E2E_STARTED_${1//-/_}=$(date +%s.%N)"
 }
 
 guest_destroy() { virsh destroy "$1" >/dev/null 2>&1; }
