@@ -78,7 +78,7 @@ kmods=$kdir/root/lib/modules/$krel
 # ---- cache check: rebuild the initramfs only when an input changed ----
 inputs_sum() {
     {
-        echo "$kpkg $kver $stub_agent"
+        echo "$kpkg $kver $stub_agent boot-config"
         sha256sum "$0" "$srcdir/guest/init" "$busybox" "$memhog" "$talker"
         [ $stub_agent = 1 ] || sha256sum "$agent"
         if [ $stub_agent = 0 ]; then
@@ -124,6 +124,10 @@ for m in $modules; do
 done
 touch "$stage/lib/modules/order"
 
+# The kernel's config, where a Debian system has it: the agent reads
+# CONFIG_VIRTIO_BALLOON from /boot/config-<release>.
+mkdir -p "$stage/boot"
+[ -f "$kdir/root/boot/config-$krel" ] && cp "$kdir/root/boot/config-$krel" "$stage/boot/"
 install -m 0755 "$srcdir/guest/init" "$stage/init"
 install -m 0755 "$memhog" "$stage/usr/bin/memhog"
 install -m 0755 "$talker" "$stage/usr/bin/e2e-talker"
@@ -154,5 +158,6 @@ mv "$outdir/initrd.img.tmp" "$outdir/initrd.img"
 cp "$vmlinuz" "$outdir/vmlinuz"
 chmod 0644 "$outdir/vmlinuz" "$outdir/initrd.img"
 echo "$krel" >"$outdir/kernel-release"
+cp "$kdir/root/boot/config-$krel" "$outdir/kernel-config" 2>/dev/null || : >"$outdir/kernel-config"
 echo "$want" >"$outdir/.stamp"
 echo "build-guest: $outdir/initrd.img ($(du -k "$outdir/initrd.img" | cut -f1) KiB, kernel $krel)"

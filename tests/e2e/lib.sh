@@ -126,7 +126,7 @@ e2e_init() {
     E2E_WORK=$(mktemp -d "/tmp/ballast-e2e-$E2E_NAME.XXXXXX")
     chmod 0755 "$E2E_WORK"
     trap e2e_cleanup EXIT
-    trap 'echo "# interrupted"; exit 130' INT TERM
+    trap 'echo "# interrupted" >&2; exit 130' INT TERM HUP PIPE
 
     E2E_CHAN=$E2E_BUILD/tests/e2e/e2e-chan
     BALLASTD=$E2E_BUILD/host-broker/ballastd

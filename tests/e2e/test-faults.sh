@@ -46,8 +46,9 @@ for g in "$vm1" "$vm2"; do
         log "$g: started -> session-open $(((so - st) / 1000)) ms -> hello $(((he - so) / 1000)) ms"
 done
 log "hello: $h1"
-check "hello carries the balloon facts (present, driver bound)" \
-    "$(jtrue "$h1" '.balloon.present == true and .balloon.driver_bound == true' && echo 1)"
+kconfig=$(sed -n 's/^CONFIG_VIRTIO_BALLOON=\([ym]\)$/\1/p' "$E2E_GUEST_DIR/kernel-config")
+check "hello carries the balloon facts (present, driver bound, kconfig ${kconfig:-?} as in /boot/config-*)" \
+    "$(jtrue "$h1" ".balloon.present == true and .balloon.driver_bound == true and .balloon.kconfig == \"$kconfig\"" && echo 1)"
 guest_wait_ready "$vm1" 60 || bail "$vm1 command channel"
 guest_wait_ready "$vm2" 60 || bail "$vm2 command channel"
 
