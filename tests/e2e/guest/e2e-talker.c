@@ -6,7 +6,8 @@
  *                                      flood of N valid-looking lines per second
  *   e2e-talker --newer-minor [--minor M]  a well-behaved agent that announces
  *                                      protocol minor M (default 7) and sends
- *                                      fields this broker does not know
+ *                                      fields and (every 5th report) a message
+ *                                      type this broker does not know
  *
  * The message texts come from the real agent (`ballast-agent --once --port -`),
  * so this tool does not duplicate the protocol's encoder; it edits the minor,
@@ -185,6 +186,9 @@ static int newer_minor(unsigned minor)
         insert_front(report, unknown);
         snprintf(out, sizeof(out), "%s\n", report);
         put_str(out);
+        /* A message type a newer minor might add: to be skipped, not fatal. */
+        if (seq % 5 == 0)
+            put_str("{\"type\":\"x-future-message\",\"v\":1,\"payload\":{\"n\":1}}\n");
         if (seq % 10 == 1)
             fprintf(stderr, "e2e-talker: report %llu: %s\n", seq, report);
     }
