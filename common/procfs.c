@@ -252,15 +252,8 @@ gboolean procfs_parse_pressure(const char *text, gsize len, BlPsi *psi, GError *
 
 /* ---- vmstat ---- */
 
-static const char *const procfs_vmstat_keys[BL_VMSTAT_N_COUNTERS] = {
-    [BL_VMSTAT_PGMAJFAULT] = "pgmajfault",
-    [BL_VMSTAT_PSWPIN] = "pswpin",
-    [BL_VMSTAT_PSWPOUT] = "pswpout",
-    [BL_VMSTAT_WORKINGSET_REFAULT_ANON] = "workingset_refault_anon",
-    [BL_VMSTAT_WORKINGSET_REFAULT_FILE] = "workingset_refault_file",
-    [BL_VMSTAT_OOM_KILL] = "oom_kill",
-};
-
+/* The wire protocol names each counter after its /proc/vmstat key
+ * (PROTOCOL.md), so bl_proto_vmstat_name() is also the key to look for. */
 gboolean procfs_parse_vmstat(const char *text, gsize len, BlVmstat *vmstat, GError **error)
 {
     const char *pos = text, *end = text + len, *line;
@@ -286,7 +279,7 @@ gboolean procfs_parse_vmstat(const char *text, gsize len, BlVmstat *vmstat, GErr
             continue;
         name_len = (gsize)(sp - line);
         for (k = 0; k < BL_VMSTAT_N_COUNTERS; k++) {
-            if (procfs_is_key(line, name_len, procfs_vmstat_keys[k]))
+            if (procfs_is_key(line, name_len, bl_proto_vmstat_name(k)))
                 break;
         }
         p = sp < lend ? procfs_parse_u64(sp + 1, lend, &v) : NULL;
