@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
     # build
-    gcc clang libclang-rt-14-dev meson ninja-build pkg-config
+    gcc libc6-dev clang libclang-rt-14-dev meson ninja-build pkg-config
     libglib2.0-dev libjson-c-dev libvirt-dev libvirt-glib-1.0-dev
     # host side of the end-to-end suite and the demo
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
