@@ -124,7 +124,10 @@ static void print_status(json_object *st)
         }
         printf("%-14.14s %-7s %-7.7s %-15s %-7.7s %6s %5s %5s %-4s %s\n", str(vm, "name", "?"),
                str(vm, "mode", "?"), str(vm, "state", "?"), balloon, agent, avail, psis, ages,
-               json_object_get_boolean(get(ksm, "excluded")) ? "excl" : "-", last ? last : "-");
+               json_object_get_boolean(get(ksm, "excluded"))        ? "excl"
+               : json_object_get_boolean(get(ksm, "would_exclude")) ? "~exc"
+                                                                    : "-",
+               last ? last : "-");
         if (ld)
             printf("    %.*s\n", CTL_WIDTH - 4, str(ld, "reason", ""));
     }

@@ -552,7 +552,12 @@ void ksm_run_vm_status(const KsmRun *run, const char *uuid, json_object *obj)
 
     if (v == NULL || !v->state.decided)
         return;
-    json_object_object_add(obj, "excluded", json_object_new_boolean(v->state.excluded));
+    /* In a dry run nothing was applied: the VM still shares, the decision is
+     * only what would be done. */
+    json_object_object_add(obj, "excluded",
+                           json_object_new_boolean(v->state.excluded && !run->dry_run));
+    if (run->dry_run)
+        json_object_object_add(obj, "would_exclude", json_object_new_boolean(v->state.excluded));
     json_object_object_add(obj, "why", json_object_new_string(ksm_vm_why_to_string(v->state.why)));
     json_object_object_add(obj, "reason", json_object_new_string(v->reason));
     json_object_object_add(obj, "pid", v->pid > 0 ? json_object_new_int(v->pid) : NULL);

@@ -241,6 +241,20 @@ static void test_dry_run_writes_nothing(Fixture *f, gconstpointer data)
     status = ksm_run_status(run);
     g_assert_false(field_bool(status, "owned"));
     json_object_put(status);
+
+    /* a VM decided for exclusion is not shown as excluded: nothing was applied */
+    KsmRunVm vm = {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_NEVER};
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 80 * S);
+    status = json_object_new_object();
+    ksm_run_vm_status(run, "u1", status);
+    g_assert_false(field_bool(status, "excluded"));
+    g_assert_true(field_bool(status, "would_exclude"));
+    json_object_put(status);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "why_not_applied"), ==, "dry-run");
+    json_object_put(ev);
+
     ksm_run_free(run);
     assert_knob(f, "run", "0");
     assert_knob(f, "sleep_millisecs", "20");
