@@ -1250,6 +1250,12 @@ gboolean broker_run(Broker *b, GError **error)
     evlog_say(b->log, TRUE, "ballastd %s starting%s: %s, control %s", BALLAST_VERSION,
               b->opt.dry_run ? " in dry-run mode" : "", b->uri, b->control_path);
     if (!virt_connect(b->virt, &e)) {
+        /* libvirtd may come up later, but a wrong URI stays wrong: a typo in
+         * --connect is the user's error, not a reason to wait forever. */
+        if (virt_error_is_bad_uri(e)) {
+            g_propagate_error(error, g_steal_pointer(&e));
+            return FALSE;
+        }
         json_object *f = json_object_new_object();
         json_object_object_add(f, "uri", json_object_new_string(b->uri));
         json_object_object_add(f, "why", json_object_new_string(e->message));

@@ -35,7 +35,8 @@ void broker_free(Broker *b);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Broker, broker_free)
 
 /* Open the control socket, connect to libvirt and run until broker_quit().
- * FALSE only when it could not start (control socket). */
+ * FALSE only when it could not start (control socket, a --connect URI that
+ * can never work); a libvirtd that is not up yet is waited for. */
 gboolean broker_run(Broker *b, GError **error);
 void broker_quit(Broker *b, const char *why);
 

@@ -331,12 +331,28 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
     v->close_idle = g_idle_add_full(G_PRIORITY_DEFAULT, close_later, c, g_free);
 }
 
+gboolean virt_error_is_bad_uri(const GError *error)
+{
+    return g_error_matches(error, VIRT_ERROR, VIRT_ERROR_BAD_URI);
+}
+
 static gboolean virt_open(Virt *v, GError **error)
 {
     virConnectPtr conn = virConnectOpen(v->uri);
 
     if (conn == NULL) {
-        set_error(error, v->uri);
+        /* An unparseable URI, an unknown transport, or a scheme no driver
+         * takes (the daemon answered and said so): unlike a daemon that is
+         * not up yet, waiting cannot fix it. */
+        virErrorPtr err = virGetLastError();
+        gboolean bad = err && (err->code == VIR_ERR_NO_CONNECT ||
+                               err->code == VIR_ERR_INVALID_ARG || err->domain == VIR_FROM_URI);
+        g_autoptr(GError) e = NULL;
+
+        set_error(&e, v->uri);
+        if (bad)
+            e->code = VIRT_ERROR_BAD_URI;
+        g_propagate_error(error, g_steal_pointer(&e));
         return FALSE;
     }
     v->conn = conn;

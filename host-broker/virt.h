@@ -23,6 +23,11 @@
 typedef struct Virt Virt;
 
 typedef enum {
+    VIRT_ERROR_FAILED,  /* any libvirt failure */
+    VIRT_ERROR_BAD_URI, /* the connect URI can never work */
+} VirtError;
+
+typedef enum {
     VIRT_EVENT_DEFINED,
     VIRT_EVENT_UNDEFINED,
     VIRT_EVENT_STARTED,
@@ -95,6 +100,9 @@ void virt_set_backoff(Virt *v, guint min_ms, guint max_ms);
 /* Connect now; on failure keep retrying in the background (returns FALSE
  * with the first error, the retries report through callbacks). */
 gboolean virt_connect(Virt *v, GError **error);
+/* The error says the URI itself is wrong (unparseable, no driver for it):
+ * retrying will not help. */
+gboolean virt_error_is_bad_uri(const GError *error);
 gboolean virt_is_connected(const Virt *v);
 const char *virt_uri(const Virt *v);
 

@@ -523,6 +523,22 @@ static void test_bad_config(Fixture *f, gconstpointer data)
     g_assert_nonnull(e);
 }
 
+/* A --connect URI that can never work stops the start, with the URI named;
+ * it is not retried forever. */
+static void test_bad_uri(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) e = NULL;
+
+    g_free(f->uri);
+    f->uri = g_strdup("bogus+nothing:///nowhere");
+    start(f);
+    guint guard = g_timeout_add_seconds(30, hang_guard, NULL);
+    g_assert_false(broker_run(f->b, &e));
+    g_source_remove(guard);
+    g_assert_nonnull(e);
+    g_assert_true(g_str_has_prefix(e->message, "bogus+nothing:///nowhere: "));
+}
+
 static void test_note_key(void)
 {
     static const struct {
@@ -638,6 +654,7 @@ int main(int argc, char **argv)
     T("pressure", test_pressure);
     T("grace", test_grace);
     T("bad-config", test_bad_config);
+    T("bad-uri", test_bad_uri);
     g_test_add_func("/broker/note-key", test_note_key);
     g_test_add_func("/broker/evlog", test_evlog);
     g_test_add_func("/broker/host", test_host);

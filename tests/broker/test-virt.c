@@ -318,11 +318,27 @@ static void test_bad_uri(void)
     virt_set_backoff(v, 10, 20);
     g_assert_false(virt_connect(v, &e));
     g_assert_nonnull(e);
+    g_assert_true(virt_error_is_bad_uri(e)); /* an unknown transport: client-side */
     g_assert_false(virt_is_connected(v));
     /* It keeps retrying in the background, quietly; freeing stops it. */
     for (int i = 0; i < 3; i++)
         g_main_context_iteration(NULL, FALSE);
     g_assert_cmpuint(rec.connected, ==, 0);
+    virt_free(v);
+
+    /* Unparseable: also never going to work. */
+    g_clear_error(&e);
+    v = virt_new("::::", &callbacks, &rec);
+    g_assert_false(virt_connect(v, &e));
+    g_assert_true(virt_error_is_bad_uri(e));
+    virt_free(v);
+
+    /* A daemon that is not listening (yet) is worth waiting for. */
+    g_clear_error(&e);
+    v = virt_new("qemu:///system?socket=/nonexistent/ballast-test.sock", &callbacks, &rec);
+    g_assert_false(virt_connect(v, &e));
+    g_assert_nonnull(e);
+    g_assert_false(virt_error_is_bad_uri(e));
     virt_free(v);
 }
 
