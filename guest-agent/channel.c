@@ -433,8 +433,10 @@ static void channel_flush(Channel *ch)
 
 char *channel_find_port(const char *root, const char *name)
 {
-    g_autofree char *udev = g_build_filename(CHANNEL_UDEV_DIR, name, NULL);
-    g_autofree char *dir = g_build_filename(root ? root : "/", "sys/class/virtio-ports", NULL);
+    const char *r = root ? root : "/";
+    /* Both under root, like every other path the agent reads (--root). */
+    g_autofree char *udev = g_build_filename(r, CHANNEL_UDEV_DIR, name, NULL);
+    g_autofree char *dir = g_build_filename(r, "sys/class/virtio-ports", NULL);
     g_autoptr(GDir) d = NULL;
     const char *entry;
 
@@ -452,7 +454,7 @@ char *channel_find_port(const char *root, const char *name)
         while (len > 0 && g_ascii_isspace(buf[len - 1]))
             buf[--len] = '\0';
         if (strcmp(buf, name) == 0)
-            return g_strconcat("/dev/", entry, NULL);
+            return g_build_filename(r, "dev", entry, NULL);
     }
     return NULL;
 }

@@ -75,8 +75,8 @@ const char *channel_path(const Channel *ch);
 const ChannelStats *channel_stats(const Channel *ch);
 
 /*
- * Find the port: /dev/virtio-ports/<name> if udev made it, else the vportNpM
- * whose root/sys/class/virtio-ports/vportNpM/name is <name>, as "/dev/vportNpM".
- * NULL when there is none.
+ * Find the port: root/dev/virtio-ports/<name> if udev made it, else the
+ * vportNpM whose root/sys/class/virtio-ports/vportNpM/name is <name>, as
+ * "root/dev/vportNpM". NULL when there is none.
  */
 char *channel_find_port(const char *root, const char *name);

@@ -148,10 +148,46 @@ static void test_find_port(void)
     g_autofree char *missing = channel_find_port(root, "org.example.nope");
     g_autofree char *noroot = channel_find_port(none, "org.ballast.agent.0");
 
-    g_assert_cmpstr(port, ==, "/dev/vport1p1");
-    g_assert_cmpstr(qga, ==, "/dev/vport1p2");
+    g_autofree char *want_port = g_build_filename(root, "dev", "vport1p1", NULL);
+    g_autofree char *want_qga = g_build_filename(root, "dev", "vport1p2", NULL);
+
+    /* under the root, not the test machine's /dev */
+    g_assert_cmpstr(port, ==, want_port);
+    g_assert_cmpstr(qga, ==, want_qga);
     g_assert_null(missing);
     g_assert_null(noroot);
+}
+
+/* The udev link is looked up under the root too; a name file too big to be a
+ * port name is skipped, not truncated into a match. */
+static void test_find_port_root(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *dir = g_dir_make_tmp("ballast-port-XXXXXX", &error);
+    g_autofree char *big_dir = NULL, *big = NULL, *udev_dir = NULL, *udev = NULL;
+    g_autofree char *found = NULL, *cmd = NULL;
+    GString *huge = g_string_new("org.ballast.agent.0");
+
+    g_assert_no_error(error);
+    big_dir = g_build_filename(dir, "sys/class/virtio-ports/vport0p1", NULL);
+    big = g_build_filename(big_dir, "name", NULL);
+    g_assert_cmpint(g_mkdir_with_parents(big_dir, 0700), ==, 0);
+    while (huge->len < 1024 * 1024)
+        g_string_append_c(huge, ' ');
+    g_string_append(huge, "x\n");
+    g_assert_true(g_file_set_contents(big, huge->str, (gssize)huge->len, &error));
+    g_string_free(huge, TRUE);
+    g_assert_null(channel_find_port(dir, "org.ballast.agent.0"));
+
+    udev_dir = g_build_filename(dir, "dev/virtio-ports", NULL);
+    udev = g_build_filename(udev_dir, "org.ballast.agent.0", NULL);
+    g_assert_cmpint(g_mkdir_with_parents(udev_dir, 0700), ==, 0);
+    g_assert_true(g_file_set_contents(udev, "", 0, &error));
+    found = channel_find_port(dir, "org.ballast.agent.0");
+    g_assert_cmpstr(found, ==, udev);
+
+    cmd = g_strdup_printf("rm -rf '%s'", dir);
+    g_assert_cmpint(system(cmd), ==, 0);
 }
 
 static GBytes *gzip_bytes(const void *data, gsize len)
@@ -207,6 +243,7 @@ int main(int argc, char **argv)
     g_test_add_func("/detect/no-sysfs", test_no_sysfs);
     g_test_add_func("/detect/kconfig-hostile", test_kconfig_hostile);
     g_test_add_func("/detect/find-port", test_find_port);
+    g_test_add_func("/detect/find-port-root", test_find_port_root);
     g_test_add_func("/detect/gunzip", test_gunzip);
     return g_test_run();
 }
