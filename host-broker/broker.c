@@ -77,6 +77,8 @@ typedef struct {
     guint64 target_kib;
     gint64 target_at_us;
     BrokerDecision last;
+    guint floor_asks;      /* floor safety net: asks since the balloon was last at its floor */
+    gint64 floor_asked_us; /* ... and when the last one was made */
 
     /* KSM (the KSM module fills these in) */
     gboolean ksm_excluded;
@@ -226,6 +228,8 @@ static void vm_started(Broker *b, BrokerVm *vm)
     vm->has_stats = FALSE;
     memset(&vm->memory, 0, sizeof(vm->memory));
     vm->target_kib = 0;
+    vm->floor_asks = 0;
+    vm->floor_asked_us = 0;
 }
 
 static void vm_stopped(Broker *b, BrokerVm *vm, const char *why)
@@ -702,18 +706,38 @@ static void broker_cycle(Broker *b, gboolean fast)
     }
 
     /* Never leave a guest below its floor, whatever the policy thought. */
+    gint64 settle_us = (gint64)b->cfg.policy.balloon_settle_ms * 1000;
+    gint64 backoff_us = MAX(settle_us, (gint64)b->cfg.policy.balloon_backoff_ms * 1000);
     for (guint i = 0; i < vms->len; i++) {
         BrokerVm *vm = vms->pdata[i];
         guint64 floor = vm_floor(b, vm);
-        if (acted[i] || vm->mode == POLICY_MODE_OFF || floor == 0 ||
-            vm->stats.current_kib + b->cfg.policy.balloon_tolerance_kib >= floor)
+        if (acted[i] || vm->mode == POLICY_MODE_OFF || floor == 0)
             continue;
-        if (vm->target_kib >= floor &&
-            now - vm->target_at_us < (gint64)b->cfg.policy.balloon_settle_ms * 1000)
+        if (vm->stats.current_kib + b->cfg.policy.balloon_tolerance_kib >= floor) {
+            vm->floor_asks = 0;
+            continue;
+        }
+        if (vm->target_kib >= floor && now - vm->target_at_us < settle_us)
             continue; /* already asked for it: give the balloon time */
-        if (vm->last.has && !vm->last.applied && vm->last.target_kib == floor &&
-            now - vm->last.mono_us < (gint64)b->cfg.policy.balloon_settle_ms * 1000)
-            continue; /* dry-run: say it once in a while, not every tick */
+        /* Asked before and still short (a dead balloon driver, a failing
+         * call, or dry-run): ask again after the settle time once, then only
+         * every balloon_backoff_ms, not every tick forever. */
+        if (vm->floor_asks > 0 &&
+            now - vm->floor_asked_us < (vm->floor_asks > 1 ? backoff_us : settle_us))
+            continue;
+        if (vm->floor_asks > 0 && vm->last.applied) {
+            json_object *f = json_object_new_object();
+            json_object_object_add(f, "target_kib", json_object_new_uint64(floor));
+            json_object_object_add(f, "actual_kib", json_object_new_uint64(vm->stats.current_kib));
+            evlog_emit(b->log, "balloon-stuck", vm->name, f);
+            evlog_say(b->log, TRUE,
+                      "%s: balloon still at %" G_GUINT64_FORMAT
+                      " MiB, below its floor %" G_GUINT64_FORMAT " MiB: asking again every %u s",
+                      vm->name, vm->stats.current_kib / MIB, floor / MIB,
+                      (guint)(backoff_us / G_USEC_PER_SEC));
+        }
+        vm->floor_asks++;
+        vm->floor_asked_us = now;
         char reason[256];
         g_snprintf(reason, sizeof(reason),
                    "%s: +%" G_GUINT64_FORMAT " MiB (balloon %" G_GUINT64_FORMAT
