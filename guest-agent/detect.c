@@ -103,8 +103,13 @@ char *detect_describe(const BlBalloonFacts *facts, const char *kernel)
     if (detect_usable(facts)) {
         g_string_append(s, "verdict: usable: the host can grow and shrink this guest's memory\n");
     } else if (!facts->present) {
+        /* An image builder fixes both at once: name the kernel too when it lacks the driver. */
         g_string_append(s, "verdict: NOT usable: add a virtio-balloon device to the VM "
-                           "(libvirt: <memballoon model='virtio'/>)\n");
+                           "(libvirt: <memballoon model='virtio'/>)");
+        if (facts->kconfig == BL_KCONFIG_N)
+            g_string_append(s, ", and use a kernel with CONFIG_VIRTIO_BALLOON (=m or =y): "
+                               "this one is built without it");
+        g_string_append_c(s, '\n');
     } else if (facts->kconfig == BL_KCONFIG_N) {
         g_string_append(s, "verdict: NOT usable: this kernel is built without "
                            "CONFIG_VIRTIO_BALLOON; use a kernel with it (=m or =y)\n");

@@ -97,6 +97,22 @@ static void check_tree(gconstpointer data)
         g_assert_nonnull(strstr(text, "without CONFIG_VIRTIO_BALLOON"));
 }
 
+/* No device and no driver in the kernel: the verdict names both fixes. */
+static void test_describe_both_missing(void)
+{
+    BlBalloonFacts f = {.kconfig = BL_KCONFIG_N};
+    g_autofree char *text = detect_describe(&f, "6.1.0");
+
+    g_assert_false(detect_usable(&f));
+    g_assert_nonnull(strstr(text, "NOT usable"));
+    g_assert_nonnull(strstr(text, "memballoon"));
+    g_assert_nonnull(strstr(text, "built without it"));
+    f.kconfig = BL_KCONFIG_M;
+    g_free(text);
+    text = detect_describe(&f, "6.1.0");
+    g_assert_null(strstr(text, "built without"));
+}
+
 static const TreeCase tree_cases[] = {
     {"guest-1002-bound", TRUE, TRUE, 1, "0000:00:03.0", NULL, BL_KCONFIG_M},
     {"guest-1045-bound", TRUE, TRUE, 2, "0000:01:00.0", "0000:05:00.0", BL_KCONFIG_Y},
@@ -242,6 +258,7 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/detect/no-sysfs", test_no_sysfs);
     g_test_add_func("/detect/kconfig-hostile", test_kconfig_hostile);
+    g_test_add_func("/detect/describe-both-missing", test_describe_both_missing);
     g_test_add_func("/detect/find-port", test_find_port);
     g_test_add_func("/detect/find-port-root", test_find_port_root);
     g_test_add_func("/detect/gunzip", test_gunzip);
