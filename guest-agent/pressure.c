@@ -7,6 +7,13 @@
 /* Lower bound on any delay, so a due-time computation never busy-loops. */
 #define PRESSURE_MIN_DELAY_MS 10
 
+/* Sizes are capped at the protocol's largest integer (2^53-1) before any
+ * "* 1000": a /proc value near 2^64 would otherwise wrap into a small one. */
+static guint64 pressure_cap(guint64 v)
+{
+    return MIN(v, (guint64)BL_PROTO_MAX_INT);
+}
+
 void pressure_reset(PressureState *st)
 {
     memset(st, 0, sizeof(*st));
@@ -15,7 +22,8 @@ void pressure_reset(PressureState *st)
 guint32 pressure_headroom_period(guint64 available_kib, guint32 interval_ms)
 {
     /* ms until exhaustion at the reference rate, divided */
-    guint64 period = available_kib / PRESSURE_HEADROOM_DIVISOR * 1000 / PRESSURE_REF_KIB_S;
+    guint64 period =
+        pressure_cap(available_kib) / PRESSURE_HEADROOM_DIVISOR * 1000 / PRESSURE_REF_KIB_S;
 
     return (guint32)CLAMP(period, (guint64)PRESSURE_FAST_MS, (guint64)MAX(interval_ms, 1));
 }
@@ -28,7 +36,7 @@ static guint64 pressure_counter_rate(const BlVmstat *prev, const BlVmstat *cur, 
 
     if (!(prev->present & bit) || !(cur->present & bit) || cur->value[k] < prev->value[k])
         return 0;
-    return (cur->value[k] - prev->value[k]) * 1000 / dt_ms;
+    return pressure_cap(cur->value[k] - prev->value[k]) * 1000 / dt_ms;
 }
 
 static gboolean pressure_counter_grew(const BlVmstat *prev, const BlVmstat *cur, int k)
@@ -42,20 +50,19 @@ static gboolean pressure_counter_grew(const BlVmstat *prev, const BlVmstat *cur,
 static const char *pressure_compare(PressureState *st, guint64 now_ms, const BlReport *s)
 {
     guint64 dt = now_ms - st->prev_ms;
-    guint64 avail = s->mem.available_kib;
+    guint64 avail = pressure_cap(s->mem.available_kib);
     const char *why = NULL;
 
     /* Only a fall the guest itself caused counts: when the balloon inflates,
      * MemTotal and MemAvailable drop together, and reporting that as
      * pressure would make the broker undo its own inflation. */
+    guint64 total = pressure_cap(s->mem.total_kib);
     guint64 avail_drop = avail < st->prev_available_kib ? st->prev_available_kib - avail : 0;
-    guint64 total_drop =
-        s->mem.total_kib < st->prev_total_kib ? st->prev_total_kib - s->mem.total_kib : 0;
+    guint64 total_drop = total < st->prev_total_kib ? st->prev_total_kib - total : 0;
 
     if (avail_drop > total_drop) {
         guint64 fall = avail_drop - total_drop;
-        /* fall <= 2^64 / 1000 in any real guest; cap to stay exact */
-        guint64 rate = MIN(fall, G_MAXUINT64 / 1000) * 1000 / dt; /* KiB/s */
+        guint64 rate = fall * 1000 / dt; /* KiB/s; fall < 2^53 */
 
         if (fall >= PRESSURE_NOISE_KIB && rate >= PRESSURE_WATCH_KIB_S)
             st->fast_until_ms = MAX(st->fast_until_ms, now_ms + PRESSURE_HOLD_MS);
@@ -109,8 +116,8 @@ void pressure_step(PressureState *st, guint64 now_ms, const BlReport *sample, gu
 
     st->have_prev = TRUE;
     st->prev_ms = now_ms;
-    st->prev_available_kib = sample->mem.available_kib;
-    st->prev_total_kib = sample->mem.total_kib;
+    st->prev_available_kib = pressure_cap(sample->mem.available_kib);
+    st->prev_total_kib = pressure_cap(sample->mem.total_kib);
     st->prev_vmstat = sample->vmstat;
     st->prev_has_psi = sample->has_psi;
     st->prev_some_total_us = sample->psi.some.total_us;

@@ -85,6 +85,9 @@ static void test_headroom_period(void)
     g_assert_cmpuint(pressure_headroom_period(64 * 1024 * MIB, 1000), ==, 1000);
     g_assert_cmpuint(pressure_headroom_period(64 * 1024 * MIB, 100), ==, 100);
     g_assert_cmpuint(pressure_headroom_period(G_MAXUINT64, 60000), ==, 60000);
+    /* 6 * ceil(2^64 / 1000): "/ 6 * 1000" wrapped to 384 KiB, i.e. fast sampling */
+    g_assert_cmpuint(pressure_headroom_period(G_GUINT64_CONSTANT(110680464442257312), 1000), ==,
+                     1000);
 }
 
 /*
@@ -232,6 +235,8 @@ static void test_counters(void)
         {BL_VMSTAT_WORKINGSET_REFAULT_ANON, PRESSURE_REFAULT_PAGES_S, TRUE},
         {BL_VMSTAT_WORKINGSET_REFAULT_FILE, 100, FALSE},
         {BL_VMSTAT_PGMAJFAULT, 100000, FALSE},
+        /* ceil(2^64 / 1000): "delta * 1000" wrapped to 384, a rate of 0 */
+        {BL_VMSTAT_PSWPIN, G_GUINT64_CONSTANT(18446744073709552), TRUE},
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
