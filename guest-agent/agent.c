@@ -361,7 +361,7 @@ static void agent_on_disconnected(gboolean final, gpointer data)
 static gboolean agent_on_signal(int fd, GIOCondition cond, gpointer data)
 {
     Agent *a = data;
-    struct signalfd_siginfo si;
+    struct signalfd_siginfo si = {0}; /* logged even when an ERR/HUP read fails */
 
     if (read(fd, &si, sizeof(si)) != (gssize)sizeof(si) && !(cond & (G_IO_ERR | G_IO_HUP)))
         return G_SOURCE_CONTINUE; /* spurious wakeup */
