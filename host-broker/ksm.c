@@ -94,6 +94,23 @@ static gboolean ksm_key_known(const char *key)
     return g_str_equal(key, "latency_sensitive");
 }
 
+const char *const *ksm_config_keys(void)
+{
+    static const char *names[G_N_ELEMENTS(ksm_uint_keys) + G_N_ELEMENTS(ksm_bool_keys) + 2];
+    static gsize done = 0;
+
+    if (g_once_init_enter(&done)) {
+        gsize n = 0;
+        for (gsize i = 0; i < G_N_ELEMENTS(ksm_uint_keys); i++)
+            names[n++] = ksm_uint_keys[i].key;
+        for (gsize i = 0; i < G_N_ELEMENTS(ksm_bool_keys); i++)
+            names[n++] = ksm_bool_keys[i];
+        names[n] = "latency_sensitive";
+        g_once_init_leave(&done, 1);
+    }
+    return names;
+}
+
 static gboolean ksm_fail(char **bad_key, const char *key, GError **error, GKeyFileError code,
                          const char *fmt, ...) G_GNUC_PRINTF(5, 6);
 

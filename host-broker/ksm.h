@@ -85,6 +85,9 @@ void ksm_config_clear(KsmConfig *config);
 gboolean ksm_config_load(KsmConfig *config, GKeyFile *kf, const char *group, char **bad_key,
                          GError **error);
 
+/* The names of the [ksm] keys, NULL-terminated (for tools and doc checks). */
+const char *const *ksm_config_keys(void);
+
 /* Facts for one cycle. */
 typedef struct {
     KsmSysfs ksm;

@@ -305,7 +305,37 @@ static void test_example_file(void)
     config_clear(&want);
 }
 
-/* Every [broker] key is in the example file and in docs/configuration.md. */
+/* The default of `key` as the example file states it ("#key = VALUE"). */
+static char *example_value(const char *conf, const char *key)
+{
+    g_autofree char *needle = g_strdup_printf("\n#%s = ", key);
+    const char *p = strstr(conf, needle);
+
+    if (p == NULL) {
+        /* an empty default is written "#key =" */
+        g_autofree char *bare = g_strdup_printf("\n#%s =\n", key);
+        return strstr(conf, bare) ? g_strdup("") : NULL;
+    }
+    p += strlen(needle);
+    return g_strndup(p, strcspn(p, "\n"));
+}
+
+/* "key = VALUE" in the docs' [policy] block, with nothing glued to either end. */
+static gboolean doc_has_assignment(const char *doc, const char *key, const char *value)
+{
+    g_autofree char *needle = g_strdup_printf("%s = %s", key, value);
+
+    for (const char *p = strstr(doc, needle); p; p = strstr(p + 1, needle)) {
+        char after = p[strlen(needle)];
+        if ((p == doc || g_ascii_isspace(p[-1])) && (after == '\0' || g_ascii_isspace(after)))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* Every [broker], [policy] and [ksm] key is in the example file and in
+ * docs/configuration.md, with the same default in both (and the example
+ * file's defaults are the code's: test_example_file). */
 static void test_keys_documented(void)
 {
     const char *td = g_getenv("BALLAST_TEST_DATA");
@@ -319,23 +349,35 @@ static void test_keys_documented(void)
     g_assert_true(g_file_get_contents(doc_path, &doc, NULL, NULL));
     g_assert_cmpuint(g_strv_length(keys), >=, 15);
     for (guint i = 0; keys[i]; i++) {
-        g_autofree char *in_conf = g_strdup_printf("\n#%s = ", keys[i]);
-        g_autofree char *in_doc = g_strdup_printf("| `%s` |", keys[i]);
-        if (strstr(conf, in_conf) == NULL)
+        g_autofree char *value = example_value(conf, keys[i]);
+        if (value == NULL)
             g_error("[broker] %s is not in packaging/ballastd.conf", keys[i]);
+        g_autofree char *in_doc = g_strdup_printf("| `%s` | `%s` |", keys[i], value);
         if (strstr(doc, in_doc) == NULL)
-            g_error("[broker] %s is not in docs/configuration.md", keys[i]);
+            g_error("[broker] %s is not in docs/configuration.md with default %s", keys[i], value);
         g_assert_cmpuint(config_locate(conf, strlen(conf), "broker", keys[i]), ==, 0);
     }
-    /* ... and every [policy] key is in the example and in the docs' list. */
     const char *const *pk = policy_config_keys();
+    g_assert_cmpuint(g_strv_length((char **)pk), >=, 30);
     for (guint i = 0; pk[i]; i++) {
-        g_autofree char *in_conf = g_strdup_printf("\n#%s = ", pk[i]);
-        g_autofree char *in_doc = g_strdup_printf("%s = ", pk[i]);
-        if (strstr(conf, in_conf) == NULL)
+        g_autofree char *value = example_value(conf, pk[i]);
+        if (value == NULL)
             g_error("[policy] %s is not in packaging/ballastd.conf", pk[i]);
+        if (!doc_has_assignment(doc, pk[i], value))
+            g_error("[policy] %s is not in docs/configuration.md as \"%s = %s\"", pk[i], pk[i],
+                    value);
+    }
+    const char *const *kk = ksm_config_keys();
+    g_assert_cmpuint(g_strv_length((char **)kk), >=, 19);
+    for (guint i = 0; kk[i]; i++) {
+        g_autofree char *value = example_value(conf, kk[i]);
+        if (value == NULL)
+            g_error("[ksm] %s is not in packaging/ballastd.conf", kk[i]);
+        g_autofree char *in_doc = value[0] ? g_strdup_printf("| `%s` | `%s` |", kk[i], value)
+                                           : g_strdup_printf("| `%s` | empty |", kk[i]);
         if (strstr(doc, in_doc) == NULL)
-            g_error("[policy] %s is not in docs/configuration.md", pk[i]);
+            g_error("[ksm] %s is not in docs/configuration.md with default %s", kk[i],
+                    value[0] ? value : "empty");
     }
 }
 
