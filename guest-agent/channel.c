@@ -52,8 +52,6 @@ struct Channel {
     BlFramer *framer;
     GString *wbuf; /* the message being written, reused */
     gsize wpos;
-    gboolean fill_empty;
-    ChannelStats stats;
 };
 
 static void channel_open(Channel *ch);
@@ -146,7 +144,6 @@ static void channel_lost(Channel *ch, gboolean io_error)
     channel_drop_output(ch);
     if (ch->kind == CHANNEL_KIND_STDIO) {
         ch->state = CHANNEL_CLOSED;
-        ch->stats.disconnects++;
         ch->cb.disconnected(TRUE, ch->user_data);
         return;
     }
@@ -161,10 +158,8 @@ static void channel_lost(Channel *ch, gboolean io_error)
         channel_schedule_open(ch,
                               ch->kind == CHANNEL_KIND_SOCKET ? ch->backoff_ms : CHANNEL_REOPEN_MS);
     }
-    if (was_connected) {
-        ch->stats.disconnects++;
+    if (was_connected)
         ch->cb.disconnected(FALSE, ch->user_data);
-    }
 }
 
 static gboolean channel_on_line(const char *line, gsize len, gpointer data)
@@ -172,7 +167,6 @@ static gboolean channel_on_line(const char *line, gsize len, gpointer data)
     Channel *ch = data;
     guint64 gen = ch->generation;
 
-    ch->stats.lines_in++;
     ch->cb.line(line, len, ch->user_data);
     return ch->generation == gen; /* stop feeding a connection that is gone */
 }
@@ -239,7 +233,6 @@ static void channel_set_connected(Channel *ch)
     ch->generation++;
     ch->backoff_ms = CHANNEL_BACKOFF_MIN_MS;
     ch->warned = FALSE;
-    ch->stats.connects++;
     bl_framer_reset(ch->framer);
     channel_drop_output(ch);
     if (ch->in_fd >= 0)
@@ -400,9 +393,8 @@ static void channel_flush(Channel *ch)
 
         if (ch->wpos >= ch->wbuf->len) {
             channel_drop_output(ch);
-            ch->fill_empty = !ch->cb.fill(ch->wbuf, ch->user_data);
-            if (ch->fill_empty || ch->wbuf->len == 0 || ch->generation != gen) {
-                ch->fill_empty = TRUE;
+            if (!ch->cb.fill(ch->wbuf, ch->user_data) || ch->wbuf->len == 0 ||
+                ch->generation != gen) {
                 channel_drop_output(ch);
                 break;
             }
@@ -410,7 +402,6 @@ static void channel_flush(Channel *ch)
         n = channel_write(ch, ch->wbuf->str + ch->wpos, ch->wbuf->len - ch->wpos);
         if (n > 0) {
             ch->wpos += (gsize)n;
-            ch->stats.bytes_out += (guint64)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -523,10 +514,8 @@ void channel_restart(Channel *ch, guint delay_ms)
     channel_drop_output(ch);
     ch->state = CHANNEL_CLOSED;
     channel_schedule_open(ch, delay_ms);
-    if (was_connected) {
-        ch->stats.disconnects++;
+    if (was_connected)
         ch->cb.disconnected(FALSE, ch->user_data);
-    }
 }
 
 gboolean channel_connected(const Channel *ch)
@@ -534,22 +523,7 @@ gboolean channel_connected(const Channel *ch)
     return ch->state == CHANNEL_CONNECTED;
 }
 
-gboolean channel_idle(const Channel *ch)
-{
-    return ch->wpos >= ch->wbuf->len && ch->fill_empty;
-}
-
 ChannelKind channel_kind(const Channel *ch)
 {
     return ch->kind;
-}
-
-const char *channel_path(const Channel *ch)
-{
-    return ch->path;
-}
-
-const ChannelStats *channel_stats(const Channel *ch)
-{
-    return &ch->stats;
 }

@@ -39,13 +39,6 @@ typedef struct {
     gboolean (*fill)(GString *out, gpointer user_data);
 } ChannelCallbacks;
 
-typedef struct {
-    guint64 connects;
-    guint64 disconnects;
-    guint64 lines_in;
-    guint64 bytes_out;
-} ChannelStats;
-
 typedef struct Channel Channel;
 
 /*
@@ -68,11 +61,7 @@ void channel_kick(Channel *ch);
 void channel_restart(Channel *ch, guint delay_ms);
 
 gboolean channel_connected(const Channel *ch);
-/* Nothing partially written and nothing pending (fill returned FALSE). */
-gboolean channel_idle(const Channel *ch);
 ChannelKind channel_kind(const Channel *ch);
-const char *channel_path(const Channel *ch);
-const ChannelStats *channel_stats(const Channel *ch);
 
 /*
  * Find the port: root/dev/virtio-ports/<name> if udev made it, else the
