@@ -495,3 +495,17 @@ gboolean bl_proto_decode(const char *line, gsize len, BlMessage *msg, GError **e
 
     return decode_body(root, msg, error) && bl_proto_validate(msg, error);
 }
+
+gboolean bl_proto_line_is_goodbye(const char *line, gsize len)
+{
+    g_autoptr(json_object) root = NULL;
+    json_object *tv;
+
+    /* the same bounds and strictness as bl_proto_decode, before any parsing */
+    if (line == NULL || len == 0 || len > BL_PROTO_MAX_LINE - 1 || !lexical_check(line, len, NULL))
+        return FALSE;
+    root = parse_object(line, len, NULL);
+    return root != NULL && json_object_object_get_ex(root, "type", &tv) &&
+           json_object_is_type(tv, json_type_string) &&
+           strcmp(json_object_get_string(tv), "goodbye") == 0;
+}

@@ -193,6 +193,14 @@ typedef enum {
 gboolean bl_proto_decode(const char *line, gsize len, BlMessage *msg, GError **error);
 
 /*
+ * Is this line a goodbye, whatever its major? For a line that failed with
+ * BL_PROTO_ERROR_VERSION: a goodbye is never answered with a goodbye, and its
+ * layout is frozen across majors (PROTOCOL.md 4.6, 6). FALSE for anything
+ * that is not a bounded, strict JSON object whose "type" is "goodbye".
+ */
+gboolean bl_proto_line_is_goodbye(const char *line, gsize len);
+
+/*
  * Append the encoding of *msg, terminated by '\n', to out. Fails (and leaves
  * out unchanged) when *msg violates PROTOCOL.md: the sender checks itself.
  */

@@ -623,6 +623,45 @@ static void test_float_text(void)
     }
 }
 
+/* A goodbye is recognised whatever its major, and only a well-formed one. */
+static void test_line_is_goodbye(void)
+{
+    const char *no[] = {
+        "{\"type\":\"Goodbye\",\"v\":2}",
+        "{\"type\":[\"goodbye\"],\"v\":2}",
+        "{\"v\":2,\"kind\":\"goodbye\"}",
+        "[{\"type\":\"goodbye\"}]",
+        "{\"type\":\"goodbye\",\"v\":2",                  /* truncated */
+        "{\"type\":\"goodbye\",\"v\":2} x",               /* trailing garbage */
+        "{'type':'goodbye','v':2}",                       /* not strict JSON */
+        "{\"type\":\"goodbye\\u0000\",\"v\":2}",          /* escaped NUL */
+        "{\"type\":\"goodbye\",\"x\":[[[[[[[[1]]]]]]]]}", /* too deep */
+        "",
+    };
+    g_autoptr(GPtrArray) valid = vectors_load("valid");
+    g_autoptr(GPtrArray) invalid = vectors_load("invalid");
+    g_autofree char *big = vectors_padded_report(BL_PROTO_MAX_LINE);
+    guint n_yes = 0;
+
+    for (guint k = 0; k < 2; k++) {
+        GPtrArray *vectors = k ? invalid : valid;
+
+        for (guint i = 0; i < vectors->len; i++) {
+            const Vector *v = vectors->pdata[i];
+            gboolean want = strstr(v->name, "goodbye") != NULL;
+
+            if (bl_proto_line_is_goodbye(v->line, v->len) != want)
+                g_error("%s: line_is_goodbye should be %d", v->name, want);
+            n_yes += want;
+        }
+    }
+    g_assert_cmpuint(n_yes, >=, 3); /* version-v2-goodbye among them */
+    for (gsize i = 0; i < G_N_ELEMENTS(no); i++)
+        g_assert_false(bl_proto_line_is_goodbye(no[i], strlen(no[i])));
+    g_assert_false(bl_proto_line_is_goodbye(NULL, 0));
+    g_assert_false(bl_proto_line_is_goodbye(big, strlen(big)));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -640,5 +679,6 @@ int main(int argc, char **argv)
     g_test_add_func("/protocol/encoder-refuses", test_encoder_refuses);
     g_test_add_func("/protocol/names", test_names);
     g_test_add_func("/protocol/float-text", test_float_text);
+    g_test_add_func("/protocol/line-is-goodbye", test_line_is_goodbye);
     return g_test_run();
 }
