@@ -3,7 +3,6 @@
 #include "agent.h"
 
 #include <glib-unix.h>
-#include <json.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -193,24 +192,6 @@ static void agent_apply_welcome(Agent *a, const BlWelcome *w)
     agent_schedule(a, 0); /* the next report is due at the new interval */
 }
 
-/* A line of another major: answer once with goodbye unless it was one. */
-static gboolean agent_is_goodbye(const char *line, gsize len)
-{
-    json_tokener *tok = json_tokener_new_ex(8);
-    json_object *o, *t = NULL;
-    gboolean is = FALSE;
-
-    if (tok == NULL)
-        return FALSE;
-    o = json_tokener_parse_ex(tok, line, (int)MIN(len, (gsize)G_MAXINT));
-    if (o != NULL && json_object_object_get_ex(o, "type", &t) &&
-        json_object_is_type(t, json_type_string))
-        is = strcmp(json_object_get_string(t), "goodbye") == 0;
-    json_object_put(o);
-    json_tokener_free(tok);
-    return is;
-}
-
 static void agent_on_line(const char *line, gsize len, gpointer data)
 {
     Agent *a = data;
@@ -222,7 +203,8 @@ static void agent_on_line(const char *line, gsize len, gpointer data)
         if (g_error_matches(error, BL_PROTO_ERROR, BL_PROTO_ERROR_VERSION)) {
             g_message("host speaks protocol major %u; retrying in %d s", msg->v,
                       AGENT_VERSION_RETRY_MS / 1000);
-            if (!agent_is_goodbye(line, len)) {
+            /* answer once with goodbye, unless it was one */
+            if (!bl_proto_line_is_goodbye(line, len)) {
                 a->goodbye_reason = "unsupported-version";
                 channel_kick(a->channel);
             }

@@ -400,6 +400,26 @@ static void test_session(void)
     host_cleanup(&h);
 }
 
+/* A goodbye of another major is not answered with a goodbye: the agent just closes. */
+static void test_goodbye_other_major(void)
+{
+    Host h = {0};
+    BlMessage m;
+
+    host_listen(&h);
+    host_spawn(&h, "guest-1002-bound", NULL);
+    host_accept(&h);
+    g_assert_true(host_next(&h, &m, WAIT_MS));
+    g_assert_cmpint(m.type, ==, BL_MSG_HELLO);
+    host_send_str(&h, "{\"type\":\"goodbye\",\"v\":2,\"supported_major\":2,"
+                      "\"reason\":\"unsupported-version\"}\n");
+    while (host_next(&h, &m, WAIT_MS)) /* until EOF: reports may precede it */
+        g_assert_cmpint(m.type, !=, BL_MSG_GOODBYE);
+    kill(h.pid, SIGTERM);
+    g_assert_cmpint(host_wait_exit(&h), ==, 0);
+    host_cleanup(&h);
+}
+
 /* SIGTERM while connected: goodbye "shutdown", exit 0. */
 static void test_shutdown(void)
 {
@@ -661,6 +681,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     g_test_add_func("/agent-run/session", test_session);
     g_test_add_func("/agent-run/shutdown", test_shutdown);
+    g_test_add_func("/agent-run/goodbye-other-major", test_goodbye_other_major);
     g_test_add_func("/agent-run/late-host", test_late_host);
     g_test_add_func("/agent-run/char-device", test_char_device);
     g_test_add_func("/agent-run/once-stdout", test_once_stdout);
