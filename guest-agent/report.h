@@ -10,7 +10,7 @@
 #include "protocol.h"
 
 /* Integers on the wire are at most 2^53-1 (PROTOCOL.md section 3). */
-#define REPORT_INT_MAX G_GUINT64_CONSTANT(9007199254740991)
+#define REPORT_INT_MAX ((guint64)BL_PROTO_MAX_INT)
 
 /* Feature bits advertised in hello. */
 typedef enum {
