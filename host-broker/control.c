@@ -13,6 +13,7 @@ struct Control {
     GSocketService *service;
     ControlHandler handler;
     gpointer user_data;
+    guint client_timeout_s;
 };
 
 typedef struct {
@@ -83,7 +84,11 @@ static void on_read(GObject *src, GAsyncResult *res, gpointer user_data)
     ControlClient *cl = user_data;
     gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, NULL);
 
-    if (n <= 0) {
+    if (n < 0) {
+        client_free(cl); /* a read error, or the client timed out */
+        return;
+    }
+    if (n == 0) {
         if (cl->len > 0) {
             client_handle(cl, cl->len); /* a last line without '\n' */
             return;
@@ -112,6 +117,9 @@ static gboolean on_incoming(GSocketService *svc, GSocketConnection *conn, GObjec
 
     cl->control = user_data;
     cl->conn = g_object_ref(conn);
+    /* Also bounds the async read and write below: they fail with
+     * G_IO_ERROR_TIMED_OUT, and the client is freed. */
+    g_socket_set_timeout(g_socket_connection_get_socket(conn), cl->control->client_timeout_s);
     GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
     g_input_stream_read_async(in, cl->buf, sizeof(cl->buf), G_PRIORITY_DEFAULT, NULL, on_read, cl);
     return TRUE;
@@ -156,6 +164,7 @@ Control *control_new(const char *path, ControlHandler handler, gpointer user_dat
     c->path = g_strdup(path);
     c->handler = handler;
     c->user_data = user_data;
+    c->client_timeout_s = CONTROL_CLIENT_TIMEOUT_S;
     c->service = g_socket_service_new();
     g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
     if (!g_socket_listener_add_address(G_SOCKET_LISTENER(c->service), addr, G_SOCKET_TYPE_STREAM,
@@ -170,6 +179,11 @@ Control *control_new(const char *path, ControlHandler handler, gpointer user_dat
     g_signal_connect(c->service, "incoming", G_CALLBACK(on_incoming), c);
     g_socket_service_start(c->service);
     return c;
+}
+
+void control_set_client_timeout(Control *c, guint seconds)
+{
+    c->client_timeout_s = seconds;
 }
 
 void control_free(Control *c)

@@ -10,6 +10,9 @@
 #include <json-c/json.h>
 
 #define CONTROL_REQUEST_MAX 4096
+/* A client that sends no request, or does not read its response, this long
+ * (seconds of inactivity) is dropped: it must not hold a descriptor forever. */
+#define CONTROL_CLIENT_TIMEOUT_S 10
 
 typedef struct Control Control;
 
@@ -21,6 +24,8 @@ typedef json_object *(*ControlHandler)(const char *cmd, json_object *request, gp
  * socket of a broker that still answers. */
 Control *control_new(const char *path, ControlHandler handler, gpointer user_data, GError **error);
 void control_free(Control *c);
+/* Change CONTROL_CLIENT_TIMEOUT_S for the clients that connect from now on (tests). */
+void control_set_client_timeout(Control *c, guint seconds);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Control, control_free)
 
 /* {"ok":false,"error":msg} */

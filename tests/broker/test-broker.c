@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "control.h"
 #include "evlog.h"
 #include "host.h"
 
@@ -539,6 +540,63 @@ static void test_bad_uri(Fixture *f, gconstpointer data)
     g_assert_true(g_str_has_prefix(e->message, "bogus+nothing:///nowhere: "));
 }
 
+static json_object *echo_handler(const char *cmd, json_object *req, gpointer user_data)
+{
+    return control_error(cmd);
+}
+
+typedef struct {
+    char *path;
+    gssize got;
+    gboolean done;
+} IdleClient;
+
+/* Connects, says nothing, and waits for the broker to hang up. */
+static gpointer idle_client_thread(gpointer data)
+{
+    IdleClient *c = data;
+    g_autoptr(GSocketClient) client = g_socket_client_new();
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(c->path);
+    g_autoptr(GSocketConnection) conn =
+        g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, NULL);
+    char buf[64];
+
+    g_assert_nonnull(conn);
+    c->got = g_input_stream_read(g_io_stream_get_input_stream(G_IO_STREAM(conn)), buf, sizeof(buf),
+                                 NULL, NULL);
+    g_atomic_int_set(&c->done, TRUE);
+    g_main_context_wakeup(NULL);
+    return NULL;
+}
+
+static gboolean idle_guard(gpointer data)
+{
+    g_error("the silent control client was never dropped");
+    return G_SOURCE_REMOVE;
+}
+
+/* A control client that never sends its request is dropped, not kept forever. */
+static void test_control_idle_client(void)
+{
+    g_autoptr(GError) e = NULL;
+    g_autofree char *dir = g_dir_make_tmp("ballast-ctl-XXXXXX", &e);
+    IdleClient c = {.path = g_build_filename(dir, "ctl.sock", NULL), .got = -2};
+    Control *ctl = control_new(c.path, echo_handler, NULL, &e);
+
+    g_assert_no_error(e);
+    control_set_client_timeout(ctl, 1);
+    guint guard = g_timeout_add_seconds(30, idle_guard, NULL);
+    GThread *t = g_thread_new("idle", idle_client_thread, &c);
+    while (!g_atomic_int_get(&c.done))
+        g_main_context_iteration(NULL, TRUE);
+    g_thread_join(t);
+    g_source_remove(guard);
+    g_assert_cmpint(c.got, ==, 0); /* the broker closed it: end of file, no reply */
+    control_free(ctl);
+    g_rmdir(dir);
+    g_free(c.path);
+}
+
 static void test_note_key(void)
 {
     static const struct {
@@ -655,6 +713,7 @@ int main(int argc, char **argv)
     T("grace", test_grace);
     T("bad-config", test_bad_config);
     T("bad-uri", test_bad_uri);
+    g_test_add_func("/broker/control-idle-client", test_control_idle_client);
     g_test_add_func("/broker/note-key", test_note_key);
     g_test_add_func("/broker/evlog", test_evlog);
     g_test_add_func("/broker/host", test_host);
