@@ -3,6 +3,7 @@
  * ballast-agent: checks the guest's virtio-balloon and streams its memory
  * pressure to the host broker over the virtio-serial port org.ballast.agent.0.
  */
+#include <errno.h>
 #include <glib.h>
 #include <locale.h>
 #include <signal.h>
@@ -58,7 +59,11 @@ static int main_check(const char *root)
     }
     facts.kconfig = detect_kconfig(root, kernel);
     text = detect_describe(&facts, kernel);
-    fputs(text, stdout);
+    /* a verdict that was not written must not read as "usable" to a build script */
+    if (fputs(text, stdout) == EOF || fflush(stdout) != 0) {
+        fprintf(stderr, "ballast-agent: error: cannot write the verdict: %s\n", g_strerror(errno));
+        return 2;
+    }
     return detect_usable(&facts) ? 0 : 1;
 }
 

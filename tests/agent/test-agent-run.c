@@ -644,6 +644,18 @@ static void test_check(void)
         else
             g_assert_cmpstr(err, !=, "");
     }
+    /* a verdict that cannot be written is an error, not "usable" */
+    {
+        g_autofree char *root = data_dir("guest-1002-bound");
+        g_autofree char *q = g_shell_quote(root);
+        g_autofree char *bin = g_shell_quote(agent_bin());
+        g_autofree char *cmd =
+            g_strdup_printf("%s --root %s --check >/dev/full 2>/dev/null", bin, q);
+        int status = system(cmd);
+
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 2);
+    }
 }
 
 static void test_bad_flags(void)
