@@ -34,6 +34,7 @@ static void check_line(const char *line, gsize len)
     g_autoptr(GString) again = g_string_new(NULL);
     g_autoptr(GError) error = NULL;
     BlMessage msg, back;
+    gboolean is_goodbye = bl_proto_line_is_goodbye(line, len);
 
     if (!bl_proto_decode(line, len, &msg, &error)) {
         CHECK(error != NULL && error->domain == BL_PROTO_ERROR);
@@ -43,6 +44,7 @@ static void check_line(const char *line, gsize len)
     }
     CHECK(error == NULL);
     CHECK(len < BL_PROTO_MAX_LINE);
+    CHECK(is_goodbye == (msg.type == BL_MSG_GOODBYE));
     CHECK(bl_proto_encode(&msg, out, &error));
     CHECK(out->len >= 2 && out->str[out->len - 1] == '\n');
     CHECK(memchr(out->str, '\n', out->len - 1) == NULL);
