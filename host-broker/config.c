@@ -239,12 +239,7 @@ static gboolean load_broker_key(Config *cfg, GKeyFile *kf, const KeyDesc *d, GEr
         return TRUE;
     }
     case KEY_BOOL:
-        if (g_strcmp0(v, "true") == 0 || g_strcmp0(v, "yes") == 0 || g_strcmp0(v, "1") == 0) {
-            *(gboolean *)field = TRUE;
-        } else if (g_strcmp0(v, "false") == 0 || g_strcmp0(v, "no") == 0 ||
-                   g_strcmp0(v, "0") == 0) {
-            *(gboolean *)field = FALSE;
-        } else {
+        if (!policy_parse_bool(v, (gboolean *)field)) {
             g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
                         "invalid value \"%s\" (want true or false)", v);
             return FALSE;

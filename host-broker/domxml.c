@@ -119,12 +119,8 @@ static void policy_attrs(const char **names, const char **values, DomxmlPolicy *
                 problem(problems, "mode=\"%s\" is not auto, observe or off", q);
             }
         } else if (strcmp(n, "latency-sensitive") == 0) {
-            if (g_strcmp0(v, "yes") == 0 || g_strcmp0(v, "true") == 0) {
+            if (policy_parse_bool(v, &p->latency_sensitive)) {
                 p->has_latency_sensitive = TRUE;
-                p->latency_sensitive = TRUE;
-            } else if (g_strcmp0(v, "no") == 0 || g_strcmp0(v, "false") == 0) {
-                p->has_latency_sensitive = TRUE;
-                p->latency_sensitive = FALSE;
             } else {
                 g_autofree char *q = quote(v);
                 problem(problems, "latency-sensitive=\"%s\" is not yes or no", q);

@@ -12,6 +12,8 @@
 
 #include <string.h>
 
+#include "policy.h" /* policy_parse_bool: one spelling of booleans in ballastd.conf */
+
 #define MIB (1024.0 * 1024.0)
 
 void ksm_config_init_defaults(KsmConfig *config)
@@ -163,17 +165,16 @@ gboolean ksm_config_load(KsmConfig *config, GKeyFile *kf, const char *group, cha
     }
     for (gsize i = 0; i < G_N_ELEMENTS(ksm_bool_keys); i++) {
         const char *key = ksm_bool_keys[i];
-        g_autoptr(GError) e = NULL;
+        g_autofree char *raw = NULL;
         gboolean v;
 
         if (!g_key_file_has_key(kf, group, key, NULL))
             continue;
-        v = g_key_file_get_boolean(kf, group, key, &e);
-        if (e) {
-            g_autofree char *raw = g_key_file_get_value(kf, group, key, NULL);
+        raw = g_key_file_get_value(kf, group, key, NULL);
+        g_strstrip(raw);
+        if (!policy_parse_bool(raw, &v))
             return ksm_fail(bad_key, key, error, G_KEY_FILE_ERROR_INVALID_VALUE,
-                            "[%s] %s = %s: want true or false", group, key, raw ? raw : "");
-        }
+                            "[%s] %s = %s: want true or false", group, key, raw);
         *ksm_bool_field(&next, key) = v;
     }
     if (next.start_below_percent > next.stop_above_percent)

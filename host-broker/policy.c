@@ -115,6 +115,21 @@ gboolean policy_parse_size(const char *text, guint64 *kib)
     return FALSE;
 }
 
+gboolean policy_parse_bool(const char *text, gboolean *value)
+{
+    if (g_ascii_strcasecmp(text, "true") == 0 || g_ascii_strcasecmp(text, "yes") == 0 ||
+        strcmp(text, "1") == 0) {
+        *value = TRUE;
+        return TRUE;
+    }
+    if (g_ascii_strcasecmp(text, "false") == 0 || g_ascii_strcasecmp(text, "no") == 0 ||
+        strcmp(text, "0") == 0) {
+        *value = FALSE;
+        return TRUE;
+    }
+    return FALSE;
+}
+
 static gboolean parse_ms(const char *text, guint64 *ms)
 {
     const char *p = text;
@@ -195,13 +210,7 @@ static gboolean key_set(const PolicyKey *key, const char *group, const char *tex
 
     switch (key->type) {
     case KEY_BOOL:
-        if (g_ascii_strcasecmp(s, "true") == 0 || g_ascii_strcasecmp(s, "yes") == 0 ||
-            strcmp(s, "1") == 0) {
-            *(gboolean *)field = TRUE;
-        } else if (g_ascii_strcasecmp(s, "false") == 0 || g_ascii_strcasecmp(s, "no") == 0 ||
-                   strcmp(s, "0") == 0) {
-            *(gboolean *)field = FALSE;
-        } else {
+        if (!policy_parse_bool(s, (gboolean *)field)) {
             g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                         "[%s] %s = \"%s\": expected true or false", group, key->name, s);
             return FALSE;

@@ -197,6 +197,10 @@ guint64 policy_headroom_kib(guint64 total_kib);
  * (binary units, case-insensitive). FALSE on garbage or overflow. */
 gboolean policy_parse_size(const char *text, guint64 *kib);
 
+/* Parse a boolean: true/yes/1 or false/no/0 (case-insensitive), the one
+ * spelling every ballastd.conf group accepts. FALSE on anything else. */
+gboolean policy_parse_bool(const char *text, gboolean *value);
+
 PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_vms,
                           const PolicyConfig *config, gint64 now_us);
 void policy_plan_free(PolicyPlan *plan);

@@ -305,6 +305,37 @@ static void test_example_file(void)
     config_clear(&want);
 }
 
+/* Booleans are spelled alike in every group (they once were not: [ksm] took
+ * no yes/no, [broker] no "True"). */
+static void test_booleans(void)
+{
+    static const char text[] = "[broker]\nallow_qemu_monitor = Yes\n"
+                               "[policy]\ngrow_to_headroom = no\n"
+                               "[ksm]\nmanage = no\nuse_advisor = FALSE\nlive_exclusion = 0\n";
+    static const char *const bad[] = {
+        "[broker]\nallow_qemu_monitor = maybe\n",
+        "[policy]\ngrow_to_headroom = on\n",
+        "[ksm]\nmanage = 2\n",
+    };
+    g_autoptr(GError) e = NULL;
+    Config c;
+
+    config_init_defaults(&c);
+    g_assert_true(config_load_data(&c, "t.conf", text, strlen(text), &e));
+    g_assert_no_error(e);
+    g_assert_true(c.allow_qemu_monitor);
+    g_assert_false(c.policy.grow_to_headroom);
+    g_assert_false(c.ksm.manage);
+    g_assert_false(c.ksm.use_advisor);
+    g_assert_false(c.ksm.live_exclusion);
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_clear_error(&e);
+        g_assert_false(config_load_data(&c, "t.conf", bad[i], strlen(bad[i]), &e));
+        g_assert_true(g_str_has_prefix(e->message, "t.conf:2: "));
+    }
+    config_clear(&c);
+}
+
 /* The default of `key` as the example file states it ("#key = VALUE"). */
 static char *example_value(const char *conf, const char *key)
 {
@@ -399,5 +430,6 @@ int main(int argc, char **argv)
     g_test_add_func("/config/names", test_names);
     g_test_add_func("/config/example-file", test_example_file);
     g_test_add_func("/config/keys-documented", test_keys_documented);
+    g_test_add_func("/config/booleans", test_booleans);
     return g_test_run();
 }
