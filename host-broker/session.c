@@ -577,11 +577,6 @@ gboolean session_is_open(const Session *s)
     return s->open;
 }
 
-const char *session_vm(const Session *s)
-{
-    return s->vm;
-}
-
 const char *session_close_reason(const Session *s)
 {
     return s->close_reason;

@@ -95,7 +95,6 @@ gboolean session_request(Session *s);
 void session_close(Session *s, const char *goodbye_reason, const char *why);
 
 gboolean session_is_open(const Session *s);
-const char *session_vm(const Session *s);
 const char *session_close_reason(const Session *s); /* NULL while open */
 
 /* The agent's hello, or NULL before one arrived. */

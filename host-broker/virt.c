@@ -489,11 +489,6 @@ virDomainPtr virt_domain_handle(Virt *v, const char *uuid, GError **error)
     return lookup(v, uuid, error);
 }
 
-void virt_forget_domain(Virt *v, const char *uuid)
-{
-    g_hash_table_remove(v->domains, uuid);
-}
-
 static void fill_info(virDomainPtr dom, VirtDomainInfo *info)
 {
     const char *name;

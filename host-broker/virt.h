@@ -131,8 +131,6 @@ gboolean virt_set_memory(Virt *v, const char *uuid, guint64 kib, GError **error)
 SessionTransport *virt_open_channel(Virt *v, const char *uuid, GError **error);
 
 /* The cached handle of a domain, for the rest of the virt module (virt-ksm.c):
- * owned by Virt, valid until the next reconnect or virt_forget_domain(). */
+ * owned by Virt, valid until the next reconnect or the domain's stop or
+ * undefine event: look it up again for every call. */
 struct _virDomain *virt_domain_handle(Virt *v, const char *uuid, GError **error);
-
-/* Forget cached domain handles (after undefine/stop of a transient domain). */
-void virt_forget_domain(Virt *v, const char *uuid);
