@@ -43,6 +43,7 @@ struct Agent {
     const char *goodbye_reason;
     gboolean pong_pending;
     guint64 pong_id;
+    gboolean request_pending; /* sampled when the port takes it: requests coalesce */
     gboolean report_pending;
     BlReportReason report_reason;
     BlReport report_sample;
@@ -197,7 +198,6 @@ static void agent_on_line(const char *line, gsize len, gpointer data)
     Agent *a = data;
     BlMessage *msg = &a->scratch;
     g_autoptr(GError) error = NULL;
-    BlReport sample;
 
     if (!bl_proto_decode(line, len, msg, &error)) {
         if (g_error_matches(error, BL_PROTO_ERROR, BL_PROTO_ERROR_VERSION)) {
@@ -224,8 +224,7 @@ static void agent_on_line(const char *line, gsize len, gpointer data)
         agent_apply_welcome(a, &msg->u.welcome);
         break;
     case BL_MSG_REQUEST:
-        if (agent_sample(a, &sample))
-            agent_queue_report(a, &sample, BL_REPORT_REQUEST);
+        a->request_pending = TRUE;
         break;
     case BL_MSG_PING:
         a->pong_pending = TRUE; /* only the latest ping is answered */
@@ -243,7 +242,7 @@ static void agent_on_line(const char *line, gsize len, gpointer data)
         a->stats.unknown_types++; /* valid, but not for an agent */
         break;
     }
-    channel_kick(a->channel);
+    /* no kick: the channel writes the answers once the input read is handled */
 }
 
 static gboolean agent_encode(Agent *a, GString *out)
@@ -295,6 +294,13 @@ static gboolean agent_fill(GString *out, gpointer data)
             return TRUE;
         }
     }
+    if (a->request_pending) {
+        BlReport sample;
+
+        a->request_pending = FALSE;
+        if (agent_sample(a, &sample))
+            agent_queue_report(a, &sample, BL_REPORT_REQUEST);
+    }
     if (a->report_pending) {
         a->report_pending = FALSE;
         report_build(&a->scratch, &a->report_sample, a->seq + 1, a->report_reason);
@@ -317,6 +323,7 @@ static void agent_on_connected(gpointer data)
     agent_detect(a);
     a->need_hello = TRUE;
     a->pong_pending = FALSE;
+    a->request_pending = FALSE;
     a->report_pending = FALSE;
     pressure_reset(&a->pressure);
     agent_schedule(a, 0); /* a fresh report right after hello */
@@ -329,6 +336,7 @@ static void agent_on_disconnected(gboolean final, gpointer data)
     agent_stop_sampling(a);
     a->report_pending = FALSE;
     a->pong_pending = FALSE;
+    a->request_pending = FALSE;
     /* A new host side starts from the defaults until its own welcome. */
     a->interval_ms = a->opts.interval_ms;
     a->facts.interval_ms = a->opts.interval_ms;
@@ -353,6 +361,7 @@ static gboolean agent_on_signal(int fd, GIOCondition cond, gpointer data)
         a->need_hello = FALSE;
         a->report_pending = FALSE;
         a->pong_pending = FALSE;
+        a->request_pending = FALSE;
         a->goodbye_reason = "shutdown";
         channel_kick(a->channel);
     }

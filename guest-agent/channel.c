@@ -200,6 +200,11 @@ static gboolean channel_on_input(int fd, GIOCondition cond, gpointer data)
         }
         break;
     }
+    /* Answer what this read asked for in one go: a burst of requests costs
+     * one sample and one report, not one each. */
+    channel_flush(ch);
+    if (ch->generation != gen)
+        return G_SOURCE_REMOVE; /* the write failed: channel_lost() ran */
     if (ch->kind == CHANNEL_KIND_STDIO && (eof || error)) {
         ch->in_watch = 0; /* stdin ended: keep writing reports */
         return G_SOURCE_REMOVE;

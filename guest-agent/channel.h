@@ -33,7 +33,8 @@ typedef struct {
     void (*connected)(gpointer user_data);
     /* It went away. final: it cannot come back (stdout closed). */
     void (*disconnected)(gboolean final, gpointer user_data);
-    /* One input line (NUL-terminated, without '\n'). */
+    /* One input line (NUL-terminated, without '\n'). Answers are written
+     * (fill is called) once the read that carried it is handled. */
     void (*line)(const char *line, gsize len, gpointer user_data);
     /* Append the next message to out; FALSE when nothing is pending. */
     gboolean (*fill)(GString *out, gpointer user_data);
