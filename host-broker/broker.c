@@ -21,6 +21,9 @@
 #define MIB 1024
 /* Longest wait before reopening a channel that keeps failing. */
 #define BROKER_SESSION_RETRY_MAX_MS (5 * 60 * 1000)
+/* An agent session that lasted this long was a working one: its close
+ * starts the reopen backoff afresh. */
+#define BROKER_SESSION_HEALTHY_US (60 * G_USEC_PER_SEC)
 /* Least time between two pressure-driven cycles asked for by one VM. */
 #define BROKER_KICK_GAP_US (100 * 1000)
 /* After a balloon change, ask the agent for a report this much later: the
@@ -247,7 +250,6 @@ static void broker_kick(Broker *b, const char *why);
 static void on_session_hello(Session *s, gpointer user_data)
 {
     BrokerVm *vm = user_data;
-    vm->session_failures = 0;
     vm->other_major = FALSE;
 }
 
@@ -255,7 +257,6 @@ static void on_session_report(Session *s, const BlReport *r, gpointer user_data)
 {
     BrokerVm *vm = user_data;
 
-    vm->session_failures = 0;
     /* Event-driven: a guest under pressure does not wait for the tick. A
      * guest that cries pressure 50 times a second gets one cycle per
      * BROKER_KICK_GAP_US; the others' kicks are not affected. */
@@ -284,7 +285,12 @@ static void on_session_closed(Session *s, const char *why, gpointer user_data)
     evlog_emit(b->log, "session-close", vm->name, f);
     evlog_say(b->log, FALSE, "%s: agent session closed: %s", vm->name, why);
 
-    /* Retry with backoff: the guest may reboot, or its agent be upgraded. */
+    /* Retry with backoff: the guest may reboot, or its agent be upgraded.
+     * Only a session that lasted counts as a success: a hello or a report
+     * is cheap, and a guest that sends one and then floods or stops reading
+     * must not be reopened every session_retry_ms forever. */
+    if (now_us() - session_opened_at(s) >= BROKER_SESSION_HEALTHY_US)
+        vm->session_failures = 0;
     vm->other_major = g_str_has_prefix(why, "unsupported-version");
     guint64 delay = b->cfg.session_retry_ms;
     for (guint i = 0; i < vm->session_failures && delay < BROKER_SESSION_RETRY_MAX_MS; i++)
