@@ -348,23 +348,6 @@ static SessionReject reject_kind(const GError *e)
     return SESSION_REJECT_SCHEMA;
 }
 
-/* A goodbye of another major is never answered with a goodbye (PROTOCOL.md 6).
- * Its layout is frozen across majors, so its type is all we need to know. */
-static gboolean line_is_goodbye(const char *line, gsize len)
-{
-    json_tokener *tok = json_tokener_new_ex(8);
-    json_object *o = tok ? json_tokener_parse_ex(tok, line, (int)MIN(len, G_MAXINT)) : NULL;
-    json_object *type = NULL;
-    gboolean yes = o && json_object_is_type(o, json_type_object) &&
-                   json_object_object_get_ex(o, "type", &type) &&
-                   g_strcmp0(json_object_get_string(type), "goodbye") == 0;
-
-    json_object_put(o);
-    if (tok)
-        json_tokener_free(tok);
-    return yes;
-}
-
 static gboolean session_on_line(const char *line, gsize len, gpointer user_data)
 {
     Session *s = user_data;
@@ -383,7 +366,9 @@ static gboolean session_on_line(const char *line, gsize len, gpointer user_data)
         if (kind == SESSION_REJECT_VERSION) {
             g_autofree char *why =
                 g_strdup_printf("unsupported-version: agent speaks major %u", msg.v);
-            session_close(s, line_is_goodbye(line, len) ? NULL : "unsupported-version", why);
+            /* A goodbye of another major is never answered with a goodbye. */
+            session_close(s, bl_proto_line_is_goodbye(line, len) ? NULL : "unsupported-version",
+                          why);
             return FALSE;
         }
         return TRUE;
