@@ -29,7 +29,7 @@ static gboolean leading_zero(const char *s, gsize i)
 
 /*
  * json-c's STRICT mode still accepts single-quoted strings, NaN and Infinity,
- * "1." and raw control characters inside strings. RFC 8259 does not, and a
+ * "1.", "-.5" and raw control characters inside strings. RFC 8259 does not, and a
  * peer that sends them is broken, so one pass that only tracks whether it is
  * inside a string rejects them before json-c sees the line. It also rejects
  * \u0000: json-c cuts object keys at a NUL, so "id\u0000x" would read as "id".
@@ -80,6 +80,10 @@ static gboolean lexical_check(const char *s, gsize len, GError **error)
         } else if (c == '.' && (i + 1 >= len || !g_ascii_isdigit(s[i + 1]))) {
             return FAIL(BL_PROTO_ERROR_JSON,
                         "'.' at %" G_GSIZE_FORMAT " is not followed by a digit", i);
+        } else if (c == '-' && (i + 1 >= len || !g_ascii_isdigit(s[i + 1]))) {
+            /* json-c reads "-.5" as -0.5 and "-.0" as 0 */
+            return FAIL(BL_PROTO_ERROR_JSON,
+                        "'-' at %" G_GSIZE_FORMAT " is not followed by a digit", i);
         }
     }
     return TRUE;
