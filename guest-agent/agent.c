@@ -303,6 +303,12 @@ static gboolean agent_fill(GString *out, gpointer data)
     }
     if (a->report_pending) {
         a->report_pending = FALSE;
+        /* seq must rise through a whole boot, also across agent restarts, and
+         * the agent keeps nothing on disk: the first report of this agent
+         * continues from the guest's uptime in ms. Reports come at most 10/s,
+         * so a restarted agent always starts above where its predecessor was. */
+        if (a->seq == 0)
+            a->seq = MIN(a->report_sample.uptime_ms, REPORT_INT_MAX - 1);
         report_build(&a->scratch, &a->report_sample, a->seq + 1, a->report_reason);
         if (agent_encode(a, out)) {
             a->seq++;
