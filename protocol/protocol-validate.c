@@ -38,7 +38,25 @@ static gboolean check_terminated(const char *path, const char *key, const char *
     return TRUE;
 }
 
-/* Free text: valid UTF-8 without control characters (they end up in logs and terminals). */
+/*
+ * A code point that must not reach a person's screen or a log line: controls (Cc: C0, DEL, C1),
+ * format characters (Cf: bidi overrides and isolates U+202A..U+202E, U+2066..U+2069, zero-width
+ * U+200B..U+200F, U+FEFF, ...), line and paragraph separators (Zl, Zp: a line break to many
+ * log viewers), private use (Co) and surrogates (Cs), and noncharacters (U+FDD0..U+FDEF and
+ * U+xxFFFE/U+xxFFFF, which GLib types as unassigned). With them a guest could forge or hide
+ * text in the broker's logs, status and event log ("Trojan Source").
+ */
+static gboolean unichar_is_unsafe(gunichar c)
+{
+    const guint unsafe = 1u << G_UNICODE_CONTROL | 1u << G_UNICODE_FORMAT |
+                         1u << G_UNICODE_LINE_SEPARATOR | 1u << G_UNICODE_PARAGRAPH_SEPARATOR |
+                         1u << G_UNICODE_PRIVATE_USE | 1u << G_UNICODE_SURROGATE;
+
+    return (unsafe >> g_unichar_type(c)) & 1 || (c >= 0xFDD0 && c <= 0xFDEF) ||
+           (c & 0xFFFE) == 0xFFFE;
+}
+
+/* Free text: valid UTF-8 that is safe to show to a person (see unichar_is_unsafe()). */
 static gboolean check_text(const char *path, const char *key, const char *s, gsize size,
                            GError **error)
 {
@@ -47,9 +65,12 @@ static gboolean check_text(const char *path, const char *key, const char *s, gsi
     if (!g_utf8_validate(s, -1, NULL))
         return FAIL("%s.%s is not valid UTF-8", path, key);
     for (const char *p = s; *p; p = g_utf8_next_char(p)) {
-        if (g_unichar_iscntrl(g_utf8_get_char(p)))
-            return FAIL("%s.%s contains control character U+%04X", path, key,
-                        (guint)g_utf8_get_char(p));
+        gunichar c = g_utf8_get_char(p);
+
+        if (unichar_is_unsafe(c))
+            return FAIL("%s.%s contains U+%04X (a control, format, separator, private-use or "
+                        "noncharacter code point) at offset %d",
+                        path, key, (guint)c, (int)(p - s));
     }
     return TRUE;
 }
@@ -62,10 +83,17 @@ static gboolean check_token(const char *path, const char *key, const char *s, gs
         return FALSE;
     for (const char *p = s; *p; p++) {
         guchar c = (guchar)*p;
+        gunichar u;
 
-        if (c < 0x21 || c > 0x7e || (charset && !strchr(charset, c)))
-            return FAIL("%s.%s: byte 0x%02x at offset %d is not allowed here", path, key, c,
-                        (int)(p - s));
+        if (c >= 0x21 && c <= 0x7e && (!charset || strchr(charset, c)))
+            continue;
+        /* Name a non-ASCII character by its code point, as check_text() does. */
+        u = c < 0x80 ? c : g_utf8_get_char_validated(p, (gssize)(size - (gsize)(p - s)));
+        if (u < 0x110000)
+            return FAIL("%s.%s contains U+%04X at offset %d, not allowed in this token", path, key,
+                        (guint)u, (int)(p - s));
+        return FAIL("%s.%s: byte 0x%02x at offset %d is not allowed here", path, key, c,
+                    (int)(p - s));
     }
     return TRUE;
 }

@@ -390,6 +390,27 @@ static void b_agent_control(BlMessage *m)
 {
     strcpy(m->u.hello.agent, "a\033[2Jb");
 }
+static void b_agent_rlo(BlMessage *m)
+{
+    strcpy(m->u.hello.agent, "ballast \xe2\x80\xaegnp.exe"); /* RIGHT-TO-LEFT OVERRIDE */
+}
+static void b_version_nel(BlMessage *m)
+{
+    strcpy(m->u.hello.agent_version, "0.1\xc2\x85"); /* C1 NEXT LINE */
+}
+static void b_kernel_zwsp(BlMessage *m)
+{
+    strcpy(m->u.hello.kernel, "6.1\xe2\x80\x8b"); /* ZERO WIDTH SPACE */
+}
+static void b_broker_bom(BlMessage *m)
+{
+    strcpy(m->u.welcome.broker, "\xef\xbb\xbf"
+                                "ballastd");
+}
+static void b_reason_ls(BlMessage *m)
+{
+    strcpy(m->u.goodbye.reason, "shutdown\xe2\x80\xa8ok"); /* LINE SEPARATOR */
+}
 static void b_agent_bad_utf8(BlMessage *m)
 {
     strcpy(m->u.hello.agent, "a\xc3\x28");
@@ -530,6 +551,11 @@ static void test_encoder_refuses(void)
         {BL_MSG_HELLO, b_agent_empty},
         {BL_MSG_HELLO, b_agent_control},
         {BL_MSG_HELLO, b_agent_bad_utf8},
+        {BL_MSG_HELLO, b_agent_rlo},
+        {BL_MSG_HELLO, b_version_nel},
+        {BL_MSG_HELLO, b_kernel_zwsp},
+        {BL_MSG_WELCOME, b_broker_bom},
+        {BL_MSG_GOODBYE, b_reason_ls},
         {BL_MSG_HELLO, b_kernel_space},
         {BL_MSG_HELLO, b_pci_count},
         {BL_MSG_HELLO, b_pci_char},
@@ -580,6 +606,95 @@ static void test_encoder_refuses(void)
         g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_RANGE);
         g_assert_cmpstr(out->str, ==, "prefix"); /* untouched */
     }
+}
+
+/* A line carrying code point c, JSON-escaped, in hello.agent (a free-text field). */
+static char *hello_with_agent_char(gunichar c)
+{
+    g_autofree char *esc = NULL;
+    gunichar2 *u16 = g_ucs4_to_utf16(&c, 1, NULL, NULL, NULL);
+
+    esc = u16[1] ? g_strdup_printf("\\u%04x\\u%04x", u16[0], u16[1])
+                 : g_strdup_printf("\\u%04x", u16[0]);
+    g_free(u16);
+    return g_strdup_printf("{\"type\":\"hello\",\"v\":1,\"agent\":\"a%sb\",\"agent_version\":\"1\","
+                           "\"minor\":0,\"boot_id\":\"b\",\"kernel\":\"k\",\"interval_ms\":1000,"
+                           "\"balloon\":{\"present\":false,\"driver_bound\":false,\"pci\":[],"
+                           "\"kconfig\":\"n\"},\"features\":[]}",
+                           esc);
+}
+
+/*
+ * Free text must be safe to show to a person: every code point of category Cc, Cf, Zl, Zp, Co
+ * and every noncharacter is refused by both the decoder and the encoder, naming it as U+XXXX;
+ * other non-ASCII text (letters of any script, RTL letters, symbols, spaces) passes.
+ */
+static void test_unsafe_code_points(void)
+{
+    static const gunichar unsafe[] = {
+        0x01,    0x1f,    0x7f,    0x80,    0x85,    0x9f,     0xad,     0x061c, 0x180e,
+        0x200b,  0x200e,  0x200f,  0x202a,  0x202e,  0x2028,   0x2029,   0x2060, 0x2066,
+        0x2069,  0xfeff,  0xfff9,  0xe000,  0xf8ff,  0xfdd0,   0xfdef,   0xfffe, 0xffff,
+        0x1fffe, 0x1ffff, 0xe0001, 0xe007f, 0xf0000, 0x10fffd, 0x10ffff,
+    };
+    static const gunichar safe[] = {
+        0x20,   0x7e,   0xa0,   0xe9,   0x3b2,  0x5d0,   0x627,  0x2014,
+        0x3000, 0x5185, 0xfdcf, 0xfdf0, 0xfffd, 0x1f388, 0x20ac,
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(unsafe); i++) {
+        g_autofree char *line = hello_with_agent_char(unsafe[i]);
+        g_autofree char *want = g_strdup_printf("U+%04X", unsafe[i]);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GString) out = g_string_new(NULL);
+        BlMessage m;
+        char utf8[8] = {0};
+
+        if (bl_proto_decode(line, strlen(line), &m, &error))
+            g_error("decoded U+%04X in hello.agent", unsafe[i]);
+        g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_RANGE);
+        if (!strstr(error->message, "hello.agent") || !strstr(error->message, want))
+            g_error("\"%s\" does not name hello.agent and %s", error->message, want);
+        g_clear_error(&error);
+
+        make_valid(&m, BL_MSG_GOODBYE);
+        g_unichar_to_utf8(unsafe[i], utf8);
+        g_snprintf(m.u.goodbye.reason, sizeof m.u.goodbye.reason, "x%sy", utf8);
+        g_assert_false(bl_proto_encode(&m, out, &error));
+        g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_RANGE);
+        g_assert_nonnull(strstr(error->message, want));
+        g_assert_cmpuint(out->len, ==, 0);
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(safe); i++) {
+        g_autofree char *line = hello_with_agent_char(safe[i]);
+        g_autoptr(GError) error = NULL;
+        BlMessage m;
+        char utf8[8] = {0};
+
+        if (!bl_proto_decode(line, strlen(line), &m, &error))
+            g_error("U+%04X refused: %s", safe[i], error->message);
+        g_unichar_to_utf8(safe[i], utf8);
+        g_assert_true(g_str_has_prefix(m.u.hello.agent, "a"));
+        g_assert_cmpstr(m.u.hello.agent + 1, ==, strcat(utf8, "b"));
+        assert_round_trip(&m);
+    }
+}
+
+/* A token names a non-ASCII character by its code point too. */
+static void test_token_code_point(void)
+{
+    g_autoptr(GError) error = NULL;
+    BlMessage m;
+
+    make_valid(&m, BL_MSG_HELLO);
+    strcpy(m.u.hello.kernel, "6.1\xe2\x80\x8b-x");
+    g_assert_false(bl_proto_validate(&m, &error));
+    g_assert_error(error, BL_PROTO_ERROR, BL_PROTO_ERROR_RANGE);
+    g_assert_nonnull(strstr(error->message, "hello.kernel contains U+200B at offset 3"));
+    g_clear_error(&error);
+    strcpy(m.u.hello.kernel, "6.1\xe2\x80");
+    g_assert_false(bl_proto_validate(&m, &error));
+    g_assert_nonnull(strstr(error->message, "hello.kernel: byte 0xe2 at offset 3"));
 }
 
 static void test_names(void)
@@ -677,6 +792,8 @@ int main(int argc, char **argv)
     g_test_add_func("/protocol/json-bounds", test_json_bounds);
     g_test_add_func("/protocol/error-messages", test_error_messages);
     g_test_add_func("/protocol/encoder-refuses", test_encoder_refuses);
+    g_test_add_func("/protocol/unsafe-code-points", test_unsafe_code_points);
+    g_test_add_func("/protocol/token-code-point", test_token_code_point);
     g_test_add_func("/protocol/names", test_names);
     g_test_add_func("/protocol/float-text", test_float_text);
     g_test_add_func("/protocol/line-is-goodbye", test_line_is_goodbye);
