@@ -32,8 +32,8 @@ struct Agent {
     ReportFacts facts;
     gint64 last_detect_ms;
 
-    guint32 interval_ms; /* current: the default until a welcome says otherwise */
-    guint sample_timer;
+    guint32 interval_ms;   /* current: the default until a welcome says otherwise */
+    GSource *sample_timer; /* one for the agent's life, re-armed: no allocation per sample */
     gboolean trigger_event;
     gboolean sample_warned;
     BlPsiTrigger armed; /* what the trigger was armed with */
@@ -91,18 +91,32 @@ static void agent_queue_report(Agent *a, const BlReport *sample, BlReportReason 
 
 static gboolean agent_on_tick(gpointer data);
 
+/*
+ * The sample timer: a source without prepare/check that fires at its ready time. It disarms
+ * itself (ready time -1) before running the tick, which may re-arm it, so it fires once per
+ * agent_schedule() exactly like the g_timeout_add() per sample it replaces (the tick's
+ * G_SOURCE_REMOVE, kept from then, is ignored: re-arming is agent_schedule()'s job).
+ */
+static gboolean agent_timer_dispatch(GSource *source, GSourceFunc callback, gpointer data)
+{
+    g_source_set_ready_time(source, -1);
+    callback(data);
+    return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs agent_timer_funcs = {.dispatch = agent_timer_dispatch};
+
+/* Due in ms from the loop's current time, the base g_timeout_add() uses; replaces any earlier
+ * schedule. */
 static void agent_schedule(Agent *a, guint ms)
 {
-    if (a->sample_timer != 0)
-        g_source_remove(a->sample_timer);
-    a->sample_timer = g_timeout_add(ms, agent_on_tick, a);
+    g_source_set_ready_time(a->sample_timer,
+                            g_source_get_time(a->sample_timer) + (gint64)ms * 1000);
 }
 
 static void agent_stop_sampling(Agent *a)
 {
-    if (a->sample_timer != 0)
-        g_source_remove(a->sample_timer);
-    a->sample_timer = 0;
+    g_source_set_ready_time(a->sample_timer, -1);
 }
 
 static gboolean agent_sample(Agent *a, BlReport *sample)
@@ -131,7 +145,6 @@ static gboolean agent_on_tick(gpointer data)
     BlReport sample;
     gboolean event = a->trigger_event;
 
-    a->sample_timer = 0;
     a->trigger_event = FALSE;
     if (!channel_connected(a->channel))
         return G_SOURCE_REMOVE; /* nobody listens; resumes on connect */
@@ -394,6 +407,10 @@ Agent *agent_new(const AgentOptions *opts, GError **error)
         CLAMP(opts->interval_ms, BL_PROTO_INTERVAL_MIN_MS, BL_PROTO_INTERVAL_MAX_MS);
     a->interval_ms = a->opts.interval_ms;
     a->loop = g_main_loop_new(NULL, FALSE);
+    a->sample_timer = g_source_new(&agent_timer_funcs, sizeof(GSource));
+    g_source_set_callback(a->sample_timer, agent_on_tick, a, NULL);
+    g_source_set_static_name(a->sample_timer, "ballast-agent sample timer");
+    g_source_attach(a->sample_timer, NULL); /* the default context, as g_timeout_add() */
     a->sampler = sampler_new(a->root);
     a->trigger = trigger_new(agent_on_trigger, a);
     a->channel = channel_new(a->root, opts->port, &cb, a, error);
@@ -426,7 +443,10 @@ void agent_free(Agent *a)
 {
     if (a == NULL)
         return;
-    agent_stop_sampling(a);
+    if (a->sample_timer != NULL) {
+        g_source_destroy(a->sample_timer);
+        g_clear_pointer(&a->sample_timer, g_source_unref);
+    }
     g_clear_pointer(&a->channel, channel_free);
     g_clear_pointer(&a->trigger, trigger_free);
     g_clear_pointer(&a->sampler, sampler_free);
