@@ -78,16 +78,15 @@ static const PolicyKey policy_keys[] = {
 };
 #undef K
 
-gboolean policy_parse_size(const char *text, guint64 *kib)
+typedef struct {
+    const char *unit; /* lower case; "" for a bare number */
+    guint64 mult;
+} ScaleUnit;
+
+/* "<digits>[ ]<unit>" with a unit from the table (case-insensitive): no sign,
+ * no fraction, no overflow. Shared by sizes and durations. */
+static gboolean parse_scaled(const char *text, const ScaleUnit *units, gsize n_units, guint64 *out)
 {
-    static const struct {
-        const char *unit;
-        guint64 mult;
-    } units[] = {
-        {"", 1},          {"k", 1},          {"kib", 1},
-        {"m", 1024},      {"mib", 1024},     {"g", 1024 * 1024},
-        {"gib", 1048576}, {"t", 1073741824}, {"tib", 1073741824},
-    };
     const char *p = text;
     char *end = NULL;
     guint64 n;
@@ -104,15 +103,26 @@ gboolean policy_parse_size(const char *text, guint64 *kib)
         end++;
     g_autofree char *unit = g_ascii_strdown(end, -1);
     g_strchomp(unit);
-    for (gsize i = 0; i < G_N_ELEMENTS(units); i++) {
+    for (gsize i = 0; i < n_units; i++) {
         if (strcmp(unit, units[i].unit) != 0)
             continue;
         if (n > G_MAXUINT64 / units[i].mult)
             return FALSE;
-        *kib = n * units[i].mult;
+        *out = n * units[i].mult;
         return TRUE;
     }
     return FALSE;
+}
+
+gboolean policy_parse_size(const char *text, guint64 *kib)
+{
+    static const ScaleUnit units[] = {
+        {"", 1},          {"k", 1},          {"kib", 1},
+        {"m", 1024},      {"mib", 1024},     {"g", 1024 * 1024},
+        {"gib", 1048576}, {"t", 1073741824}, {"tib", 1073741824},
+    };
+
+    return parse_scaled(text, units, G_N_ELEMENTS(units), kib);
 }
 
 gboolean policy_parse_bool(const char *text, gboolean *value)
@@ -132,31 +142,9 @@ gboolean policy_parse_bool(const char *text, gboolean *value)
 
 static gboolean parse_ms(const char *text, guint64 *ms)
 {
-    const char *p = text;
-    char *end = NULL;
-    guint64 n;
+    static const ScaleUnit units[] = {{"", 1}, {"ms", 1}, {"s", 1000}};
 
-    while (g_ascii_isspace(*p))
-        p++;
-    if (!g_ascii_isdigit(*p))
-        return FALSE;
-    errno = 0;
-    n = g_ascii_strtoull(p, &end, 10);
-    if (errno != 0)
-        return FALSE;
-    while (g_ascii_isspace(*end))
-        end++;
-    g_autofree char *unit = g_ascii_strdown(end, -1);
-    g_strchomp(unit);
-    if (*unit == '\0' || strcmp(unit, "ms") == 0) {
-        *ms = n;
-        return TRUE;
-    }
-    if (strcmp(unit, "s") == 0 && n <= G_MAXUINT64 / 1000) {
-        *ms = n * 1000;
-        return TRUE;
-    }
-    return FALSE;
+    return parse_scaled(text, units, G_N_ELEMENTS(units), ms);
 }
 
 static gboolean parse_double(const char *text, double *out)
