@@ -26,31 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest-clock.h"
+
 #define PORT         "/dev/virtio-ports/org.ballast.agent.0"
 #define AGENT        "/usr/sbin/ballast-agent --once --port -"
 #define LINE_MAX_LEN 8192
 
 static int port_fd = -1;
 static unsigned long long n_sent, n_dropped;
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts;
-
-    if (s <= 0)
-        return;
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    nanosleep(&ts, NULL);
-}
 
 static void open_port(void)
 {
