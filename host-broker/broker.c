@@ -32,82 +32,7 @@
 /* A note repeated unchanged is logged again after this long. */
 #define BROKER_NOTE_REPEAT_US (60 * G_USEC_PER_SEC)
 
-typedef struct {
-    gboolean has;
-    PolicyActionKind kind;
-    guint64 from_kib, target_kib;
-    char reason[256];
-    gint64 mono_us;
-    gboolean applied;
-} BrokerDecision;
-
-typedef struct {
-    struct Broker *b;
-    char uuid[VIRT_UUID_LEN];
-    char name[VIRT_NAME_MAX];
-    gboolean active, persistent, listed;
-    VirtState state;
-
-    /* from the domain XML */
-    gboolean has_xml, need_xml;
-    DomxmlDomain xml;
-    char *problems;  /* the metadata problems last logged, to log each once */
-    char *xml_error; /* likewise for a domain XML we could not read */
-    PolicyMode mode;
-    PolicyKsm ksm;
-    guint64 floor_kib;
-    guint32 shares;
-    gboolean latency_sensitive;
-
-    /* libvirt's balloon figures */
-    gboolean has_stats;
-    VirtStats stats;
-    gint64 stats_at_us;
-    gboolean stats_period_set;
-
-    /* the agent */
-    Session *session;
-    gint64 next_open_us;
-    guint session_failures;
-    gboolean other_major;    /* the agent speaks another protocol major */
-    guint64 rejected_before; /* rejected by earlier sessions */
-    char last_open_error[256];
-    gint64 last_kick_us; /* last pressure-driven cycle this agent asked for */
-    guint request_id;    /* pending request for a report after a balloon change */
-
-    /* what the policy remembers, and what we did */
-    PolicyVmMemory memory;
-    guint64 target_kib;
-    gint64 target_at_us;
-    BrokerDecision last;
-    guint floor_asks;      /* floor safety net: asks since the balloon was last at its floor */
-    gint64 floor_asked_us; /* ... and when the last one was made */
-
-    /* KSM (the KSM module fills these in) */
-    gboolean ksm_excluded;
-    char ksm_reason[128];
-} BrokerVm;
-
-struct Broker {
-    BrokerOptions opt;
-    char *uri, *config_path, *control_path, *host_root;
-    GPatternSpec *only;  /* --only: the domains we follow */
-    char *connect_error; /* the last reconnect failure logged */
-    Config cfg;
-    Evlog *log;
-    Virt *virt;
-    KsmRun *ksm;
-    Control *control;
-    GMainLoop *loop;
-    GHashTable *vms; /* uuid -> BrokerVm */
-    guint tick_id, poll_id, kick_id;
-    guint sig_ids[3];
-    gboolean has_host;
-    PolicyHost host;
-    gboolean host_error_logged;
-    GHashTable *notes; /* broker_note_key() -> BrokerNote */
-    guint64 cycles;
-};
+#include "broker-private.h"
 
 static void vm_free(gpointer data)
 {
@@ -121,7 +46,7 @@ static void vm_free(gpointer data)
     g_free(vm);
 }
 
-static gint64 now_us(void)
+gint64 broker_now_us(void)
 {
     return g_get_monotonic_time();
 }
@@ -261,7 +186,7 @@ static void on_session_report(Session *s, const BlReport *r, gpointer user_data)
      * guest that cries pressure 50 times a second gets one cycle per
      * BROKER_KICK_GAP_US; the others' kicks are not affected. */
     if (r->reason == BL_REPORT_PRESSURE) {
-        gint64 now = now_us();
+        gint64 now = broker_now_us();
         if (vm->last_kick_us == 0 || now - vm->last_kick_us >= BROKER_KICK_GAP_US) {
             vm->last_kick_us = now;
             broker_kick(vm->b, vm->name);
@@ -289,7 +214,7 @@ static void on_session_closed(Session *s, const char *why, gpointer user_data)
      * Only a session that lasted counts as a success: a hello or a report
      * is cheap, and a guest that sends one and then floods or stops reading
      * must not be reopened every session_retry_ms forever. */
-    if (now_us() - session_opened_at(s) >= BROKER_SESSION_HEALTHY_US)
+    if (broker_now_us() - session_opened_at(s) >= BROKER_SESSION_HEALTHY_US)
         vm->session_failures = 0;
     vm->other_major = g_str_has_prefix(why, "unsupported-version");
     guint64 delay = b->cfg.session_retry_ms;
@@ -298,7 +223,7 @@ static void on_session_closed(Session *s, const char *why, gpointer user_data)
     if (vm->other_major)
         delay = MAX(delay, 60000);
     vm->session_failures++;
-    vm->next_open_us = now_us() + (gint64)MIN(delay, BROKER_SESSION_RETRY_MAX_MS) * 1000;
+    vm->next_open_us = broker_now_us() + (gint64)MIN(delay, BROKER_SESSION_RETRY_MAX_MS) * 1000;
 }
 
 static const SessionCallbacks session_callbacks = {
@@ -320,11 +245,11 @@ static void vm_open_session(Broker *b, BrokerVm *vm)
         }
         guint64 delay = (guint64)b->cfg.session_retry_ms << MIN(vm->session_failures, 8);
         vm->session_failures++;
-        vm->next_open_us = now_us() + (gint64)MIN(delay, BROKER_SESSION_RETRY_MAX_MS) * 1000;
+        vm->next_open_us = broker_now_us() + (gint64)MIN(delay, BROKER_SESSION_RETRY_MAX_MS) * 1000;
         return;
     }
     vm->last_open_error[0] = '\0';
-    vm->session = session_new(vm->name, t, &b->cfg, &session_callbacks, vm, b->log, now_us);
+    vm->session = session_new(vm->name, t, &b->cfg, &session_callbacks, vm, b->log, broker_now_us);
     json_object *f = json_object_new_object();
     json_object_object_add(f, "why", json_object_new_string("channel connected"));
     evlog_emit(b->log, "session-open", vm->name, f);
@@ -343,7 +268,7 @@ gboolean broker_attach_transport(Broker *b, const char *vm_name, SessionTranspor
             continue;
         vm_close_session(vm, NULL, "replaced");
         vm->session =
-            session_new(vm->name, transport, &b->cfg, &session_callbacks, vm, b->log, now_us);
+            session_new(vm->name, transport, &b->cfg, &session_callbacks, vm, b->log, broker_now_us);
         json_object *f = json_object_new_object();
         json_object_object_add(f, "why", json_object_new_string("transport attached"));
         evlog_emit(b->log, "session-open", vm->name, f);
@@ -385,7 +310,7 @@ static gboolean on_poll(gpointer user_data)
     Broker *b = user_data;
     GHashTableIter it;
     gpointer v;
-    gint64 now = now_us();
+    gint64 now = broker_now_us();
 
     if (!virt_is_connected(b->virt))
         return G_SOURCE_CONTINUE;
@@ -397,12 +322,12 @@ static gboolean on_poll(gpointer user_data)
 
 /* ---- applying the plan ---- */
 
-static const char *kind_name(PolicyActionKind kind)
+const char *broker_kind_name(PolicyActionKind kind)
 {
     return kind == POLICY_ACTION_DEFLATE ? "deflate" : "inflate";
 }
 
-static guint64 vm_floor(Broker *b, const BrokerVm *vm)
+guint64 broker_vm_floor(Broker *b, const BrokerVm *vm)
 {
     guint64 floor = MAX(vm->floor_kib, b->cfg.policy.min_floor_kib);
     guint64 max = vm->has_stats ? vm->stats.maximum_kib : 0;
@@ -423,7 +348,7 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
                          const char *reason, PolicyMode mode)
 {
     guint64 from = vm->has_stats ? vm->stats.current_kib : 0;
-    guint64 floor = vm_floor(b, vm);
+    guint64 floor = broker_vm_floor(b, vm);
     gboolean applied = mode == POLICY_MODE_AUTO && !b->opt.dry_run;
     const char *why_not = b->opt.dry_run ? "dry-run" : mode == POLICY_MODE_AUTO ? NULL : "observe";
 
@@ -437,11 +362,11 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     /* An observed VM never reaches its target, so the same decision comes
      * back every cycle: say it again only once in a while. */
     if (!applied && vm->last.has && !vm->last.applied && vm->last.kind == kind &&
-        vm->last.target_kib == target && now_us() - vm->last.mono_us < BROKER_NOTE_REPEAT_US)
+        vm->last.target_kib == target && broker_now_us() - vm->last.mono_us < BROKER_NOTE_REPEAT_US)
         return;
 
     json_object *f = json_object_new_object();
-    json_object_object_add(f, "kind", json_object_new_string(kind_name(kind)));
+    json_object_object_add(f, "kind", json_object_new_string(broker_kind_name(kind)));
     json_object_object_add(f, "from_kib", json_object_new_uint64(from));
     json_object_object_add(f, "target_kib", json_object_new_uint64(target));
     json_object_object_add(f, "reason", json_object_new_string(reason));
@@ -455,15 +380,15 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     vm->last.from_kib = from;
     vm->last.target_kib = target;
     g_strlcpy(vm->last.reason, reason, sizeof(vm->last.reason));
-    vm->last.mono_us = now_us();
+    vm->last.mono_us = broker_now_us();
     vm->last.applied = applied;
     if (!applied)
         return;
 
     g_autoptr(GError) e = NULL;
-    gint64 t0 = now_us();
+    gint64 t0 = broker_now_us();
     gboolean ok = virt_set_memory(b->virt, vm->uuid, target, &e);
-    gint64 call_us = now_us() - t0;
+    gint64 call_us = broker_now_us() - t0;
     f = json_object_new_object();
     json_object_object_add(f, "target_kib", json_object_new_uint64(target));
     json_object_object_add(f, "ok", json_object_new_boolean(ok));
@@ -593,14 +518,14 @@ static void broker_ksm_tick(Broker *b, gint64 now)
 }
 
 /* How long a new session may stay quiet before its VM is decided anyway. */
-static gint64 broker_grace_us(const Broker *b)
+gint64 broker_grace_us(const Broker *b)
 {
     return (2 * (gint64)b->cfg.interval_ms + 500) * 1000;
 }
 
 static void broker_cycle(Broker *b, gboolean fast)
 {
-    gint64 now = now_us();
+    gint64 now = broker_now_us();
     g_autoptr(GError) e = NULL;
     PolicyHost host;
 
@@ -716,7 +641,7 @@ static void broker_cycle(Broker *b, gboolean fast)
     gint64 backoff_us = MAX(settle_us, (gint64)b->cfg.policy.balloon_backoff_ms * 1000);
     for (guint i = 0; i < vms->len; i++) {
         BrokerVm *vm = vms->pdata[i];
-        guint64 floor = vm_floor(b, vm);
+        guint64 floor = broker_vm_floor(b, vm);
         if (acted[i] || vm->mode == POLICY_MODE_OFF || floor == 0)
             continue;
         if (vm->stats.current_kib + b->cfg.policy.balloon_tolerance_kib >= floor) {
@@ -910,7 +835,7 @@ static void on_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent 
         return;
     case VIRT_EVENT_STARTED:
         vm_started(b, vm);
-        vm_poll(b, vm, now_us());
+        vm_poll(b, vm, broker_now_us());
         break;
     case VIRT_EVENT_SUSPENDED:
     case VIRT_EVENT_PMSUSPENDED:
@@ -1052,161 +977,6 @@ gboolean broker_reload(Broker *b, GError **error)
 
 /* ---- status ---- */
 
-static json_object *json_u64_or_null(gboolean has, guint64 v)
-{
-    return has ? json_object_new_uint64(v) : NULL;
-}
-
-static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
-{
-    json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "name", json_object_new_string(vm->name));
-    json_object_object_add(o, "uuid", json_object_new_string(vm->uuid));
-    json_object_object_add(o, "mode", json_object_new_string(config_mode_name(vm->mode)));
-    json_object_object_add(
-        o, "state", json_object_new_string(vm->active ? virt_state_name(vm->state) : "shutoff"));
-    json_object_object_add(o, "floor_kib", json_object_new_uint64(vm_floor(b, vm)));
-    json_object_object_add(
-        o, "shares",
-        json_object_new_uint64(vm->shares ? vm->shares : b->cfg.policy.default_shares));
-    json_object_object_add(
-        o, "max_kib",
-        json_object_new_uint64(vm->has_stats ? vm->stats.maximum_kib : vm->xml.memory_kib));
-    json_object_object_add(o, "actual_kib", json_u64_or_null(vm->has_stats, vm->stats.current_kib));
-    json_object_object_add(o, "target_kib", json_u64_or_null(vm->target_kib > 0, vm->target_kib));
-
-    json_object *a = json_object_new_object();
-    Session *s = vm->session;
-    const BlHello *h = s ? session_hello(s) : NULL;
-    gint64 at = 0;
-    const BlReport *r = s ? session_report(s, &at) : NULL;
-    json_object_object_add(a, "connected", json_object_new_boolean(s != NULL));
-    json_object_object_add(
-        a, "channel",
-        json_object_new_string(vm->xml.channel == DOMXML_CHANNEL_ABSENT         ? "absent"
-                               : vm->xml.channel == DOMXML_CHANNEL_CONNECTED    ? "connected"
-                               : vm->xml.channel == DOMXML_CHANNEL_DISCONNECTED ? "disconnected"
-                                                                                : "unknown"));
-    json_object_object_add(a, "version", h ? json_object_new_string(h->agent_version) : NULL);
-    json_object_object_add(a, "other_major", json_object_new_boolean(vm->other_major));
-    json_object_object_add(a, "stale", json_object_new_boolean(s && session_is_stale(s, now)));
-    json_object_object_add(
-        a, "grace",
-        json_object_new_boolean(s && r == NULL && now - session_opened_at(s) < broker_grace_us(b)));
-    json_object_object_add(a, "session_age_ms",
-                           s ? json_object_new_int64((now - session_opened_at(s)) / 1000) : NULL);
-    json_object_object_add(a, "report_age_ms", r ? json_object_new_int64((now - at) / 1000) : NULL);
-    json_object_object_add(a, "available_kib",
-                           json_u64_or_null(r != NULL, r ? r->mem.available_kib : 0));
-    json_object_object_add(a, "total_kib", json_u64_or_null(r != NULL, r ? r->mem.total_kib : 0));
-    json_object_object_add(a, "psi_some_avg10",
-                           r && r->has_psi ? json_object_new_double(r->psi.some.avg10) : NULL);
-    json_object_object_add(
-        a, "rejected",
-        json_object_new_uint64(vm->rejected_before + (s ? session_rejected_total(s) : 0)));
-    if (s) {
-        json_object *rj = json_object_new_object();
-        for (guint k = 0; k < SESSION_REJECT_N; k++)
-            if (session_rejected(s, k) > 0)
-                json_object_object_add(rj, session_reject_name(k),
-                                       json_object_new_uint64(session_rejected(s, k)));
-        json_object_object_add(a, "rejected_by_kind", rj);
-    }
-    json_object_object_add(o, "agent", a);
-
-    if (vm->last.has) {
-        json_object *d = json_object_new_object();
-        json_object_object_add(d, "kind", json_object_new_string(kind_name(vm->last.kind)));
-        json_object_object_add(d, "target_kib", json_object_new_uint64(vm->last.target_kib));
-        json_object_object_add(d, "reason", json_object_new_string(vm->last.reason));
-        json_object_object_add(d, "mono_us", json_object_new_int64(vm->last.mono_us));
-        json_object_object_add(d, "applied", json_object_new_boolean(vm->last.applied));
-        json_object_object_add(o, "last_decision", d);
-    } else {
-        json_object_object_add(o, "last_decision", NULL);
-    }
-
-    /* KSM: the KSM module fills in merging_pages and profit_bytes. */
-    json_object *k = json_object_new_object();
-    json_object_object_add(k, "policy", json_object_new_string(config_ksm_name(vm->ksm)));
-    json_object_object_add(k, "excluded", json_object_new_boolean(vm->ksm_excluded));
-    json_object_object_add(k, "reason",
-                           vm->ksm_reason[0] ? json_object_new_string(vm->ksm_reason) : NULL);
-    json_object_object_add(k, "merging_pages", NULL);
-    json_object_object_add(k, "profit_bytes", NULL);
-    ksm_run_vm_status(b->ksm, vm->uuid, k);
-    json_object_object_add(o, "ksm", k);
-    return o;
-}
-
-static gint vm_by_name(gconstpointer a, gconstpointer b)
-{
-    return g_strcmp0((*(BrokerVm *const *)a)->name, (*(BrokerVm *const *)b)->name);
-}
-
-json_object *broker_status(Broker *b)
-{
-    json_object *o = json_object_new_object();
-    gint64 now = now_us();
-
-    json_object_object_add(o, "version", json_object_new_string(BALLAST_VERSION));
-    json_object_object_add(o, "uri", json_object_new_string(b->uri));
-    json_object_object_add(o, "connected", json_object_new_boolean(virt_is_connected(b->virt)));
-    json_object_object_add(o, "dry_run", json_object_new_boolean(b->opt.dry_run));
-    json_object_object_add(o, "mono_us", json_object_new_int64(now));
-    json_object_object_add(o, "cycles", json_object_new_uint64(b->cycles));
-
-    json_object *h = json_object_new_object();
-    json_object_object_add(h, "mem_total_kib",
-                           json_u64_or_null(b->has_host, b->host.mem_total_kib));
-    json_object_object_add(h, "mem_available_kib",
-                           json_u64_or_null(b->has_host, b->host.mem_available_kib));
-    json_object_object_add(
-        h, "psi_some_avg10",
-        b->has_host && b->host.has_psi ? json_object_new_double(b->host.psi.some.avg10) : NULL);
-    json_object_object_add(o, "host", h);
-    /* KSM: the KSM module reports the host's KSM state here. */
-    json_object_object_add(o, "ksm", ksm_run_status(b->ksm));
-
-    g_autoptr(GPtrArray) list = g_ptr_array_new();
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, b->vms);
-    while (g_hash_table_iter_next(&it, NULL, &v))
-        g_ptr_array_add(list, v);
-    g_ptr_array_sort(list, vm_by_name);
-    json_object *vms = json_object_new_array();
-    for (guint i = 0; i < list->len; i++)
-        json_object_array_add(vms, vm_status(b, list->pdata[i], now));
-    json_object_object_add(o, "vms", vms);
-    json_object_object_add(o, "recent", evlog_recent(b->log));
-    return o;
-}
-
-static json_object *on_control(const char *cmd, json_object *req, gpointer user_data)
-{
-    Broker *b = user_data;
-    json_object *resp = json_object_new_object();
-
-    if (strcmp(cmd, "status") == 0) {
-        json_object_object_add(resp, "ok", json_object_new_boolean(TRUE));
-        json_object_object_add(resp, "status", broker_status(b));
-        return resp;
-    }
-    if (strcmp(cmd, "reload") == 0) {
-        g_autoptr(GError) e = NULL;
-        gboolean ok = broker_reload(b, &e);
-        json_object_object_add(resp, "ok", json_object_new_boolean(ok));
-        if (!ok)
-            json_object_object_add(resp, "error", json_object_new_string(e->message));
-        return resp;
-    }
-    json_object_put(resp);
-    g_autofree char *msg = g_strdup_printf("unknown command \"%.64s\" (status, reload)", cmd);
-    return control_error(msg);
-}
-
 /* ---- life ---- */
 
 Broker *broker_new(const BrokerOptions *options, GError **error)
@@ -1240,6 +1010,7 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     return g_steal_pointer(&b);
 }
 
+
 void broker_quit(Broker *b, const char *why)
 {
     GHashTableIter it;
@@ -1270,7 +1041,7 @@ gboolean broker_run(Broker *b, GError **error)
 {
     g_autoptr(GError) e = NULL;
 
-    b->control = control_new(b->control_path, on_control, b, error);
+    b->control = control_new(b->control_path, broker_on_control, b, error);
     if (b->control == NULL)
         return FALSE;
     b->loop = g_main_loop_new(NULL, FALSE);

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What the broker tells people: the status object and the commands of the
+ * control socket (ballastctl).
+ */
+#include "ballast-config.h"
+
+#include <string.h>
+
+#include "broker-private.h"
+
+static json_object *json_u64_or_null(gboolean has, guint64 v)
+{
+    return has ? json_object_new_uint64(v) : NULL;
+}
+
+static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "name", json_object_new_string(vm->name));
+    json_object_object_add(o, "uuid", json_object_new_string(vm->uuid));
+    json_object_object_add(o, "mode", json_object_new_string(config_mode_name(vm->mode)));
+    json_object_object_add(
+        o, "state", json_object_new_string(vm->active ? virt_state_name(vm->state) : "shutoff"));
+    json_object_object_add(o, "floor_kib", json_object_new_uint64(broker_vm_floor(b, vm)));
+    json_object_object_add(
+        o, "shares",
+        json_object_new_uint64(vm->shares ? vm->shares : b->cfg.policy.default_shares));
+    json_object_object_add(
+        o, "max_kib",
+        json_object_new_uint64(vm->has_stats ? vm->stats.maximum_kib : vm->xml.memory_kib));
+    json_object_object_add(o, "actual_kib", json_u64_or_null(vm->has_stats, vm->stats.current_kib));
+    json_object_object_add(o, "target_kib", json_u64_or_null(vm->target_kib > 0, vm->target_kib));
+
+    json_object *a = json_object_new_object();
+    Session *s = vm->session;
+    const BlHello *h = s ? session_hello(s) : NULL;
+    gint64 at = 0;
+    const BlReport *r = s ? session_report(s, &at) : NULL;
+    json_object_object_add(a, "connected", json_object_new_boolean(s != NULL));
+    json_object_object_add(
+        a, "channel",
+        json_object_new_string(vm->xml.channel == DOMXML_CHANNEL_ABSENT         ? "absent"
+                               : vm->xml.channel == DOMXML_CHANNEL_CONNECTED    ? "connected"
+                               : vm->xml.channel == DOMXML_CHANNEL_DISCONNECTED ? "disconnected"
+                                                                                : "unknown"));
+    json_object_object_add(a, "version", h ? json_object_new_string(h->agent_version) : NULL);
+    json_object_object_add(a, "other_major", json_object_new_boolean(vm->other_major));
+    json_object_object_add(a, "stale", json_object_new_boolean(s && session_is_stale(s, now)));
+    json_object_object_add(
+        a, "grace",
+        json_object_new_boolean(s && r == NULL && now - session_opened_at(s) < broker_grace_us(b)));
+    json_object_object_add(a, "session_age_ms",
+                           s ? json_object_new_int64((now - session_opened_at(s)) / 1000) : NULL);
+    json_object_object_add(a, "report_age_ms", r ? json_object_new_int64((now - at) / 1000) : NULL);
+    json_object_object_add(a, "available_kib",
+                           json_u64_or_null(r != NULL, r ? r->mem.available_kib : 0));
+    json_object_object_add(a, "total_kib", json_u64_or_null(r != NULL, r ? r->mem.total_kib : 0));
+    json_object_object_add(a, "psi_some_avg10",
+                           r && r->has_psi ? json_object_new_double(r->psi.some.avg10) : NULL);
+    json_object_object_add(
+        a, "rejected",
+        json_object_new_uint64(vm->rejected_before + (s ? session_rejected_total(s) : 0)));
+    if (s) {
+        json_object *rj = json_object_new_object();
+        for (guint k = 0; k < SESSION_REJECT_N; k++)
+            if (session_rejected(s, k) > 0)
+                json_object_object_add(rj, session_reject_name(k),
+                                       json_object_new_uint64(session_rejected(s, k)));
+        json_object_object_add(a, "rejected_by_kind", rj);
+    }
+    json_object_object_add(o, "agent", a);
+
+    if (vm->last.has) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "kind", json_object_new_string(broker_kind_name(vm->last.kind)));
+        json_object_object_add(d, "target_kib", json_object_new_uint64(vm->last.target_kib));
+        json_object_object_add(d, "reason", json_object_new_string(vm->last.reason));
+        json_object_object_add(d, "mono_us", json_object_new_int64(vm->last.mono_us));
+        json_object_object_add(d, "applied", json_object_new_boolean(vm->last.applied));
+        json_object_object_add(o, "last_decision", d);
+    } else {
+        json_object_object_add(o, "last_decision", NULL);
+    }
+
+    /* KSM: the KSM module fills in merging_pages and profit_bytes. */
+    json_object *k = json_object_new_object();
+    json_object_object_add(k, "policy", json_object_new_string(config_ksm_name(vm->ksm)));
+    json_object_object_add(k, "excluded", json_object_new_boolean(vm->ksm_excluded));
+    json_object_object_add(k, "reason",
+                           vm->ksm_reason[0] ? json_object_new_string(vm->ksm_reason) : NULL);
+    json_object_object_add(k, "merging_pages", NULL);
+    json_object_object_add(k, "profit_bytes", NULL);
+    ksm_run_vm_status(b->ksm, vm->uuid, k);
+    json_object_object_add(o, "ksm", k);
+    return o;
+}
+
+static gint vm_by_name(gconstpointer a, gconstpointer b)
+{
+    return g_strcmp0((*(BrokerVm *const *)a)->name, (*(BrokerVm *const *)b)->name);
+}
+
+json_object *broker_status(Broker *b)
+{
+    json_object *o = json_object_new_object();
+    gint64 now = broker_now_us();
+
+    json_object_object_add(o, "version", json_object_new_string(BALLAST_VERSION));
+    json_object_object_add(o, "uri", json_object_new_string(b->uri));
+    json_object_object_add(o, "connected", json_object_new_boolean(virt_is_connected(b->virt)));
+    json_object_object_add(o, "dry_run", json_object_new_boolean(b->opt.dry_run));
+    json_object_object_add(o, "mono_us", json_object_new_int64(now));
+    json_object_object_add(o, "cycles", json_object_new_uint64(b->cycles));
+
+    json_object *h = json_object_new_object();
+    json_object_object_add(h, "mem_total_kib",
+                           json_u64_or_null(b->has_host, b->host.mem_total_kib));
+    json_object_object_add(h, "mem_available_kib",
+                           json_u64_or_null(b->has_host, b->host.mem_available_kib));
+    json_object_object_add(
+        h, "psi_some_avg10",
+        b->has_host && b->host.has_psi ? json_object_new_double(b->host.psi.some.avg10) : NULL);
+    json_object_object_add(o, "host", h);
+    /* KSM: the KSM module reports the host's KSM state here. */
+    json_object_object_add(o, "ksm", ksm_run_status(b->ksm));
+
+    g_autoptr(GPtrArray) list = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        g_ptr_array_add(list, v);
+    g_ptr_array_sort(list, vm_by_name);
+    json_object *vms = json_object_new_array();
+    for (guint i = 0; i < list->len; i++)
+        json_object_array_add(vms, vm_status(b, list->pdata[i], now));
+    json_object_object_add(o, "vms", vms);
+    json_object_object_add(o, "recent", evlog_recent(b->log));
+    return o;
+}
+
+json_object *broker_on_control(const char *cmd, json_object *req, gpointer user_data)
+{
+    Broker *b = user_data;
+    json_object *resp = json_object_new_object();
+
+    if (strcmp(cmd, "status") == 0) {
+        json_object_object_add(resp, "ok", json_object_new_boolean(TRUE));
+        json_object_object_add(resp, "status", broker_status(b));
+        return resp;
+    }
+    if (strcmp(cmd, "reload") == 0) {
+        g_autoptr(GError) e = NULL;
+        gboolean ok = broker_reload(b, &e);
+        json_object_object_add(resp, "ok", json_object_new_boolean(ok));
+        if (!ok)
+            json_object_object_add(resp, "error", json_object_new_string(e->message));
+        return resp;
+    }
+    json_object_put(resp);
+    g_autofree char *msg = g_strdup_printf("unknown command \"%.64s\" (status, reload)", cmd);
+    return control_error(msg);
+}
