@@ -402,6 +402,7 @@ typedef struct {
     /* the decision */
     gboolean act;
     PolicyActionKind kind;
+    PolicyReason code;
     guint64 target;
     char reason[256];
 } PolicyWork;
@@ -442,7 +443,7 @@ static guint64 clamp_target(const PolicyWork *w, guint64 kib)
 
 /* Propose a new target; FALSE (and nothing changes) when it is not worth making. */
 static gboolean propose(PolicyWork *w, const PolicyConfig *cfg, PolicyActionKind kind,
-                        guint64 target, gboolean force, const char *why)
+                        PolicyReason code, guint64 target, gboolean force, const char *why)
 {
     guint64 from = w->cur;
 
@@ -457,6 +458,7 @@ static gboolean propose(PolicyWork *w, const PolicyConfig *cfg, PolicyActionKind
         return FALSE; /* one action per VM: the larger raise wins */
     w->act = TRUE;
     w->kind = kind;
+    w->code = code;
     w->target = target;
     g_snprintf(w->reason, sizeof(w->reason),
                "%s: %c%" G_GUINT64_FORMAT " MiB to %" G_GUINT64_FORMAT " MiB (%s)", w->name,
@@ -514,7 +516,7 @@ static void track_balloon(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pl
                    mib(w->actual), mib(target), cfg->balloon_backoff_ms / 1000);
         note(plan, "%s: %s", w->name, why);
         w->cur = target;
-        if (!propose(w, cfg, POLICY_ACTION_DEFLATE, w->actual, TRUE, why))
+        if (!propose(w, cfg, POLICY_ACTION_DEFLATE, POLICY_REASON_STUCK, w->actual, TRUE, why))
             m->last_target_kib = 0;
     } else {
         /* Short of a raise (a dead driver, or someone else set the size): forget
@@ -725,7 +727,9 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
     if (w->pressured) {
         m->last_pressure_us = now;
         /* Never lower a raise already asked for: cur is the target in force. */
-        propose(w, cfg, POLICY_ACTION_DEFLATE, MIN(w->max, base + need), FALSE, w->why);
+        propose(w, cfg, POLICY_ACTION_DEFLATE,
+                rt.oom_kills > 0 ? POLICY_REASON_OOM : POLICY_REASON_PRESSURE,
+                MIN(w->max, base + need), FALSE, w->why);
     }
 
     /* What could be taken without making it need it back at once. */
@@ -782,7 +786,8 @@ static void decide_libvirt(PolicyWork *w, const PolicyConfig *cfg, gint64 now)
     w->pressured = w->pressured || evidence;
     if (w->pressured) {
         m->last_pressure_us = now;
-        propose(w, cfg, POLICY_ACTION_DEFLATE, MIN(w->max, w->actual + need), FALSE, w->why);
+        propose(w, cfg, POLICY_ACTION_DEFLATE, POLICY_REASON_AGENTLESS,
+                MIN(w->max, w->actual + need), FALSE, w->why);
     }
     w->give_max = sub0(w->avail, w->headroom + cfg->deflate_margin_kib);
 }
@@ -801,7 +806,7 @@ static void decide_silent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pl
         m->silent = TRUE;
         note(plan, "%s: %s: not reclaimed until it reports again", w->name, why);
     }
-    propose(w, cfg, POLICY_ACTION_DEFLATE, MIN(safe, w->max), FALSE, why);
+    propose(w, cfg, POLICY_ACTION_DEFLATE, POLICY_REASON_SILENT, MIN(safe, w->max), FALSE, why);
 }
 
 /* Waldspurger's shares-per-page with an idle-memory tax: the lowest pays first. */
@@ -911,7 +916,7 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
             continue; /* not worth it (checked before formatting: this loop is hot) */
         g_snprintf(reason, sizeof(reason), "%s; idle %" G_GUINT64_FORMAT " MiB, shares %u", why,
                    mib(w->avail), w->shares);
-        if (!propose(w, cfg, POLICY_ACTION_INFLATE, target, FALSE, reason))
+        if (!propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_HOST_SHORT, target, FALSE, reason))
             continue;
         if (w->applied)
             got += w->cur - w->target;
@@ -1049,7 +1054,8 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
                    "host available %" G_GUINT64_FORMAT " MiB > %" G_GUINT64_FORMAT
                    " MiB; giving back toward %" G_GUINT64_FORMAT " MiB",
                    mib(after), mib(reserve + 2 * h), mib(w->mem->reclaimed_from_kib));
-        if (propose(w, cfg, POLICY_ACTION_DEFLATE, w->cur + give, FALSE, reason)) {
+        if (propose(w, cfg, POLICY_ACTION_DEFLATE, POLICY_REASON_GIVEBACK, w->cur + give, FALSE,
+                    reason)) {
             if (w->applied)
                 budget = sub0(budget, w->target - w->cur);
         } else if (w->mem->reclaimed_from_kib - w->cur < cfg->min_step_kib) {
@@ -1121,6 +1127,7 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
                 continue;
             a.vm = i;
             a.kind = kind;
+            a.code = w->code;
             a.target_kib = w->target;
             g_strlcpy(a.reason, w->reason, sizeof(a.reason));
             g_array_append_val(plan->actions, a);
@@ -1148,4 +1155,17 @@ void policy_plan_free(PolicyPlan *plan)
     g_ptr_array_unref(plan->notes);
     g_free(plan->memory);
     g_free(plan);
+}
+
+const char *policy_reason_name(PolicyReason code)
+{
+    /* A small fixed set: metrics label values and event-log fields. */
+    static const char *const names[POLICY_REASON_N] = {
+        [POLICY_REASON_PRESSURE] = "pressure",     [POLICY_REASON_OOM] = "oom",
+        [POLICY_REASON_SILENT] = "silent-agent",   [POLICY_REASON_AGENTLESS] = "agentless",
+        [POLICY_REASON_FLOOR] = "floor",           [POLICY_REASON_STUCK] = "stuck",
+        [POLICY_REASON_HOST_SHORT] = "host-short", [POLICY_REASON_GIVEBACK] = "give-back",
+        [POLICY_REASON_ENTITLEMENT] = "over-entitlement", [POLICY_REASON_RELEASE] = "release",
+    };
+    return (unsigned)code < POLICY_REASON_N && names[code] ? names[code] : "unknown";
 }

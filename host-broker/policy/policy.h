@@ -159,9 +159,26 @@ typedef enum {
     POLICY_ACTION_INFLATE, /* take memory from the guest: lower the target */
 } PolicyActionKind;
 
+/* Why an action is taken, as a code (metrics labels, tests, decisions that
+ * depend on an earlier one); the text beside it is for people. */
+typedef enum {
+    POLICY_REASON_PRESSURE,    /* guest PSI, faults, refaults, swap-in or MemAvailable */
+    POLICY_REASON_OOM,         /* a new OOM kill in the guest */
+    POLICY_REASON_SILENT,      /* the agent fell silent: raised to a safe size */
+    POLICY_REASON_AGENTLESS,   /* no agent: libvirt's balloon statistics */
+    POLICY_REASON_FLOOR,       /* the balloon is below the VM's floor */
+    POLICY_REASON_STUCK,       /* the balloon did not reach its target */
+    POLICY_REASON_HOST_SHORT,  /* reclaimed because the host needs memory */
+    POLICY_REASON_GIVEBACK,    /* given back once the host has memory again */
+    POLICY_REASON_ENTITLEMENT, /* above its entitlement while the host is short */
+    POLICY_REASON_RELEASE,     /* an operator released the VM (ballastctl release) */
+    POLICY_REASON_N
+} PolicyReason;
+
 typedef struct {
     gsize vm; /* index into the vms[] given to policy_decide */
     PolicyActionKind kind;
+    PolicyReason code;
     guint64 target_kib; /* new balloon target, within [floor, max] */
     char reason[256];   /* "vm1: +256 MiB (psi some avg10 4.2% > 1.0%)" */
 } PolicyAction;
@@ -175,6 +192,9 @@ typedef struct {
 } PolicyPlan;
 
 void policy_config_init_defaults(PolicyConfig *config);
+
+/* "pressure", "oom", "host-short", ...: stable names for metrics and logs. */
+const char *policy_reason_name(PolicyReason code);
 
 /*
  * Read group `group` of kf over *config (keys absent keep their value). On a

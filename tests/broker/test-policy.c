@@ -457,6 +457,7 @@ static void test_psi_thresholds(void)
         g_assert_cmpint(a != NULL, ==, t[i].deflate);
         if (a != NULL) {
             g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
+            g_assert_cmpint(a->code, ==, POLICY_REASON_PRESSURE);
             /* PSI alone says "more", not how much: the pressure step */
             g_assert_cmpuint(a->target_kib, ==, 4 * GIB + c.pressure_step_kib);
             g_assert_nonnull(strstr(a->reason, "vm0: +128 MiB"));
@@ -822,6 +823,7 @@ static void test_reclaim_only_when_host_needs(void)
         g_assert_cmpint(a != NULL, ==, t[i].reclaim);
         if (a != NULL) {
             g_assert_cmpint(a->kind, ==, POLICY_ACTION_INFLATE);
+            g_assert_cmpint(a->code, ==, POLICY_REASON_HOST_SHORT);
             /* reserve deficit + hysteresis, at most one reclaim step */
             guint64 want = MIN((guint64)t[i].below + c.host_hysteresis_kib, c.reclaim_step_kib);
             g_assert_cmpuint(8 * GIB - a->target_kib, <=, want);
@@ -1124,6 +1126,8 @@ static void test_give_back(void)
         g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
         g_assert_cmpuint(a->target_kib - 4 * GIB, ==, MIN(t[i].give, c.giveback_step_kib));
         g_assert_nonnull(strstr(a->reason, "giving back"));
+        g_assert_cmpint(a->code, ==, POLICY_REASON_GIVEBACK);
+        g_assert_cmpstr(policy_reason_name(a->code), ==, "give-back");
         /* completed: forgotten */
         g_assert_cmpuint(plan->memory[0].reclaimed_from_kib, ==,
                          a->target_kib >= t[i].from ? 0 : t[i].from);
@@ -1219,6 +1223,7 @@ static void test_silent_agent(void)
     g_assert_nonnull(a);
     g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
     g_assert_cmpuint(a->target_kib, ==, 4 * GIB); /* 50 % of max */
+    g_assert_cmpint(a->code, ==, POLICY_REASON_SILENT);
     g_assert_nonnull(strstr(a->reason, "agent silent for 10 s"));
     g_assert_true(has_note(plan, "vm0: agent silent"));
     g_assert_true(plan->memory[0].silent);
@@ -1281,6 +1286,7 @@ static void test_agentless_libvirt(void)
     g_assert_nonnull(a);
     g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
     g_assert_nonnull(strstr(a->reason, "libvirt usable 700 MiB < headroom 727 MiB"));
+    g_assert_cmpint(a->code, ==, POLICY_REASON_AGENTLESS);
 
     vm.lv_usable_kib = 730 * MIB; /* above the wider headroom */
     g_autoptr(PolicyPlan) fine = decide(&h, &vm, 1, &c, NOW);
