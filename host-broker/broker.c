@@ -249,7 +249,9 @@ static void vm_open_session(Broker *b, BrokerVm *vm)
         return;
     }
     vm->last_open_error[0] = '\0';
-    vm->session = session_new(vm->name, t, &b->cfg, &session_callbacks, vm, b->log, broker_now_us);
+    SessionConfig sc;
+    config_session(&b->cfg, &sc);
+    vm->session = session_new(vm->name, t, &sc, &session_callbacks, vm, b->log, broker_now_us);
     json_object *f = json_object_new_object();
     json_object_object_add(f, "why", json_object_new_string("channel connected"));
     evlog_emit(b->log, "session-open", vm->name, f);
@@ -267,8 +269,10 @@ gboolean broker_attach_transport(Broker *b, const char *vm_name, SessionTranspor
         if (!vm->active || strcmp(vm->name, vm_name) != 0)
             continue;
         vm_close_session(vm, NULL, "replaced");
+        SessionConfig sc;
+        config_session(&b->cfg, &sc);
         vm->session =
-            session_new(vm->name, transport, &b->cfg, &session_callbacks, vm, b->log, broker_now_us);
+            session_new(vm->name, transport, &sc, &session_callbacks, vm, b->log, broker_now_us);
         json_object *f = json_object_new_object();
         json_object_object_add(f, "why", json_object_new_string("transport attached"));
         evlog_emit(b->log, "session-open", vm->name, f);
@@ -958,11 +962,13 @@ gboolean broker_reload(Broker *b, GError **error)
 
     GHashTableIter it;
     gpointer v;
+    SessionConfig sc;
+    config_session(&b->cfg, &sc);
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         BrokerVm *vm = v;
         if (vm->session)
-            session_set_config(vm->session, &b->cfg);
+            session_set_config(vm->session, &sc);
         vm_apply_settings(b, vm); /* defaults may have changed */
         vm->need_xml = TRUE;
     }

@@ -13,6 +13,7 @@
 
 #include "ksm.h"
 #include "policy.h"
+#include "session.h"
 
 #define CONFIG_DEFAULT_PATH BALLAST_SYSCONFDIR "/ballast/ballastd.conf"
 #define CONFIG_PATH_MAX     108 /* sizeof(sun_path) */
@@ -88,3 +89,6 @@ const char *config_mode_name(PolicyMode mode);
 gboolean config_parse_mode(const char *text, PolicyMode *mode);
 const char *config_ksm_name(PolicyKsm ksm);
 gboolean config_parse_ksm(const char *text, PolicyKsm *ksm);
+
+/* What a session needs of cfg (config-session.c). */
+void config_session(const Config *cfg, SessionConfig *out);

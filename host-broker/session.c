@@ -21,14 +21,7 @@ struct Session {
     char *vm;
     SessionTransport *transport;
     BlFramer *framer;
-    struct {
-        guint32 interval_ms;
-        ConfigPsiTrigger psi_trigger;
-        guint32 psi_trigger_stall_us, psi_trigger_window_us;
-        guint32 rate_limit_per_s, rate_limit_burst;
-        guint32 read_budget_bytes;
-        guint32 stale_ms;
-    } cfg; /* what the session needs of Config, by value */
+    SessionConfig cfg;
     SessionCallbacks cb;
     gpointer user_data;
     Evlog *log;
@@ -213,11 +206,8 @@ static void session_send_welcome(Session *s)
     g_strlcpy(m.u.welcome.broker_version, BALLAST_VERSION, sizeof(m.u.welcome.broker_version));
     m.u.welcome.minor = BL_PROTO_MINOR;
     m.u.welcome.interval_ms = s->cfg.interval_ms;
-    m.u.welcome.has_psi_trigger = s->cfg.psi_trigger != CONFIG_PSI_TRIGGER_NONE;
-    m.u.welcome.psi_trigger.kind =
-        s->cfg.psi_trigger == CONFIG_PSI_TRIGGER_FULL ? BL_PSI_FULL : BL_PSI_SOME;
-    m.u.welcome.psi_trigger.stall_us = s->cfg.psi_trigger_stall_us;
-    m.u.welcome.psi_trigger.window_us = s->cfg.psi_trigger_window_us;
+    m.u.welcome.has_psi_trigger = s->cfg.has_psi_trigger;
+    m.u.welcome.psi_trigger = s->cfg.psi_trigger;
     session_send(s, &m);
 }
 
@@ -447,24 +437,12 @@ gboolean session_on_readable(Session *s)
     return s->open;
 }
 
-static void session_copy_config(Session *s, const Config *cfg)
-{
-    s->cfg.interval_ms = cfg->interval_ms;
-    s->cfg.psi_trigger = cfg->psi_trigger;
-    s->cfg.psi_trigger_stall_us = cfg->psi_trigger_stall_us;
-    s->cfg.psi_trigger_window_us = cfg->psi_trigger_window_us;
-    s->cfg.rate_limit_per_s = cfg->rate_limit_per_s;
-    s->cfg.rate_limit_burst = cfg->rate_limit_burst;
-    s->cfg.read_budget_bytes = cfg->read_budget_bytes;
-    s->cfg.stale_ms = cfg->policy.stale_after_ms;
-}
-
 static void session_watch_cb(gpointer user_data)
 {
     session_on_readable(user_data);
 }
 
-Session *session_new(const char *vm, SessionTransport *transport, const Config *cfg,
+Session *session_new(const char *vm, SessionTransport *transport, const SessionConfig *cfg,
                      const SessionCallbacks *callbacks, gpointer user_data, Evlog *log,
                      SessionClock clock)
 {
@@ -473,7 +451,7 @@ Session *session_new(const char *vm, SessionTransport *transport, const Config *
     s->vm = g_strdup(vm);
     s->transport = transport;
     s->framer = bl_framer_new(BL_PROTO_MAX_LINE);
-    session_copy_config(s, cfg);
+    s->cfg = *cfg;
     if (callbacks)
         s->cb = *callbacks;
     s->user_data = user_data;
@@ -539,18 +517,19 @@ void session_free(Session *s)
     g_free(s);
 }
 
-void session_set_config(Session *s, const Config *cfg)
+void session_set_config(Session *s, const SessionConfig *cfg)
 {
     gboolean resend = s->has_hello && (cfg->interval_ms != s->cfg.interval_ms ||
-                                       cfg->psi_trigger != s->cfg.psi_trigger ||
-                                       cfg->psi_trigger_stall_us != s->cfg.psi_trigger_stall_us ||
-                                       cfg->psi_trigger_window_us != s->cfg.psi_trigger_window_us);
+                                       cfg->has_psi_trigger != s->cfg.has_psi_trigger ||
+                                       cfg->psi_trigger.kind != s->cfg.psi_trigger.kind ||
+                                       cfg->psi_trigger.stall_us != s->cfg.psi_trigger.stall_us ||
+                                       cfg->psi_trigger.window_us != s->cfg.psi_trigger.window_us);
 
     if (cfg->read_budget_bytes != s->cfg.read_budget_bytes) {
         g_free(s->buf);
         s->buf = g_malloc(MAX(cfg->read_budget_bytes, 1));
     }
-    session_copy_config(s, cfg);
+    s->cfg = *cfg;
     if (s->tokens > cfg->rate_limit_burst)
         s->tokens = cfg->rate_limit_burst;
     if (resend && s->open)

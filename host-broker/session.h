@@ -16,7 +16,6 @@
 
 #include <glib.h>
 
-#include "config.h"
 #include "evlog.h"
 #include "protocol.h"
 
@@ -62,6 +61,18 @@ const char *session_reject_name(SessionReject kind);
 
 typedef gint64 (*SessionClock)(void); /* monotonic microseconds */
 
+/* What a session needs of the configuration ([broker] and one [policy] key),
+ * by value: config_session() fills it from a Config. */
+typedef struct {
+    guint32 interval_ms;       /* report interval asked of the agent (welcome) */
+    gboolean has_psi_trigger;  /* ask the agent for a PSI trigger ... */
+    BlPsiTrigger psi_trigger;  /* ... this one */
+    guint32 rate_limit_per_s;  /* messages per second accepted from the guest */
+    guint32 rate_limit_burst;  /* ... and in one burst */
+    guint32 read_budget_bytes; /* bytes read from the guest per wakeup */
+    guint32 stale_ms;          /* no report for this long: stale ([policy] stale_after_ms) */
+} SessionConfig;
+
 typedef struct Session Session;
 
 typedef struct {
@@ -75,14 +86,14 @@ typedef struct {
 } SessionCallbacks;
 
 /* Takes ownership of transport and starts watching it. log may be NULL. */
-Session *session_new(const char *vm, SessionTransport *transport, const Config *cfg,
+Session *session_new(const char *vm, SessionTransport *transport, const SessionConfig *cfg,
                      const SessionCallbacks *callbacks, gpointer user_data, Evlog *log,
                      SessionClock clock);
 void session_free(Session *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Session, session_free)
 
 /* New settings (SIGHUP); sent to the agent in a fresh welcome if they changed. */
-void session_set_config(Session *s, const Config *cfg);
+void session_set_config(Session *s, const SessionConfig *cfg);
 
 /* Read at most read_budget_bytes and handle the lines. Called by the
  * transport watch; tests call it directly. Returns FALSE once closed. */

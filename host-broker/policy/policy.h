@@ -15,18 +15,7 @@
 #include <glib.h>
 
 #include "protocol.h"
-
-typedef enum {
-    POLICY_MODE_AUTO,    /* decide and act */
-    POLICY_MODE_OBSERVE, /* decide, log, do not act (per-VM dry run) */
-    POLICY_MODE_OFF,     /* leave the VM alone */
-} PolicyMode;
-
-typedef enum {
-    POLICY_KSM_AUTO,   /* merge while it pays */
-    POLICY_KSM_NEVER,  /* never share this VM's pages (tenant isolation) */
-    POLICY_KSM_ALWAYS, /* always allow sharing */
-} PolicyKsm;
+#include "types.h" /* PolicyMode, PolicyKsm, KIB_PER_MIB */
 
 /* What to do with a VM that has never had an agent report. */
 typedef enum {

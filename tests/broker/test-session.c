@@ -69,7 +69,9 @@ static void fixture_open(Fixture *f, const char *name)
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
     f->agent_fd = sv[1];
     g_assert_cmpint(fcntl(f->agent_fd, F_SETFL, O_NONBLOCK), ==, 0);
-    f->s = session_new(name, session_transport_new_fd(sv[0]), &f->cfg, &callbacks, f, f->log,
+    SessionConfig sc;
+    config_session(&f->cfg, &sc);
+    f->s = session_new(name, session_transport_new_fd(sv[0]), &sc, &callbacks, f, f->log,
                        fake_clock);
 }
 
@@ -249,7 +251,9 @@ static void test_hello_welcome(Fixture *f, gconstpointer data)
     /* A new interval on reload reaches the agent in a fresh welcome. */
     Config next = f->cfg;
     next.interval_ms = 700;
-    session_set_config(f->s, &next);
+    SessionConfig sc;
+    config_session(&next, &sc);
+    session_set_config(f->s, &sc);
     g_autoptr(GString) out3 = agent_recv(f);
     g_autoptr(GArray) msgs3 = decode_lines(out3);
     g_assert_cmpuint(msgs3->len, ==, 1);
