@@ -63,11 +63,10 @@ typedef struct {
 
     /* what the policy remembers, and what we did */
     PolicyVmMemory memory;
-    guint64 target_kib;
-    gint64 target_at_us;
+    guint64 target_kib;      /* the last target a set-memory call set; 0: none */
+    gint64 target_at_us;     /* ... when */
+    gint64 setmem_failed_us; /* when the last set-memory call failed; 0: it worked */
     BrokerDecision last;
-    guint floor_asks;      /* floor safety net: asks since the balloon was last at its floor */
-    gint64 floor_asked_us; /* ... and when the last one was made */
 
     /* KSM (the KSM module fills these in) */
     gboolean ksm_excluded;
@@ -94,7 +93,6 @@ struct Broker {
     GHashTable *notes; /* broker_note_key() -> BrokerNote */
     guint64 cycles;
 };
-
 
 /* broker-status.c: the control socket's command handler. */
 json_object *broker_on_control(const char *cmd, json_object *req, gpointer user_data);

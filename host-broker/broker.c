@@ -18,7 +18,6 @@
 #include "session.h"
 #include "virt.h"
 
-#define MIB 1024
 /* Longest wait before reopening a channel that keeps failing. */
 #define BROKER_SESSION_RETRY_MAX_MS (5 * 60 * 1000)
 /* An agent session that lasted this long was a working one: its close
@@ -156,8 +155,8 @@ static void vm_started(Broker *b, BrokerVm *vm)
     vm->has_stats = FALSE;
     memset(&vm->memory, 0, sizeof(vm->memory));
     vm->target_kib = 0;
-    vm->floor_asks = 0;
-    vm->floor_asked_us = 0;
+    vm->target_at_us = 0;
+    vm->setmem_failed_us = 0;
 }
 
 static void vm_stopped(Broker *b, BrokerVm *vm, const char *why)
@@ -333,9 +332,8 @@ const char *broker_kind_name(PolicyActionKind kind)
 
 guint64 broker_vm_floor(Broker *b, const BrokerVm *vm)
 {
-    guint64 floor = MAX(vm->floor_kib, b->cfg.policy.min_floor_kib);
-    guint64 max = vm->has_stats ? vm->stats.maximum_kib : 0;
-    return max > 0 ? MIN(floor, max) : floor;
+    return policy_vm_floor(&b->cfg.policy, vm->floor_kib,
+                           vm->has_stats ? vm->stats.maximum_kib : 0);
 }
 
 static gboolean on_request_report(gpointer data)
@@ -348,42 +346,49 @@ static gboolean on_request_report(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64 target,
-                         const char *reason, PolicyMode mode)
+/* Apply one action of the plan and record what happened: the decision (said
+ * "would" when not applied), the set-memory call and its outcome, which the
+ * next cycle passes back to the policy (rule 9). */
+static void broker_apply(Broker *b, BrokerVm *vm, const PolicyAction *a, PolicyMode mode)
 {
     guint64 from = vm->has_stats ? vm->stats.current_kib : 0;
-    guint64 floor = broker_vm_floor(b, vm);
-    gboolean applied = mode == POLICY_MODE_AUTO && !b->opt.dry_run;
-    const char *why_not = b->opt.dry_run ? "dry-run" : mode == POLICY_MODE_AUTO ? NULL : "observe";
+    guint64 target = a->target_kib;
+    gboolean applied = mode == POLICY_MODE_AUTO; /* --dry-run made it OBSERVE */
+    const char *why_not = b->opt.dry_run ? "dry-run" : applied ? NULL : "observe";
 
-    if (vm->mode == POLICY_MODE_OFF)
-        return; /* never touch a VM that is off, whatever the plan says */
-    /* Safety net over the policy's own bounds. */
-    if (target < floor)
-        target = floor;
-    if (vm->has_stats && vm->stats.maximum_kib > 0 && target > vm->stats.maximum_kib)
-        target = vm->stats.maximum_kib;
     /* An observed VM never reaches its target, so the same decision comes
      * back every cycle: say it again only once in a while. */
-    if (!applied && vm->last.has && !vm->last.applied && vm->last.kind == kind &&
+    if (!applied && vm->last.has && !vm->last.applied && vm->last.kind == a->kind &&
         vm->last.target_kib == target && broker_now_us() - vm->last.mono_us < BROKER_NOTE_REPEAT_US)
         return;
+    /* The floor net asking again: the balloon did not get there last time. */
+    if (a->code == POLICY_REASON_FLOOR && a->attempt > 1 && vm->last.applied) {
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "target_kib", json_object_new_uint64(target));
+        json_object_object_add(f, "actual_kib", json_object_new_uint64(from));
+        evlog_emit(b->log, "balloon-stuck", vm->name, f);
+        evlog_say(b->log, TRUE,
+                  "%s: balloon still at %" G_GUINT64_FORMAT
+                  " MiB, below its floor %" G_GUINT64_FORMAT " MiB: asking again every %u s",
+                  vm->name, from / KIB_PER_MIB, target / KIB_PER_MIB,
+                  (guint)(policy_floor_retry_us(&b->cfg.policy) / G_USEC_PER_SEC));
+    }
 
     json_object *f = json_object_new_object();
-    json_object_object_add(f, "kind", json_object_new_string(broker_kind_name(kind)));
+    json_object_object_add(f, "kind", json_object_new_string(broker_kind_name(a->kind)));
     json_object_object_add(f, "from_kib", json_object_new_uint64(from));
     json_object_object_add(f, "target_kib", json_object_new_uint64(target));
-    json_object_object_add(f, "reason", json_object_new_string(reason));
+    json_object_object_add(f, "reason", json_object_new_string(a->reason));
     json_object_object_add(f, "applied", json_object_new_boolean(applied));
     json_object_object_add(f, "why_not_applied", evlog_str_or_null(why_not));
     evlog_emit(b->log, "decision", vm->name, f);
-    evlog_say(b->log, TRUE, "%s%s", applied ? "" : "would: ", reason);
+    evlog_say(b->log, TRUE, "%s%s", applied ? "" : "would: ", a->reason);
 
     vm->last.has = TRUE;
-    vm->last.kind = kind;
+    vm->last.kind = a->kind;
     vm->last.from_kib = from;
     vm->last.target_kib = target;
-    g_strlcpy(vm->last.reason, reason, sizeof(vm->last.reason));
+    g_strlcpy(vm->last.reason, a->reason, sizeof(vm->last.reason));
     vm->last.mono_us = broker_now_us();
     vm->last.applied = applied;
     if (!applied)
@@ -401,10 +406,15 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     json_object_object_add(f, "call_us", json_object_new_int64(call_us));
     evlog_emit(b->log, "set-memory", vm->name, f);
     if (!ok) {
-        evlog_say(b->log, TRUE, "%s: setting the balloon to %" G_GUINT64_FORMAT " MiB failed: %s",
-                  vm->name, target / MIB, e->message);
+        /* Not applied: the policy takes its target back and retries later. */
+        vm->setmem_failed_us = MAX(t0, 1);
+        evlog_say(b->log, TRUE,
+                  "%s: setting the balloon to %" G_GUINT64_FORMAT
+                  " MiB failed: %s (retried with back-off)",
+                  vm->name, target / KIB_PER_MIB, e->message);
         return;
     }
+    vm->setmem_failed_us = 0;
     vm->target_kib = target;
     vm->target_at_us = t0;
     if (vm->session != NULL) {
@@ -527,13 +537,74 @@ gint64 broker_grace_us(const Broker *b)
     return (2 * (gint64)b->cfg.interval_ms + 500) * 1000;
 }
 
-static void broker_cycle(Broker *b, gboolean fast)
+/* ---- the cycle: collect, decide, apply, remember ---- */
+
+/* Is this VM decided in this cycle? */
+static gboolean broker_decides(Broker *b, BrokerVm *vm, gint64 now)
 {
-    gint64 now = broker_now_us();
+    /* A paused guest can neither use memory nor give it back: its balloon
+     * would only look stuck. It is decided again once resumed. */
+    if (!vm->active || vm->state != VIRT_STATE_RUNNING || !vm->has_stats || !vm->has_xml)
+        return FALSE;
+    /* A channel just opened (broker start, libvirtd back): its agent is about
+     * to speak. Deciding now would judge the VM from libvirt's figures or call
+     * its agent silent for an outage that was ours. */
+    if (vm->session != NULL && session_report(vm->session, NULL) == NULL &&
+        now - session_opened_at(vm->session) < broker_grace_us(b))
+        return FALSE;
+    return TRUE;
+}
+
+/* One VM's facts for the policy: libvirt's figures, the agent's reports,
+ * what the policy remembered and what our calls did. */
+static void broker_vm_facts(Broker *b, BrokerVm *vm, gint64 now, PolicyVm *p)
+{
+    p->name = vm->name;
+    /* --dry-run is observe for everyone: the policy then neither expects its
+     * targets to be reached nor blames the balloon. */
+    p->mode = b->opt.dry_run && vm->mode == POLICY_MODE_AUTO ? POLICY_MODE_OBSERVE : vm->mode;
+    p->ksm = vm->ksm;
+    p->floor_kib = vm->floor_kib;
+    p->shares = vm->shares;
+    p->max_kib = vm->stats.maximum_kib ? vm->stats.maximum_kib : vm->xml.memory_kib;
+    p->actual_kib = vm->stats.current_kib;
+    p->has_balloon_stats = vm->stats.has_guest;
+    p->balloon_stats_at_us = guest_stats_at(vm, now);
+    p->lv_available_kib = vm->stats.available_kib;
+    p->lv_usable_kib = vm->stats.usable_kib;
+    p->lv_unused_kib = vm->stats.unused_kib;
+    p->lv_disk_caches_kib = vm->stats.disk_caches_kib;
+    p->lv_swap_in_kib = vm->stats.swap_in_kib;
+    p->lv_major_faults = vm->stats.major_fault;
+    p->agent_rejected = vm->rejected_before;
+    if (vm->session != NULL) {
+        const BlReport *r;
+        p->agent_connected = TRUE;
+        if ((r = session_report(vm->session, &p->report_at_us)) != NULL) {
+            p->has_report = TRUE;
+            p->report = *r;
+        }
+        if ((r = session_prev_report(vm->session, &p->prev_report_at_us)) != NULL) {
+            p->has_prev_report = TRUE;
+            p->prev_report = *r;
+        }
+        p->agent_rejected += session_rejected_total(vm->session);
+    }
+    p->applied_target_kib = vm->target_kib;
+    p->applied_at_us = vm->target_at_us;
+    p->setmem_failed_us = vm->setmem_failed_us;
+    p->memory = vm->memory;
+}
+
+/* Collect: host facts, libvirt's figures (regular ticks), the VMs to decide.
+ * FALSE when there is nothing to decide on (no libvirt, no host facts). */
+static gboolean broker_collect(Broker *b, gboolean fast, gint64 now, GPtrArray *vms)
+{
     g_autoptr(GError) e = NULL;
     PolicyHost host;
+    GHashTableIter it;
+    gpointer v;
 
-    b->cycles++;
     if (host_read(b->host_root, &host, &e)) {
         b->host = host;
         b->has_host = TRUE;
@@ -543,145 +614,69 @@ static void broker_cycle(Broker *b, gboolean fast)
         b->host_error_logged = TRUE;
     }
     if (!virt_is_connected(b->virt) || !b->has_host)
-        return;
+        return FALSE;
     /* A pressure-driven cycle reuses the tick's libvirt figures (balloon
      * events keep `actual` current): no RPC between report and action. */
     if (!fast)
         broker_refresh_stats(b, now);
-
-    g_autoptr(GPtrArray) vms = g_ptr_array_new();
-    GHashTableIter it;
-    gpointer v;
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
-        BrokerVm *vm = v;
-        /* A paused guest can neither use memory nor give it back: its
-         * balloon would only look stuck. It is decided again once resumed. */
-        if (!vm->active || vm->state != VIRT_STATE_RUNNING || !vm->has_stats || !vm->has_xml)
-            continue;
-        /* A channel just opened (broker start, libvirtd back): its agent is
-         * about to speak. Deciding now would judge the VM from libvirt's
-         * figures or call its agent silent for an outage that was ours. */
-        if (vm->session != NULL && session_report(vm->session, NULL) == NULL &&
-            now - session_opened_at(vm->session) < broker_grace_us(b))
-            continue;
-        g_ptr_array_add(vms, vm);
+        if (broker_decides(b, v, now))
+            g_ptr_array_add(vms, v);
     }
-    if (vms->len == 0) {
-        if (!fast)
-            broker_ksm_tick(b, now);
-        return;
+    return TRUE;
+}
+
+/* Apply: every action in plan order (the policy has clamped and ordered them). */
+static void broker_apply_plan(Broker *b, GPtrArray *vms, const PolicyVm *pvms,
+                              const PolicyPlan *plan)
+{
+    for (guint i = 0; i < plan->actions->len; i++) {
+        const PolicyAction *a = &g_array_index(plan->actions, PolicyAction, i);
+        if (a->vm < vms->len)
+            broker_apply(b, vms->pdata[a->vm], a, pvms[a->vm].mode);
     }
+}
 
-    g_autofree PolicyVm *pvms = g_new0(PolicyVm, vms->len);
-    for (guint i = 0; i < vms->len; i++) {
-        BrokerVm *vm = vms->pdata[i];
-        PolicyVm *p = &pvms[i];
-        p->name = vm->name;
-        /* --dry-run is observe for everyone: the policy then neither
-         * expects its targets to be reached nor blames the balloon. */
-        p->mode = b->opt.dry_run && vm->mode == POLICY_MODE_AUTO ? POLICY_MODE_OBSERVE : vm->mode;
-        p->ksm = vm->ksm;
-        p->floor_kib = vm->floor_kib;
-        p->shares = vm->shares;
-        p->max_kib = vm->stats.maximum_kib ? vm->stats.maximum_kib : vm->xml.memory_kib;
-        p->actual_kib = vm->stats.current_kib;
-        p->has_balloon_stats = vm->stats.has_guest;
-        p->balloon_stats_at_us = guest_stats_at(vm, now);
-        p->lv_available_kib = vm->stats.available_kib;
-        p->lv_usable_kib = vm->stats.usable_kib;
-        p->lv_unused_kib = vm->stats.unused_kib;
-        p->lv_disk_caches_kib = vm->stats.disk_caches_kib;
-        p->lv_swap_in_kib = vm->stats.swap_in_kib;
-        p->lv_major_faults = vm->stats.major_fault;
-        p->agent_rejected = vm->rejected_before;
-        if (vm->session != NULL) {
-            const BlReport *r;
-            p->agent_connected = TRUE;
-            if ((r = session_report(vm->session, &p->report_at_us)) != NULL) {
-                p->has_report = TRUE;
-                p->report = *r;
-            }
-            if ((r = session_prev_report(vm->session, &p->prev_report_at_us)) != NULL) {
-                p->has_prev_report = TRUE;
-                p->prev_report = *r;
-            }
-            p->agent_rejected += session_rejected_total(vm->session);
-        }
-        p->memory = vm->memory;
-    }
-
-    g_autoptr(PolicyPlan) plan = policy_decide(&b->host, pvms, vms->len, &b->cfg.policy, now);
-    if (plan == NULL)
-        return;
-    g_autofree gboolean *acted = g_new0(gboolean, vms->len);
-
+/* Remember: each VM's policy memory for the next cycle, and a balloon the
+ * policy found stuck (rule 4) said as an event. */
+static void broker_remember(Broker *b, GPtrArray *vms, const PolicyVm *pvms, const PolicyPlan *plan)
+{
     for (guint i = 0; i < vms->len && i < plan->n_vms; i++) {
         BrokerVm *vm = vms->pdata[i];
         PolicyVmMemory old = vm->memory;
         vm->memory = plan->memory[i];
-        if (vm->memory.stuck_count > old.stuck_count) {
-            json_object *f = json_object_new_object();
-            guint64 target = old.last_target_kib ? old.last_target_kib : vm->target_kib;
-            json_object_object_add(f, "target_kib", json_object_new_uint64(target));
-            json_object_object_add(f, "actual_kib", json_object_new_uint64(pvms[i].actual_kib));
-            evlog_emit(b->log, "balloon-stuck", vm->name, f);
-            evlog_say(b->log, TRUE,
-                      "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
-                      " MiB): not pushing it further for now",
-                      vm->name, pvms[i].actual_kib / MIB, target / MIB);
-        }
-    }
-    for (guint i = 0; i < plan->actions->len; i++) {
-        const PolicyAction *a = &g_array_index(plan->actions, PolicyAction, i);
-        if (a->vm >= vms->len)
+        if (vm->memory.stuck_count <= old.stuck_count)
             continue;
-        acted[a->vm] = TRUE;
-        broker_apply(b, vms->pdata[a->vm], a->kind, a->target_kib, a->reason, pvms[a->vm].mode);
+        json_object *f = json_object_new_object();
+        guint64 target = old.last_target_kib ? old.last_target_kib : vm->target_kib;
+        json_object_object_add(f, "target_kib", json_object_new_uint64(target));
+        json_object_object_add(f, "actual_kib", json_object_new_uint64(pvms[i].actual_kib));
+        evlog_emit(b->log, "balloon-stuck", vm->name, f);
+        evlog_say(b->log, TRUE,
+                  "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
+                  " MiB): not pushing it further for now",
+                  vm->name, pvms[i].actual_kib / KIB_PER_MIB, target / KIB_PER_MIB);
     }
+}
 
-    /* Never leave a guest below its floor, whatever the policy thought. */
-    gint64 settle_us = (gint64)b->cfg.policy.balloon_settle_ms * 1000;
-    gint64 backoff_us = MAX(settle_us, (gint64)b->cfg.policy.balloon_backoff_ms * 1000);
-    for (guint i = 0; i < vms->len; i++) {
-        BrokerVm *vm = vms->pdata[i];
-        guint64 floor = broker_vm_floor(b, vm);
-        if (acted[i] || vm->mode == POLICY_MODE_OFF || floor == 0)
-            continue;
-        if (vm->stats.current_kib + b->cfg.policy.balloon_tolerance_kib >= floor) {
-            vm->floor_asks = 0;
-            continue;
-        }
-        if (vm->target_kib >= floor && now - vm->target_at_us < settle_us)
-            continue; /* already asked for it: give the balloon time */
-        /* Asked before and still short (a dead balloon driver, a failing
-         * call, or dry-run): ask again after the settle time once, then only
-         * every balloon_backoff_ms, not every tick forever. */
-        if (vm->floor_asks > 0 &&
-            now - vm->floor_asked_us < (vm->floor_asks > 1 ? backoff_us : settle_us))
-            continue;
-        if (vm->floor_asks > 0 && vm->last.applied) {
-            json_object *f = json_object_new_object();
-            json_object_object_add(f, "target_kib", json_object_new_uint64(floor));
-            json_object_object_add(f, "actual_kib", json_object_new_uint64(vm->stats.current_kib));
-            evlog_emit(b->log, "balloon-stuck", vm->name, f);
-            evlog_say(b->log, TRUE,
-                      "%s: balloon still at %" G_GUINT64_FORMAT
-                      " MiB, below its floor %" G_GUINT64_FORMAT " MiB: asking again every %u s",
-                      vm->name, vm->stats.current_kib / MIB, floor / MIB,
-                      (guint)(backoff_us / G_USEC_PER_SEC));
-        }
-        vm->floor_asks++;
-        vm->floor_asked_us = now;
-        char reason[256];
-        g_snprintf(reason, sizeof(reason),
-                   "%s: +%" G_GUINT64_FORMAT " MiB (balloon %" G_GUINT64_FORMAT
-                   " MiB is below its floor %" G_GUINT64_FORMAT " MiB)",
-                   vm->name, (floor - vm->stats.current_kib) / MIB, vm->stats.current_kib / MIB,
-                   floor / MIB);
-        broker_apply(b, vm, POLICY_ACTION_DEFLATE, floor, reason, pvms[i].mode);
+static void broker_cycle(Broker *b, gboolean fast)
+{
+    gint64 now = broker_now_us();
+    g_autoptr(GPtrArray) vms = g_ptr_array_new();
+
+    b->cycles++;
+    if (!broker_collect(b, fast, now, vms))
+        return;
+    if (vms->len > 0) {
+        g_autofree PolicyVm *pvms = g_new0(PolicyVm, vms->len);
+        for (guint i = 0; i < vms->len; i++)
+            broker_vm_facts(b, vms->pdata[i], now, &pvms[i]);
+        g_autoptr(PolicyPlan) plan = policy_decide(&b->host, pvms, vms->len, &b->cfg.policy, now);
+        broker_apply_plan(b, vms, pvms, plan);
+        broker_remember(b, vms, pvms, plan);
+        broker_notes(b, plan->notes, now);
     }
-    broker_notes(b, plan->notes, now);
     /* KSM decisions are slow ones (minutes): the tick is soon enough, and the
      * pressure path stays short. */
     if (!fast)
@@ -887,7 +882,7 @@ static void on_metadata_change(Virt *v, const char *uuid, const char *name, gpoi
     if (vm != NULL && vm_refresh_xml(b, vm))
         evlog_say(b->log, TRUE,
                   "%s: ballast metadata changed: mode %s, floor %" G_GUINT64_FORMAT " MiB",
-                  vm->name, config_mode_name(vm->mode), vm->floor_kib / MIB);
+                  vm->name, config_mode_name(vm->mode), vm->floor_kib / KIB_PER_MIB);
 }
 
 static void on_device_added(Virt *v, const char *uuid, const char *name, gpointer user_data)
@@ -1015,7 +1010,6 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
     return g_steal_pointer(&b);
 }
-
 
 void broker_quit(Broker *b, const char *why)
 {

@@ -16,6 +16,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "policy-balloon.h"
+
 /* ---- configuration ------------------------------------------------------------------------- */
 
 typedef enum {
@@ -368,6 +370,21 @@ static guint64 mib(guint64 kib)
     return (kib + MIB / 2) / MIB;
 }
 
+/* Why memory may not be taken from a VM now (rule 2); counted for the
+ * "host reserve unmet" note. */
+typedef enum {
+    PROTECT_NONE, /* a candidate */
+    PROTECT_NO_DATA,
+    PROTECT_SILENT,
+    PROTECT_PRESSURE,
+    PROTECT_COOLDOWN,
+    PROTECT_STUCK,
+    PROTECT_MOVING,
+    PROTECT_SETMEM_FAILING,
+    PROTECT_RECENT,
+    PROTECT_AT_FLOOR,
+} PolicyProtect;
+
 typedef enum {
     SRC_NONE,    /* nothing known: leave alone */
     SRC_AGENT,   /* a fresh agent report */
@@ -382,6 +399,7 @@ typedef struct {
     PolicyVmMemory *mem;
     const char *name;
     gboolean applied; /* AUTO: the broker applies our targets */
+    gboolean hold;    /* a set-memory call failed: no new one before its back-off (rule 9) */
     guint32 shares;
     guint64 max, floor;
     guint64 actual;
@@ -397,7 +415,7 @@ typedef struct {
     /* reclaim */
     guint64 give_max;
     double rho;
-    const char *protect; /* why nothing may be taken; NULL: a candidate */
+    PolicyProtect protect; /* why nothing may be taken */
 
     /* the decision */
     gboolean act;
@@ -843,31 +861,33 @@ static void classify(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, g
     }
 }
 
-/* Why memory may not be taken from this VM now (NULL: it may). */
-static const char *protection(const PolicyWork *w, const PolicyConfig *cfg, gint64 now)
+/* Why memory may not be taken from this VM now. */
+static PolicyProtect protection(const PolicyWork *w, const PolicyConfig *cfg, gint64 now)
 {
     const PolicyVmMemory *m = w->mem;
 
     if (w->src == SRC_NONE)
-        return "no data";
+        return PROTECT_NO_DATA;
     if (w->src == SRC_SILENT)
-        return "agent silent";
+        return PROTECT_SILENT;
     if (w->act || w->pressured)
-        return "under pressure";
+        return PROTECT_PRESSURE;
     if (m->last_pressure_us != 0 &&
         now - m->last_pressure_us < (gint64)cfg->pressure_cooldown_ms * US_MS)
-        return "cool-down after pressure";
+        return PROTECT_COOLDOWN;
     if (m->stuck_until_us != 0)
-        return "balloon stuck";
+        return PROTECT_STUCK;
     if (w->applied && m->last_target_kib != 0 &&
         absdiff(w->actual, m->last_target_kib) > cfg->balloon_tolerance_kib)
-        return "balloon moving";
+        return PROTECT_MOVING;
+    if (w->hold)
+        return PROTECT_SETMEM_FAILING;
     if (m->last_inflate_us != 0 &&
         now - m->last_inflate_us < (gint64)cfg->reclaim_interval_ms * US_MS)
-        return "reclaimed recently";
+        return PROTECT_RECENT;
     if (w->cur <= w->floor || MIN(w->give_max, w->cur - w->floor) < cfg->min_step_kib)
-        return "at its floor";
-    return NULL;
+        return PROTECT_AT_FLOOR;
+    return PROTECT_NONE;
 }
 
 /* ---- host: reclaim and give back ----------------------------------------------------------- */
@@ -916,7 +936,8 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
             continue; /* not worth it (checked before formatting: this loop is hot) */
         g_snprintf(reason, sizeof(reason), "%s; idle %" G_GUINT64_FORMAT " MiB, shares %u", why,
                    mib(w->avail), w->shares);
-        if (!propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_HOST_SHORT, target, FALSE, reason))
+        if (!propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_HOST_SHORT, target, FALSE,
+                     reason))
             continue;
         if (w->applied)
             got += w->cur - w->target;
@@ -988,10 +1009,10 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
             if (w->vm == NULL || w->act)
                 continue;
             w->protect = protection(w, cfg, now);
-            if (w->protect == NULL) {
+            if (w->protect == PROTECT_NONE) {
                 w->rho = policy_rho(w, cfg);
                 g_ptr_array_add(cands, w);
-            } else if (strcmp(w->protect, "at its floor") == 0) {
+            } else if (w->protect == PROTECT_AT_FLOOR) {
                 n_floor++;
             } else {
                 n_protected++;
@@ -1038,7 +1059,7 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
         PolicyWork *w = &works[i];
 
         /* one step per reclaim interval, after the last one landed */
-        if (w->vm != NULL && !w->act && w->mem->reclaimed_from_kib > w->cur &&
+        if (w->vm != NULL && !w->act && !w->hold && w->mem->reclaimed_from_kib > w->cur &&
             absdiff(w->cur, w->actual) <= cfg->balloon_tolerance_kib &&
             now - w->mem->target_set_us >= (gint64)cfg->reclaim_interval_ms * US_MS)
             g_ptr_array_add(back, w);
@@ -1062,6 +1083,12 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
             w->mem->reclaimed_from_kib = 0; /* close enough: done */
         }
     }
+}
+
+guint64 policy_vm_floor(const PolicyConfig *config, guint64 floor_kib, guint64 max_kib)
+{
+    guint64 floor = MAX(floor_kib, config->min_floor_kib);
+    return max_kib > 0 ? MIN(floor, max_kib) : floor;
 }
 
 /* ---- policy_decide ------------------------------------------------------------------------- */
@@ -1091,9 +1118,10 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         w->applied = vm->mode == POLICY_MODE_AUTO;
         w->shares = vm->shares != 0 ? vm->shares : config->default_shares;
         w->max = MIN(vm->max_kib, KIB_LIMIT);
-        w->floor = MIN(MAX(vm->floor_kib, config->min_floor_kib), w->max);
+        w->floor = policy_vm_floor(config, vm->floor_kib, w->max);
         w->actual = MIN(vm->actual_kib, w->max);
         w->cur = w->actual;
+        w->hold = policy_setmem_track(w->mem, vm, config, plan->notes, w->name, now_us);
         track_balloon(w, config, plan, now_us); /* movement for all, targets for AUTO */
         if (w->applied && !w->act && w->mem->last_target_kib != 0)
             w->cur = MIN(w->mem->last_target_kib, w->max);
@@ -1111,6 +1139,8 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         case SRC_NONE:
             break;
         }
+        if (w->hold)
+            w->act = FALSE; /* decided, not asked for: the last call failed (rule 9) */
     }
 
     decide_host(works, n_vms, host, config, plan, now_us);
@@ -1128,11 +1158,13 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
             a.vm = i;
             a.kind = kind;
             a.code = w->code;
-            a.target_kib = w->target;
+            /* propose() clamped it already; said again where the plan leaves */
+            a.target_kib = CLAMP(w->target, w->floor, w->max);
             g_strlcpy(a.reason, w->reason, sizeof(a.reason));
             g_array_append_val(plan->actions, a);
             if (!w->applied)
-                continue; /* OBSERVE: nothing happens, nothing to remember */
+                continue;                       /* OBSERVE: nothing happens, nothing to remember */
+            policy_setmem_save(w->mem, now_us); /* taken back if the call fails */
             if (kind == POLICY_ACTION_INFLATE) {
                 if (w->mem->reclaimed_from_kib == 0)
                     w->mem->reclaimed_from_kib = w->cur;
@@ -1143,6 +1175,19 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
             w->mem->last_target_kib = w->target;
             w->mem->target_set_us = now_us;
         }
+    }
+
+    /* Rule 8, last: whatever was (not) decided, no balloon stays below its floor. */
+    for (gsize i = 0; i < n_vms; i++) {
+        PolicyWork *w = &works[i];
+        PolicyAction a = {0};
+
+        if (w->vm == NULL || w->act || w->hold)
+            continue;
+        if (!policy_floor_net(w->mem, w->vm, w->name, w->floor, w->actual, config, now_us, &a))
+            continue;
+        a.vm = i;
+        g_array_append_val(plan->actions, a);
     }
     return plan;
 }
@@ -1161,11 +1206,16 @@ const char *policy_reason_name(PolicyReason code)
 {
     /* A small fixed set: metrics label values and event-log fields. */
     static const char *const names[POLICY_REASON_N] = {
-        [POLICY_REASON_PRESSURE] = "pressure",     [POLICY_REASON_OOM] = "oom",
-        [POLICY_REASON_SILENT] = "silent-agent",   [POLICY_REASON_AGENTLESS] = "agentless",
-        [POLICY_REASON_FLOOR] = "floor",           [POLICY_REASON_STUCK] = "stuck",
-        [POLICY_REASON_HOST_SHORT] = "host-short", [POLICY_REASON_GIVEBACK] = "give-back",
-        [POLICY_REASON_ENTITLEMENT] = "over-entitlement", [POLICY_REASON_RELEASE] = "release",
+        [POLICY_REASON_PRESSURE] = "pressure",
+        [POLICY_REASON_OOM] = "oom",
+        [POLICY_REASON_SILENT] = "silent-agent",
+        [POLICY_REASON_AGENTLESS] = "agentless",
+        [POLICY_REASON_FLOOR] = "floor",
+        [POLICY_REASON_STUCK] = "stuck",
+        [POLICY_REASON_HOST_SHORT] = "host-short",
+        [POLICY_REASON_GIVEBACK] = "give-back",
+        [POLICY_REASON_ENTITLEMENT] = "over-entitlement",
+        [POLICY_REASON_RELEASE] = "release",
     };
     return (unsigned)code < POLICY_REASON_N && names[code] ? names[code] : "unknown";
 }

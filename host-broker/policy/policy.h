@@ -14,6 +14,7 @@
 
 #include <glib.h>
 
+#include "backoff.h"
 #include "protocol.h"
 #include "types.h" /* PolicyMode, PolicyKsm, KIB_PER_MIB */
 
@@ -108,6 +109,21 @@ typedef struct {
     gint64 lv_prev_at_us; /* previous libvirt stats, for agent-less rates */
     guint64 lv_prev_major_faults;
     guint64 lv_prev_swap_in_kib;
+
+    /* the floor net (rule 8): asks since the balloon was last at its floor */
+    Backoff floor_asks;
+
+    /* set-memory calls that fail (rule 9): not remembered as applied, retried
+     * with back-off */
+    Backoff setmem;
+    gint64 setmem_failed_seen_us; /* the failure (PolicyVm.setmem_failed_us) last counted */
+    struct {
+        gint64 at_us; /* when the last remembered action was planned; 0: none to undo */
+        guint64 last_target_kib;
+        gint64 target_set_us;
+        gint64 last_inflate_us;
+        guint64 reclaimed_from_kib;
+    } undo; /* what remembering that action changed, put back if its call failed */
 } PolicyVmMemory;
 
 /* One VM as the policy sees it. */
@@ -140,6 +156,12 @@ typedef struct {
     BlReport prev_report;
     guint64 agent_rejected; /* messages from this guest rejected so far */
 
+    /* What the broker did with the balloon. Zero when nothing is known: a
+     * simulator whose every call works may leave these alone. */
+    guint64 applied_target_kib; /* target of the last set-memory call that worked; 0: none */
+    gint64 applied_at_us;       /* ... when that call was made */
+    gint64 setmem_failed_us;    /* when the last set-memory call failed; 0: it worked */
+
     PolicyVmMemory memory; /* all zero for a VM seen for the first time */
 } PolicyVm;
 
@@ -170,10 +192,14 @@ typedef struct {
     PolicyReason code;
     guint64 target_kib; /* new balloon target, within [floor, max] */
     char reason[256];   /* "vm1: +256 MiB (psi some avg10 4.2% > 1.0%)" */
+    guint32 attempt;    /* POLICY_REASON_FLOOR: the how-many-th ask since the balloon was
+                         * last at its floor (2 and up: the earlier ones did not land);
+                         * 0 for the other rules */
 } PolicyAction;
 
 typedef struct {
-    GArray *actions;        /* of PolicyAction: deflates first, then reclaims */
+    GArray *actions;        /* of PolicyAction: deflates first, then reclaims, then
+                             * raises of balloons below their floor (rule 8) */
     PolicyVmMemory *memory; /* n_vms entries: the memory to store for each VM */
     gsize n_vms;
     GPtrArray *notes; /* char *: things a person should know, e.g.
@@ -213,4 +239,12 @@ gboolean policy_parse_bool(const char *text, gboolean *value);
 PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_vms,
                           const PolicyConfig *config, gint64 now_us);
 void policy_plan_free(PolicyPlan *plan);
+
+/* A VM's effective floor: its own (metadata, <min_guarantee>) or min_floor,
+ * whichever is larger, but never above its maximum (0: unknown). */
+guint64 policy_vm_floor(const PolicyConfig *config, guint64 floor_kib, guint64 max_kib);
+
+/* How often the floor net asks again for a balloon that stays below its floor
+ * (after the second ask), for messages. */
+gint64 policy_floor_retry_us(const PolicyConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PolicyPlan, policy_plan_free)
