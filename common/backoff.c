@@ -37,6 +37,11 @@ void backoff_reset(Backoff *b)
     b->next_us = 0;
 }
 
+void backoff_retry_now(Backoff *b)
+{
+    b->next_us = 0;
+}
+
 gboolean backoff_ready(const Backoff *b, gint64 now_us)
 {
     return b->next_us == 0 || now_us >= b->next_us;

@@ -35,5 +35,9 @@ gint64 backoff_fail(Backoff *b, const BackoffSpec *spec, gint64 now_us);
 /* An attempt worked: the next failure starts from first_us again. */
 void backoff_reset(Backoff *b);
 
+/* The reason to wait is gone (the resource came back): the next attempt may
+ * be made at once; the count of failures stays. */
+void backoff_retry_now(Backoff *b);
+
 /* May an attempt be made at now_us? */
 gboolean backoff_ready(const Backoff *b, gint64 now_us);

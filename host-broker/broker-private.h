@@ -12,6 +12,7 @@
 #include "control.h"
 #include "domxml.h"
 #include "evlog.h"
+#include "evlog-once.h"
 #include "ksm-run.h"
 #include "policy.h"
 #include "session.h"
@@ -53,13 +54,12 @@ typedef struct {
 
     /* the agent */
     Session *session;
-    gint64 next_open_us;
-    guint session_failures;
+    Backoff reopen;          /* reopening the channel after a failed or short session */
     gboolean other_major;    /* the agent speaks another protocol major */
     guint64 rejected_before; /* rejected by earlier sessions */
-    char last_open_error[256];
-    gint64 last_kick_us; /* last pressure-driven cycle this agent asked for */
-    guint request_id;    /* pending request for a report after a balloon change */
+    char *open_error;        /* the channel open error last logged */
+    gint64 last_kick_us;     /* last pressure-driven cycle this agent asked for */
+    guint request_id;        /* pending request for a report after a balloon change */
 
     /* what the policy remembers, and what we did */
     PolicyVmMemory memory;
@@ -90,7 +90,7 @@ struct Broker {
     gboolean has_host;
     PolicyHost host;
     gboolean host_error_logged;
-    GHashTable *notes; /* broker_note_key() -> BrokerNote */
+    EvlogOnce *notes; /* plan notes by broker_note_key(), said once a minute */
     guint64 cycles;
 };
 

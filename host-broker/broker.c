@@ -12,6 +12,7 @@
 #include "control.h"
 #include "domxml.h"
 #include "evlog.h"
+#include "evlog-once.h"
 #include "host.h"
 #include "ksm-run.h"
 #include "policy.h"
@@ -19,7 +20,9 @@
 #include "virt.h"
 
 /* Longest wait before reopening a channel that keeps failing. */
-#define BROKER_SESSION_RETRY_MAX_MS (5 * 60 * 1000)
+#define BROKER_SESSION_RETRY_MAX_US (5 * 60 * G_USEC_PER_SEC)
+/* Least wait before reopening after an agent that speaks another major. */
+#define BROKER_OTHER_MAJOR_RETRY_US (60 * G_USEC_PER_SEC)
 /* An agent session that lasted this long was a working one: its close
  * starts the reopen backoff afresh. */
 #define BROKER_SESSION_HEALTHY_US (60 * G_USEC_PER_SEC)
@@ -42,6 +45,7 @@ static void vm_free(gpointer data)
         session_free(vm->session);
     g_free(vm->problems);
     g_free(vm->xml_error);
+    g_free(vm->open_error);
     g_free(vm);
 }
 
@@ -73,12 +77,9 @@ static gboolean vm_refresh_xml(Broker *b, BrokerVm *vm)
 
     if (xml == NULL || !domxml_parse_domain(xml, -1, &d, problems, &e)) {
         /* Polled every second: say it once per distinct error. */
-        if (g_strcmp0(vm->xml_error, e->message) != 0) {
+        if (evlog_once_changed(&vm->xml_error, e->message))
             evlog_say(b->log, FALSE, "%s: cannot %s domain XML: %s", vm->name,
                       xml ? "parse" : "read", e->message);
-            g_free(vm->xml_error);
-            vm->xml_error = g_strdup(e->message);
-        }
         return FALSE;
     }
     g_clear_pointer(&vm->xml_error, g_free);
@@ -86,16 +87,12 @@ static gboolean vm_refresh_xml(Broker *b, BrokerVm *vm)
     vm->has_xml = TRUE;
     vm->need_xml = FALSE;
     /* Bad metadata values: say so once per VM and per distinct problem. */
-    if (g_strcmp0(problems->str, vm->problems ? vm->problems : "") != 0) {
-        if (problems->len > 0) {
-            evlog_say(b->log, TRUE, "%s: ignoring bad ballast metadata: %s (defaults used)",
-                      vm->name, problems->str);
-            json_object *f = json_object_new_object();
-            json_object_object_add(f, "text", json_object_new_string(problems->str));
-            evlog_emit(b->log, "metadata-invalid", vm->name, f);
-        }
-        g_free(vm->problems);
-        vm->problems = g_strdup(problems->str);
+    if (evlog_once_changed(&vm->problems, problems->str) && problems->len > 0) {
+        evlog_say(b->log, TRUE, "%s: ignoring bad ballast metadata: %s (defaults used)", vm->name,
+                  problems->str);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "text", json_object_new_string(problems->str));
+        evlog_emit(b->log, "metadata-invalid", vm->name, f);
     }
     vm_apply_settings(b, vm);
     return TRUE;
@@ -149,8 +146,7 @@ static void vm_started(Broker *b, BrokerVm *vm)
     vm->state = VIRT_STATE_RUNNING;
     vm->stats_period_set = FALSE;
     vm->need_xml = TRUE;
-    vm->next_open_us = 0;
-    vm->session_failures = 0;
+    backoff_reset(&vm->reopen);
     vm->other_major = FALSE;
     vm->has_stats = FALSE;
     memset(&vm->memory, 0, sizeof(vm->memory));
@@ -170,6 +166,13 @@ static void vm_stopped(Broker *b, BrokerVm *vm, const char *why)
 /* ---- sessions ---- */
 
 static void broker_kick(Broker *b, const char *why);
+
+/* Reopening a channel: session_retry_ms, doubling up to 5 minutes. */
+static BackoffSpec broker_reopen_spec(const Broker *b)
+{
+    BackoffSpec spec = {(gint64)b->cfg.session_retry_ms * 1000, BROKER_SESSION_RETRY_MAX_US, 2};
+    return spec;
+}
 
 static void on_session_hello(Session *s, gpointer user_data)
 {
@@ -213,16 +216,14 @@ static void on_session_closed(Session *s, const char *why, gpointer user_data)
      * Only a session that lasted counts as a success: a hello or a report
      * is cheap, and a guest that sends one and then floods or stops reading
      * must not be reopened every session_retry_ms forever. */
-    if (broker_now_us() - session_opened_at(s) >= BROKER_SESSION_HEALTHY_US)
-        vm->session_failures = 0;
+    gint64 now = broker_now_us();
+    if (now - session_opened_at(s) >= BROKER_SESSION_HEALTHY_US)
+        backoff_reset(&vm->reopen);
     vm->other_major = g_str_has_prefix(why, "unsupported-version");
-    guint64 delay = b->cfg.session_retry_ms;
-    for (guint i = 0; i < vm->session_failures && delay < BROKER_SESSION_RETRY_MAX_MS; i++)
-        delay *= 2;
-    if (vm->other_major)
-        delay = MAX(delay, 60000);
-    vm->session_failures++;
-    vm->next_open_us = broker_now_us() + (gint64)MIN(delay, BROKER_SESSION_RETRY_MAX_MS) * 1000;
+    BackoffSpec spec = broker_reopen_spec(b);
+    backoff_fail(&vm->reopen, &spec, now);
+    if (vm->other_major) /* an agent that must be upgraded first: not soon */
+        vm->reopen.next_us = MAX(vm->reopen.next_us, now + BROKER_OTHER_MAJOR_RETRY_US);
 }
 
 static const SessionCallbacks session_callbacks = {
@@ -238,16 +239,13 @@ static void vm_open_session(Broker *b, BrokerVm *vm)
 
     if (t == NULL) {
         /* Log each distinct failure once, retry with backoff. */
-        if (g_strcmp0(vm->last_open_error, e->message) != 0) {
+        if (evlog_once_changed(&vm->open_error, e->message))
             evlog_say(b->log, FALSE, "%s: cannot open the agent channel: %s", vm->name, e->message);
-            g_strlcpy(vm->last_open_error, e->message, sizeof(vm->last_open_error));
-        }
-        guint64 delay = (guint64)b->cfg.session_retry_ms << MIN(vm->session_failures, 8);
-        vm->session_failures++;
-        vm->next_open_us = broker_now_us() + (gint64)MIN(delay, BROKER_SESSION_RETRY_MAX_MS) * 1000;
+        BackoffSpec spec = broker_reopen_spec(b);
+        backoff_fail(&vm->reopen, &spec, broker_now_us());
         return;
     }
-    vm->last_open_error[0] = '\0';
+    g_clear_pointer(&vm->open_error, g_free);
     SessionConfig sc;
     config_session(&b->cfg, &sc);
     vm->session = session_new(vm->name, t, &sc, &session_callbacks, vm, b->log, broker_now_us);
@@ -295,7 +293,7 @@ static void vm_poll(Broker *b, BrokerVm *vm, gint64 now)
         vm->stats_period_set = TRUE;
     }
     gboolean want_channel =
-        vm->session == NULL && vm->state == VIRT_STATE_RUNNING && now >= vm->next_open_us;
+        vm->session == NULL && vm->state == VIRT_STATE_RUNNING && backoff_ready(&vm->reopen, now);
     /* libvirt 9.0 sends no event when a guest opens a non-qemu-ga port: the
      * live XML's state attribute is all there is, so it is polled. A domain
      * without the channel is not polled until its next lifecycle event. */
@@ -444,39 +442,22 @@ char *broker_note_key(const char *text)
     return g_string_free(k, FALSE);
 }
 
-typedef struct {
-    gint64 logged_us, seen_us;
-} BrokerNote;
-
-/* Plan notes come every cycle with fresh numbers: log a note when it first
- * appears, then once per BROKER_NOTE_REPEAT_US while it lasts. */
+/* Plan notes come every cycle with fresh numbers: log a note when its shape
+ * first appears, then once per BROKER_NOTE_REPEAT_US while it lasts. */
 static void broker_notes(Broker *b, GPtrArray *notes, gint64 now)
 {
     for (guint i = 0; notes && i < notes->len; i++) {
         const char *text = notes->pdata[i];
         g_autofree char *key = broker_note_key(text);
-        BrokerNote *n = g_hash_table_lookup(b->notes, key);
-        if (n == NULL) {
-            n = g_new0(BrokerNote, 1);
-            g_hash_table_insert(b->notes, g_steal_pointer(&key), n);
-        }
-        n->seen_us = now;
-        if (n->logged_us != 0 && now - n->logged_us < BROKER_NOTE_REPEAT_US)
+        if (!evlog_once_due(b->notes, key, now))
             continue;
-        n->logged_us = now;
         json_object *f = json_object_new_object();
         json_object_object_add(f, "text", json_object_new_string(text));
         evlog_emit(b->log, "note", NULL, f);
         evlog_say(b->log, TRUE, "note: %s", text);
     }
     /* Forget notes gone for a while, so that they are logged when they return. */
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, b->notes);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        if (now - ((BrokerNote *)v)->seen_us > BROKER_NOTE_REPEAT_US)
-            g_hash_table_iter_remove(&it);
-    }
+    evlog_once_expire(b->notes, now);
 }
 
 static void broker_refresh_stats(Broker *b, gint64 now)
@@ -740,7 +721,7 @@ static void broker_resync(Broker *b)
             vm->state = d->state;
             /* The stats period may have been lost with the old libvirtd. */
             vm->stats_period_set = FALSE;
-            vm->next_open_us = 0;
+            backoff_retry_now(&vm->reopen);
         }
     }
     g_hash_table_iter_init(&it, b->vms);
@@ -786,8 +767,7 @@ static void on_disconnected(Virt *v, const char *why, gpointer user_data)
     while (g_hash_table_iter_next(&it, NULL, &vp)) {
         BrokerVm *vm = vp;
         vm_close_session(vm, NULL, "libvirt connection lost");
-        vm->next_open_us = 0;
-        vm->session_failures = 0;
+        backoff_reset(&vm->reopen);
         vm->has_stats = FALSE;
     }
 }
@@ -798,12 +778,9 @@ static void on_connect_failed(Virt *v, const char *why, guint delay_ms, gpointer
 
     /* Say it when the reason changes, and once the backoff is at its cap
      * (every reconnect_max_ms), not at every attempt. */
-    if (g_strcmp0(b->connect_error, why) != 0 || delay_ms >= b->cfg.reconnect_max_ms) {
+    if (evlog_once_changed(&b->connect_error, why) || delay_ms >= b->cfg.reconnect_max_ms)
         evlog_say(b->log, TRUE, "still cannot connect: %s (next try in %.1f s)", why,
                   delay_ms / 1000.0);
-        g_free(b->connect_error);
-        b->connect_error = g_strdup(why);
-    }
 }
 
 static void on_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent event,
@@ -893,7 +870,7 @@ static void on_device_added(Virt *v, const char *uuid, const char *name, gpointe
     /* Perhaps the agent channel: look again at the next poll. */
     if (vm != NULL) {
         vm->need_xml = TRUE;
-        vm->next_open_us = 0;
+        backoff_retry_now(&vm->reopen);
     }
 }
 
@@ -993,7 +970,7 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     b->opt.uri = b->opt.config_path = b->opt.control_path = b->opt.event_log = NULL;
     b->opt.host_root = b->opt.only = NULL;
     b->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
-    b->notes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    b->notes = evlog_once_new(BROKER_NOTE_REPEAT_US);
     config_init_defaults(&b->cfg);
     if (!config_load_file(&b->cfg, b->config_path, options->config_explicit, error))
         return NULL;
@@ -1083,8 +1060,7 @@ void broker_free(Broker *b)
     g_clear_handle_id(&b->kick_id, g_source_remove);
     if (b->vms)
         g_hash_table_destroy(b->vms);
-    if (b->notes)
-        g_hash_table_destroy(b->notes);
+    evlog_once_free(b->notes);
     ksm_run_free(b->ksm); /* puts back the KSM settings found at start */
     virt_free(b->virt);
     while (g_main_context_iteration(NULL, FALSE))

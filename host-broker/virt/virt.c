@@ -6,6 +6,7 @@
 #include <libvirt/virterror.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "domxml.h"
 #include "protocol.h"
 
@@ -19,7 +20,9 @@ struct Virt {
     guint n_event_ids;
     guint reconnect_id;
     guint close_idle;
-    guint backoff_min_ms, backoff_max_ms, backoff_ms;
+    BackoffSpec backoff_spec; /* reconnect: reconnect_min_ms doubling to reconnect_max_ms */
+    Backoff backoff;
+    guint backoff_ms;    /* the wait before the pending reconnect */
     GHashTable *domains; /* uuid -> virDomainPtr, a cache of lookups */
 };
 
@@ -109,16 +112,16 @@ Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_da
     if (callbacks)
         v->cb = *callbacks;
     v->user_data = user_data;
-    v->backoff_min_ms = 500;
-    v->backoff_max_ms = 30000;
+    virt_set_backoff(v, 500, 30000);
     v->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, dom_free);
     return v;
 }
 
 void virt_set_backoff(Virt *v, guint min_ms, guint max_ms)
 {
-    v->backoff_min_ms = MAX(min_ms, 1);
-    v->backoff_max_ms = MAX(max_ms, v->backoff_min_ms);
+    v->backoff_spec.first_us = (gint64)MAX(min_ms, 1) * 1000;
+    v->backoff_spec.max_us = (gint64)MAX(max_ms, 1) * 1000;
+    v->backoff_spec.factor = 2;
 }
 
 const char *virt_uri(const Virt *v)
@@ -387,7 +390,7 @@ static gboolean virt_open(Virt *v, GError **error)
         v->event_ids[v->n_event_ids++] = id;
     }
     v->connected = TRUE;
-    v->backoff_ms = 0;
+    backoff_reset(&v->backoff);
     return TRUE;
 }
 
@@ -413,7 +416,7 @@ static void virt_schedule_reconnect(Virt *v)
     if (v->reconnect_id != 0)
         return;
     v->backoff_ms =
-        v->backoff_ms == 0 ? v->backoff_min_ms : MIN(v->backoff_ms * 2, v->backoff_max_ms);
+        (guint)(backoff_fail(&v->backoff, &v->backoff_spec, g_get_monotonic_time()) / 1000);
     v->reconnect_id = g_timeout_add(v->backoff_ms, virt_reconnect_cb, v);
 }
 
