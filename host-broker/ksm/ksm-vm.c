@@ -13,7 +13,7 @@
 
 #include <string.h>
 
-#define MIB (1024.0 * 1024.0)
+#include "types.h" /* BYTES_PER_MIB */
 
 gboolean ksm_vm_in_list(const KsmConfig *config, const char *name)
 {
@@ -84,13 +84,13 @@ static void ksm_vm_sample(const KsmVmFacts *f, const KsmConfig *config, gint64 n
         g_snprintf(d->reason, sizeof(d->reason),
                    "ksm=auto: sharing does not pay, profit %.1f MiB < %u MiB over %u full scans "
                    "(%" G_GUINT64_FORMAT " merging pages, %" G_GUINT64_FORMAT " rmap items)",
-                   d->profit_bytes / MIB, config->vm_min_profit_mib, s->low_scans,
+                   d->profit_bytes / (double)BYTES_PER_MIB, config->vm_min_profit_mib, s->low_scans,
                    f->stat.has_merging_pages ? f->stat.merging_pages : 0, f->stat.rmap_items);
         return;
     }
     g_snprintf(d->reason, sizeof(d->reason),
                "ksm=auto: profit %.1f MiB, %u/%u full scans below %u MiB, sharing allowed",
-               d->profit_bytes / MIB, s->low_scans, config->vm_full_scans,
+               d->profit_bytes / (double)BYTES_PER_MIB, s->low_scans, config->vm_full_scans,
                config->vm_min_profit_mib);
 }
 

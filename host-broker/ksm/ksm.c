@@ -12,9 +12,8 @@
 
 #include <string.h>
 
+#include "types.h"  /* BYTES_PER_MIB */
 #include "policy.h" /* policy_parse_bool: one spelling of booleans in ballastd.conf */
-
-#define MIB (1024.0 * 1024.0)
 
 void ksm_config_init_defaults(KsmConfig *config)
 {
@@ -269,7 +268,8 @@ static gboolean ksm_pays(const KsmSysfs *ksm, gint64 profit, const KsmConfig *co
     guint64 churn = ksm->pages_unshared + ksm->pages_volatile;
 
     if (profit <= (gint64)config->min_profit_mib * 1024 * 1024) {
-        g_snprintf(why, why_len, "profit %.1f MiB <= %u MiB", profit / MIB, config->min_profit_mib);
+        g_snprintf(why, why_len, "profit %.1f MiB <= %u MiB", profit / (double)BYTES_PER_MIB,
+                   config->min_profit_mib);
         return FALSE;
     }
     if (config->max_unshared_ratio > 0 &&
@@ -407,7 +407,8 @@ void ksm_host_decide(const KsmHostFacts *facts, const KsmHostState *state, const
             return;
         }
         if (scans >= config->warmup_full_scans)
-            g_snprintf(why, sizeof(why), "profit %.1f MiB", plan->profit_bytes / MIB);
+            g_snprintf(why, sizeof(why), "profit %.1f MiB",
+                       plan->profit_bytes / (double)BYTES_PER_MIB);
         else
             g_snprintf(why, sizeof(why), "warming up, %" G_GUINT64_FORMAT "/%u full scans", scans,
                        config->warmup_full_scans);

@@ -325,7 +325,6 @@ gboolean policy_config_load(PolicyConfig *config, GKeyFile *kf, const char *grou
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-#define MIB 1024ULL
 /* Sizes beyond this (1 EiB) are nonsense: clamping them keeps every sum below
  * 2^64 without a saturating add at each step. */
 #define KIB_LIMIT (1ULL << 50)
@@ -336,22 +335,22 @@ guint64 policy_headroom_kib(guint64 total_kib)
 {
     /* Hyper-V's balloon floor (Linux drivers/hv/hv_balloon.c, compute_balloon_floor()),
      * continuous at each band edge. */
-    if (total_kib < 128 * MIB)
-        return 8 * MIB + total_kib / 2;
-    if (total_kib < 512 * MIB)
-        return 40 * MIB + total_kib / 4;
-    if (total_kib < 2048 * MIB)
-        return 104 * MIB + total_kib / 8;
-    if (total_kib < 8192 * MIB)
-        return 232 * MIB + total_kib / 16;
-    return 488 * MIB + total_kib / 32;
+    if (total_kib < 128 * KIB_PER_MIB)
+        return 8 * KIB_PER_MIB + total_kib / 2;
+    if (total_kib < 512 * KIB_PER_MIB)
+        return 40 * KIB_PER_MIB + total_kib / 4;
+    if (total_kib < 2048 * KIB_PER_MIB)
+        return 104 * KIB_PER_MIB + total_kib / 8;
+    if (total_kib < 8192 * KIB_PER_MIB)
+        return 232 * KIB_PER_MIB + total_kib / 16;
+    return 488 * KIB_PER_MIB + total_kib / 32;
 }
 
 static guint64 round_up_mib(guint64 kib)
 {
-    if (kib > G_MAXUINT64 - MIB)
+    if (kib > G_MAXUINT64 - KIB_PER_MIB)
         return kib;
-    return (kib + MIB - 1) / MIB * MIB;
+    return (kib + KIB_PER_MIB - 1) / KIB_PER_MIB * KIB_PER_MIB;
 }
 
 static guint64 sub0(guint64 a, guint64 b)
@@ -367,7 +366,7 @@ static guint64 absdiff(guint64 a, guint64 b)
 /* KiB shown as whole MiB, rounded to nearest. */
 static guint64 mib(guint64 kib)
 {
-    return (kib + MIB / 2) / MIB;
+    return (kib + KIB_PER_MIB / 2) / KIB_PER_MIB;
 }
 
 /* Why memory may not be taken from a VM now (rule 2); counted for the
@@ -714,7 +713,7 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
         why_add(w,
                 "MemAvailable %" G_GUINT64_FORMAT
                 " MiB falling %.0f MiB/s, under headroom %" G_GUINT64_FORMAT " MiB within %.1f s",
-                mib(w->avail), rt.used_rate / MIB, mib(w->headroom), lead_s);
+                mib(w->avail), rt.used_rate / KIB_PER_MIB, mib(w->headroom), lead_s);
         w->pressured = TRUE;
     }
     if (rt.ok && rt.majfault_rate > cfg->major_faults_per_s) {
@@ -832,7 +831,7 @@ static double policy_rho(const PolicyWork *w, const PolicyConfig *cfg)
 {
     double k = 1.0 / (1.0 - cfg->idle_tax_pct / 100.0);
     double f = w->total > 0 ? (double)w->used / (double)w->total : 1.0;
-    double pages = (double)MAX(w->cur, 1) / MIB;
+    double pages = (double)MAX(w->cur, 1) / KIB_PER_MIB;
 
     return (double)w->shares / (pages * (f + k * (1.0 - f)));
 }
