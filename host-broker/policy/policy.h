@@ -3,9 +3,12 @@
  * The balloon policy: plan = policy_decide(host, vms, config, now).
  *
  * Pure: no file, clock or libvirt call in here. The broker collects facts into
- * these structs, calls policy_decide(), applies the plan and stores each VM's
- * PolicyVmMemory from the plan for the next cycle. Tests and trace replays do
- * the same with made-up data. docs/policy.md explains the rules.
+ * these structs, calls policy_decide(), applies the plan, stores each VM's
+ * PolicyVmMemory from the plan and passes back what its set-memory calls did
+ * (PolicyVm.applied_target_kib, setmem_failed_us) in the next cycle. Every
+ * rule lives in here, the safety net included (policy-balloon.c): tests,
+ * trace replays and simulators do the same with made-up data and get the
+ * whole policy. docs/policy.md explains the rules.
  *
  * Units: memory in KiB, time in microseconds of a monotonic clock. Sizes above
  * 2^50 KiB (1 EiB) are taken as 2^50.
