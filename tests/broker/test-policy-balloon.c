@@ -6,32 +6,11 @@
  * as applied and is retried with back-off. Driven like a simulator: only
  * policy_decide(), carrying the memory and reporting what the "calls" did.
  */
-#include "policy.h"
+#include "policy-fixture.h"
 
 #include <string.h>
 
 #pragma GCC diagnostic ignored "-Wnull-dereference"
-
-#define MIB KIB_PER_MIB
-#define GIB KIB_PER_GIB
-#define MS  ((gint64)1000)
-#define SEC ((gint64)1000000)
-#define NOW (1000 * SEC)
-
-static PolicyConfig cfg(void)
-{
-    PolicyConfig c;
-
-    policy_config_init_defaults(&c);
-    return c;
-}
-
-static PolicyHost host_ok(void)
-{
-    PolicyHost h = {.mem_total_kib = 24 * GIB, .mem_available_kib = 16 * GIB};
-
-    return h;
-}
 
 /* A VM nothing is known about (no agent, no guest stats): only the floor net
  * can act on it. Floor 3 GiB, balloon at 2 GiB, max 4 GiB. */

@@ -3,7 +3,7 @@
  * Unit tests of the balloon policy: every rule and its boundaries, with
  * made-up hosts and VMs (the policy is pure, so no fixture is needed).
  */
-#include "policy.h"
+#include "policy-fixture.h"
 
 #include <math.h>
 #include <string.h>
@@ -13,30 +13,9 @@
  * assertions. */
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 
-#define MIB   ((guint64)1024)
-#define GIB   (1024 * MIB)
-#define MS    ((gint64)1000)
-#define SEC   ((gint64)1000000)
-#define NOW   (1000 * SEC)
 #define NAMES 64
 
 static char names[NAMES][16];
-
-static PolicyConfig cfg(void)
-{
-    PolicyConfig c;
-
-    policy_config_init_defaults(&c);
-    return c;
-}
-
-/* A host with plenty: 24 GiB, 16 GiB available, no PSI. */
-static PolicyHost host_ok(void)
-{
-    PolicyHost h = {.mem_total_kib = 24 * GIB, .mem_available_kib = 16 * GIB};
-
-    return h;
-}
 
 /* A host short of its reserve (5 % of MemTotal) by `short_kib`: 24 GiB of
  * RAM, or 400 GiB when the shortfall is bigger than a 1.2 GiB reserve. */
