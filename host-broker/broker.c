@@ -344,6 +344,39 @@ static gboolean on_request_report(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+/* One set-memory call: the event, and its outcome recorded for the next
+ * cycle's facts (rule 9 of the policy takes a failed one back). */
+static void broker_set_memory(Broker *b, BrokerVm *vm, guint64 target)
+{
+    g_autoptr(GError) e = NULL;
+    gint64 t0 = broker_now_us();
+    gboolean ok = virt_set_memory(b->virt, vm->uuid, target, &e);
+    gint64 call_us = broker_now_us() - t0;
+    json_object *f = json_object_new_object();
+
+    json_object_object_add(f, "target_kib", json_object_new_uint64(target));
+    json_object_object_add(f, "ok", json_object_new_boolean(ok));
+    if (!ok)
+        json_object_object_add(f, "error", json_object_new_string(e->message));
+    json_object_object_add(f, "call_us", json_object_new_int64(call_us));
+    evlog_emit(b->log, "set-memory", vm->name, f);
+    if (!ok) {
+        vm->setmem_failed_us = MAX(t0, 1);
+        evlog_say(b->log, TRUE,
+                  "%s: setting the balloon to %" G_GUINT64_FORMAT
+                  " MiB failed: %s (retried with back-off)",
+                  vm->name, target / KIB_PER_MIB, e->message);
+        return;
+    }
+    vm->setmem_failed_us = 0;
+    vm->target_kib = target;
+    vm->target_at_us = t0;
+    if (vm->session != NULL) {
+        g_clear_handle_id(&vm->request_id, g_source_remove);
+        vm->request_id = g_timeout_add(BROKER_REQUEST_AFTER_MS, on_request_report, vm);
+    }
+}
+
 /* Apply one action of the plan and record what happened: the decision (said
  * "would" when not applied), the set-memory call and its outcome, which the
  * next cycle passes back to the policy (rule 9). */
@@ -392,33 +425,7 @@ static void broker_apply(Broker *b, BrokerVm *vm, const PolicyAction *a, PolicyM
     if (!applied)
         return;
 
-    g_autoptr(GError) e = NULL;
-    gint64 t0 = broker_now_us();
-    gboolean ok = virt_set_memory(b->virt, vm->uuid, target, &e);
-    gint64 call_us = broker_now_us() - t0;
-    f = json_object_new_object();
-    json_object_object_add(f, "target_kib", json_object_new_uint64(target));
-    json_object_object_add(f, "ok", json_object_new_boolean(ok));
-    if (!ok)
-        json_object_object_add(f, "error", json_object_new_string(e->message));
-    json_object_object_add(f, "call_us", json_object_new_int64(call_us));
-    evlog_emit(b->log, "set-memory", vm->name, f);
-    if (!ok) {
-        /* Not applied: the policy takes its target back and retries later. */
-        vm->setmem_failed_us = MAX(t0, 1);
-        evlog_say(b->log, TRUE,
-                  "%s: setting the balloon to %" G_GUINT64_FORMAT
-                  " MiB failed: %s (retried with back-off)",
-                  vm->name, target / KIB_PER_MIB, e->message);
-        return;
-    }
-    vm->setmem_failed_us = 0;
-    vm->target_kib = target;
-    vm->target_at_us = t0;
-    if (vm->session != NULL) {
-        g_clear_handle_id(&vm->request_id, g_source_remove);
-        vm->request_id = g_timeout_add(BROKER_REQUEST_AFTER_MS, on_request_report, vm);
-    }
+    broker_set_memory(b, vm, target);
 }
 
 /* A note's shape: its text with every number replaced, so that "300 MiB

@@ -1084,6 +1084,59 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
     }
 }
 
+/* The plan's actions, deflates first (they are the urgent ones), and what
+ * AUTO VMs remember of them. */
+static void plan_actions(PolicyWork *works, gsize n_vms, PolicyPlan *plan, gint64 now_us)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        PolicyActionKind kind = pass == 0 ? POLICY_ACTION_DEFLATE : POLICY_ACTION_INFLATE;
+
+        for (gsize i = 0; i < n_vms; i++) {
+            PolicyWork *w = &works[i];
+            PolicyAction a = {0};
+
+            if (w->vm == NULL || !w->act || w->kind != kind)
+                continue;
+            a.vm = i;
+            a.kind = kind;
+            a.code = w->code;
+            /* propose() clamped it already; said again where the plan leaves */
+            a.target_kib = CLAMP(w->target, w->floor, w->max);
+            g_strlcpy(a.reason, w->reason, sizeof(a.reason));
+            g_array_append_val(plan->actions, a);
+            if (!w->applied)
+                continue;                       /* OBSERVE: nothing happens, nothing to remember */
+            policy_setmem_save(w->mem, now_us); /* taken back if the call fails */
+            if (kind == POLICY_ACTION_INFLATE) {
+                if (w->mem->reclaimed_from_kib == 0)
+                    w->mem->reclaimed_from_kib = w->cur;
+                w->mem->last_inflate_us = now_us;
+            } else if (w->target >= w->mem->reclaimed_from_kib) {
+                w->mem->reclaimed_from_kib = 0;
+            }
+            w->mem->last_target_kib = w->target;
+            w->mem->target_set_us = now_us;
+        }
+    }
+}
+
+/* Rule 8, last: whatever was (not) decided, no balloon stays below its floor. */
+static void plan_floor_net(PolicyWork *works, gsize n_vms, const PolicyConfig *config,
+                           PolicyPlan *plan, gint64 now_us)
+{
+    for (gsize i = 0; i < n_vms; i++) {
+        PolicyWork *w = &works[i];
+        PolicyAction a = {0};
+
+        if (w->vm == NULL || w->act || w->hold)
+            continue;
+        if (!policy_floor_net(w->mem, w->vm, w->name, w->floor, w->actual, config, now_us, &a))
+            continue;
+        a.vm = i;
+        g_array_append_val(plan->actions, a);
+    }
+}
+
 guint64 policy_vm_floor(const PolicyConfig *config, guint64 floor_kib, guint64 max_kib)
 {
     guint64 floor = MAX(floor_kib, config->min_floor_kib);
@@ -1144,50 +1197,8 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
 
     decide_host(works, n_vms, host, config, plan, now_us);
 
-    /* Deflates first: they are the urgent ones. */
-    for (int pass = 0; pass < 2; pass++) {
-        PolicyActionKind kind = pass == 0 ? POLICY_ACTION_DEFLATE : POLICY_ACTION_INFLATE;
-
-        for (gsize i = 0; i < n_vms; i++) {
-            PolicyWork *w = &works[i];
-            PolicyAction a = {0};
-
-            if (w->vm == NULL || !w->act || w->kind != kind)
-                continue;
-            a.vm = i;
-            a.kind = kind;
-            a.code = w->code;
-            /* propose() clamped it already; said again where the plan leaves */
-            a.target_kib = CLAMP(w->target, w->floor, w->max);
-            g_strlcpy(a.reason, w->reason, sizeof(a.reason));
-            g_array_append_val(plan->actions, a);
-            if (!w->applied)
-                continue;                       /* OBSERVE: nothing happens, nothing to remember */
-            policy_setmem_save(w->mem, now_us); /* taken back if the call fails */
-            if (kind == POLICY_ACTION_INFLATE) {
-                if (w->mem->reclaimed_from_kib == 0)
-                    w->mem->reclaimed_from_kib = w->cur;
-                w->mem->last_inflate_us = now_us;
-            } else if (w->target >= w->mem->reclaimed_from_kib) {
-                w->mem->reclaimed_from_kib = 0;
-            }
-            w->mem->last_target_kib = w->target;
-            w->mem->target_set_us = now_us;
-        }
-    }
-
-    /* Rule 8, last: whatever was (not) decided, no balloon stays below its floor. */
-    for (gsize i = 0; i < n_vms; i++) {
-        PolicyWork *w = &works[i];
-        PolicyAction a = {0};
-
-        if (w->vm == NULL || w->act || w->hold)
-            continue;
-        if (!policy_floor_net(w->mem, w->vm, w->name, w->floor, w->actual, config, now_us, &a))
-            continue;
-        a.vm = i;
-        g_array_append_val(plan->actions, a);
-    }
+    plan_actions(works, n_vms, plan, now_us);
+    plan_floor_net(works, n_vms, config, plan, now_us);
     return plan;
 }
 
