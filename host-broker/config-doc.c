@@ -235,7 +235,7 @@ static void man_key(GString *s, const ConfigKey *k, const char *def, const char 
         g_string_append(s, " = ");
         append_roff(s, def[0] ? def : "(empty)");
     }
-    g_string_append_c(s, '\n');
+    g_string_append(s, "\n\\&"); /* a doc may start with "..." */
     append_roff(s, k->doc);
     if (k->group != NULL) {
         GString *r = g_string_new(NULL);

@@ -532,8 +532,11 @@ static void test_bad_config(Fixture *f, gconstpointer data)
 static void test_reload_keeps_running(Fixture *f, gconstpointer data)
 {
     g_autoptr(GError) e = NULL;
-    BrokerOptions opt = {.uri = f->uri, .config_path = f->conf, .config_explicit = FALSE,
-                         .event_log = f->evlog, .host_root = f->host_root};
+    BrokerOptions opt = {.uri = f->uri,
+                         .config_path = f->conf,
+                         .config_explicit = FALSE,
+                         .event_log = f->evlog,
+                         .host_root = f->host_root};
 
     g_assert_true(g_file_set_contents(f->conf, "[policy]\nmin_floor = 6GiB\n", -1, NULL));
     f->b = broker_new(&opt, &e);
@@ -556,8 +559,8 @@ static void test_reload_keeps_running(Fixture *f, gconstpointer data)
     g_clear_error(&e);
 
     /* Broken: likewise, with the line. */
-    g_assert_true(g_file_set_contents(f->conf, "[policy]\nmin_floor = 1GiB\nreclaim_step = x\n",
-                                      -1, NULL));
+    g_assert_true(
+        g_file_set_contents(f->conf, "[policy]\nmin_floor = 1GiB\nreclaim_step = x\n", -1, NULL));
     g_assert_false(broker_reload(f->b, &e));
     g_autofree char *want = g_strdup_printf("%s:3: [policy] reclaim_step: ", f->conf);
     g_assert_true(g_str_has_prefix(e->message, want));
