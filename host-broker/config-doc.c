@@ -21,11 +21,6 @@ static void append_rules(GString *s, const ConfigKey *k, gboolean man)
     }
 }
 
-static char *default_text(const ConfigKey *k, const Config *defaults)
-{
-    return config_value_format(k, defaults);
-}
-
 static char *doc_markdown(const char *group)
 {
     GString *s = g_string_new("| key | default | unit | range | meaning |\n"
@@ -37,7 +32,7 @@ static char *doc_markdown(const char *group)
         const ConfigKey *k = &config_key_table[i];
         if (strcmp(k->group, group) != 0)
             continue;
-        g_autofree char *def = default_text(k, &d);
+        g_autofree char *def = config_value_format(k, &d);
         g_autofree char *range = config_value_range(k);
         g_autofree char *shown = def[0] ? g_strdup_printf("`%s`", def) : g_strdup("empty");
         g_string_append_printf(s, "| `%s` | %s | %s | %s | %s", k->name, shown,
@@ -61,7 +56,7 @@ static char *doc_summary(const char *group)
         const ConfigKey *k = &config_key_table[i];
         if (strcmp(k->group, group) != 0)
             continue;
-        g_autofree char *def = default_text(k, &d);
+        g_autofree char *def = config_value_format(k, &d);
         g_autofree char *cell = g_strdup_printf("%s = %s", k->name, def);
         if (col == 2) {
             g_string_append_printf(s, "%s\n", cell);
@@ -143,7 +138,7 @@ static char *doc_example(void)
             const ConfigKey *k = &config_key_table[i];
             if (strcmp(k->group, grp->name) != 0)
                 continue;
-            g_autofree char *def = default_text(k, &d);
+            g_autofree char *def = config_value_format(k, &d);
             g_autofree char *range = config_value_range(k);
             const char *unit = config_value_unit(k);
             gboolean show_unit = k->kind <= CONFIG_KIND_RATE && strcmp(unit, "—") != 0;
@@ -273,7 +268,7 @@ static char *doc_man(void)
             const ConfigKey *k = &config_key_table[i];
             if (strcmp(k->group, grp->name) != 0)
                 continue;
-            g_autofree char *def = default_text(k, &d);
+            g_autofree char *def = config_value_format(k, &d);
             man_key(s, k, def, NULL);
         }
     }
@@ -294,20 +289,11 @@ static char *doc_man(void)
     return g_string_free(s, FALSE);
 }
 
-static gboolean group_known(const char *group)
-{
-    for (gsize i = 0; i < config_group_count; i++) {
-        if (strcmp(config_group_table[i].name, group) == 0)
-            return TRUE;
-    }
-    return FALSE;
-}
-
 char *config_doc(const char *format)
 {
-    if (g_str_has_prefix(format, "markdown:") && group_known(format + 9))
+    if (g_str_has_prefix(format, "markdown:") && config_group_known(format + 9))
         return doc_markdown(format + 9);
-    if (g_str_has_prefix(format, "summary:") && group_known(format + 8))
+    if (g_str_has_prefix(format, "summary:") && config_group_known(format + 8))
         return doc_summary(format + 8);
     if (strcmp(format, "metadata") == 0)
         return doc_metadata();

@@ -271,6 +271,15 @@ const ConfigKey config_meta_table[] = {
 };
 const gsize config_meta_count = G_N_ELEMENTS(config_meta_table);
 
+gboolean config_group_known(const char *group)
+{
+    for (gsize i = 0; i < config_group_count; i++) {
+        if (strcmp(config_group_table[i].name, group) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 const ConfigKey *config_key_find(const char *group, const char *name)
 {
     for (gsize i = 0; i < config_key_count; i++) {

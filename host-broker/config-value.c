@@ -172,8 +172,7 @@ static gboolean parse_group(const char *text, gsize size)
     return TRUE;
 }
 
-/* Printable and short, for messages about hostile values. */
-static char *quote(const char *v)
+char *config_value_printable(const char *v)
 {
     g_autofree char *shortv = g_utf8_make_valid(v, MIN(strlen(v), 64));
     return g_strescape(shortv, NULL);
@@ -287,7 +286,7 @@ static char *want(const ConfigKey *k)
 
 static gboolean fail(const ConfigKey *k, const char *text, const char *detail, GError **error)
 {
-    g_autofree char *q = quote(text);
+    g_autofree char *q = config_value_printable(text);
     g_autofree char *w = want(k);
 
     g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "invalid value \"%s\" (want %s%s%s)", q, w,
@@ -306,7 +305,7 @@ static gboolean parse_domains(const ConfigKey *k, const char *text, char ***out,
         if (*name == '\0')
             continue;
         if (strlen(name) > 255 || strchr(name, '/')) {
-            g_autofree char *q = quote(name);
+            g_autofree char *q = config_value_printable(name);
             g_autofree char *d = g_strdup_printf("\"%s\" is not a domain name", q);
             return fail(k, text, d, error);
         }

@@ -91,6 +91,7 @@ extern const gsize config_rule_count;
 extern const ConfigKey config_meta_table[];
 extern const gsize config_meta_count;
 
+gboolean config_group_known(const char *group);
 const ConfigKey *config_key_find(const char *group, const char *name);
 
 /*
@@ -108,6 +109,10 @@ char *config_value_range(const ConfigKey *k);
 
 /* "size", "ms", "%", "bool", ...: the unit column of the docs. */
 const char *config_value_unit(const ConfigKey *k);
+
+/* Printable, short (64 bytes) and escaped: for messages about values (and
+ * names) from a file or a guest, which may hold any bytes. */
+char *config_value_printable(const char *text);
 
 /* The number parsers, for tests: FALSE on garbage or overflow. */
 gboolean config_parse_size(const char *text, ConfigUnit unit, guint64 *out);

@@ -131,15 +131,6 @@ static guint locate_syntax_error(const char *text, gsize len)
     return line ? line : 1;
 }
 
-static gboolean group_known(const char *group)
-{
-    for (gsize i = 0; i < config_group_count; i++) {
-        if (strcmp(config_group_table[i].name, group) == 0)
-            return TRUE;
-    }
-    return FALSE;
-}
-
 /* The problems of one load: lines, and the code of the first. */
 typedef struct {
     const char *name;
@@ -150,13 +141,6 @@ typedef struct {
     GPtrArray *warnings; /* char *, or NULL */
     gint first_code;
 } Load;
-
-/* A name from the file as it may be printed (the file may hold any bytes). */
-static char *printable(const char *name)
-{
-    g_autofree char *valid = g_utf8_make_valid(name, MIN(strlen(name), 64));
-    return g_strescape(valid, NULL);
-}
 
 /* A name some ballast could have: anything else is a broken file, not a
  * newer one, and an error even when unknown names are only warnings. */
@@ -181,7 +165,8 @@ static void problem(Load *l, gint code, const char *group, const char *key, cons
     va_start(ap, fmt);
     g_autofree char *what = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    g_autofree char *g = printable(group), *k = key ? printable(key) : NULL;
+    g_autofree char *g = config_value_printable(group);
+    g_autofree char *k = key ? config_value_printable(key) : NULL;
     char *msg = key ? g_strdup_printf("%s:%u: [%s] %s: %s", l->name, line, g, k, what)
                     : g_strdup_printf("%s:%u: [%s]: %s", l->name, line, g, what);
     if (warn) {
@@ -246,7 +231,7 @@ static void load_groups(Load *l, GKeyFile *kf, Config *next)
 
     for (guint i = 0; groups[i]; i++) {
         const char *group = groups[i];
-        if (!group_known(group)) {
+        if (!config_group_known(group)) {
             if (is_name(group))
                 problem(l, CONFIG_ERROR_GROUP, group, NULL, "unknown group");
             else
