@@ -274,16 +274,18 @@ gboolean config_load_data(Config *cfg, const char *name, const char *text, gsize
     /* A byte-order mark (some editors write one) is not content. */
     if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
         text += 3, len -= 3;
-    if (len > CONFIG_FILE_MAX) {
-        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX,
-                    "%s: larger than %d bytes: not a ballastd.conf", name, CONFIG_FILE_MAX);
-    } else if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &e)) {
-        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX, "%s:%u: %s", name,
-                    locate_syntax_error(text, len), e->message);
-    }
-    if (error && *error) {
+    char *syntax = NULL;
+    if (len > CONFIG_FILE_MAX)
+        syntax = g_strdup_printf("%s: larger than %d bytes: not a ballastd.conf", name,
+                                 CONFIG_FILE_MAX);
+    else if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &e))
+        syntax = g_strdup_printf("%s:%u: %s", name, locate_syntax_error(text, len), e->message);
+    if (syntax != NULL) {
+        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX, "%s", syntax);
         if (errors)
-            g_ptr_array_add(errors, g_strdup((*error)->message));
+            g_ptr_array_add(errors, syntax);
+        else
+            g_free(syntax);
         return FALSE;
     }
 

@@ -209,6 +209,8 @@ static void test_syntax(void)
     config_init_defaults(&cfg);
     g_assert_false(config_load_data(&cfg, "junk", junk, sizeof(junk) - 1, 0, NULL, NULL, &e));
     g_assert_nonnull(e);
+    /* Refused without anyone asking why, too. */
+    g_assert_false(config_load_data(&cfg, "x", "[broker\n", 8, 0, NULL, NULL, NULL));
 }
 
 static void test_bom_crlf_huge(void)
