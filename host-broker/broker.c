@@ -909,6 +909,25 @@ static void broker_arm_timers(Broker *b)
     b->poll_id = g_timeout_add(b->cfg.channel_poll_ms, on_poll, b);
 }
 
+/* Load the file into *cfg, saying each warning (unknown group or key) in one
+ * line; before the event log is open (at start) on stderr. */
+static gboolean broker_load_config(Broker *b, Config *cfg, ConfigLoadFlags flags, GError **error)
+{
+    g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func(g_free);
+
+    if (b->opt.strict)
+        flags |= CONFIG_LOAD_STRICT;
+    if (!config_load_file(cfg, b->config_path, flags, warnings, NULL, error))
+        return FALSE;
+    for (guint i = 0; i < warnings->len; i++) {
+        if (b->log)
+            evlog_say(b->log, TRUE, "warning: %s (ignored)", (char *)warnings->pdata[i]);
+        else
+            g_printerr("ballastd: warning: %s (ignored)\n", (char *)warnings->pdata[i]);
+    }
+    return TRUE;
+}
+
 gboolean broker_reload(Broker *b, GError **error)
 {
     Config next;
@@ -919,8 +938,10 @@ gboolean broker_reload(Broker *b, GError **error)
         evlog_say(b->log, TRUE, "cannot reopen the event log, keeping the old one: %s", e->message);
         g_clear_error(&e);
     }
+    /* A file that has gone is an error here, never the defaults: a reload
+     * must not quietly drop the floors and reserves in force. */
     config_init_defaults(&next);
-    if (!config_load_file(&next, b->config_path, b->opt.config_explicit, &e)) {
+    if (!broker_load_config(b, &next, CONFIG_LOAD_MUST_EXIST, &e)) {
         config_clear(&next);
         json_object *f = json_object_new_object();
         json_object_object_add(f, "ok", json_object_new_boolean(FALSE));
@@ -979,7 +1000,8 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     b->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
     b->notes = evlog_once_new(BROKER_NOTE_REPEAT_US);
     config_init_defaults(&b->cfg);
-    if (!config_load_file(&b->cfg, b->config_path, options->config_explicit, error))
+    if (!broker_load_config(b, &b->cfg, options->config_explicit ? CONFIG_LOAD_MUST_EXIST : 0,
+                            error))
         return NULL;
     broker_apply_overrides(b, &b->cfg);
     b->control_path =

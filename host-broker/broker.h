@@ -17,7 +17,8 @@
 typedef struct {
     const char *uri;          /* libvirt URI */
     const char *config_path;  /* ballastd.conf */
-    gboolean config_explicit; /* --config given: a missing file is an error */
+    gboolean config_explicit; /* --config given: a missing file is an error at start */
+    gboolean strict;          /* unknown groups and keys are errors, not warnings */
     gboolean dry_run;         /* decide and log, never act */
     const char *control_path; /* NULL: from the configuration */
     const char *event_log;    /* NULL: none */
@@ -40,8 +41,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Broker, broker_free)
 gboolean broker_run(Broker *b, GError **error);
 void broker_quit(Broker *b, const char *why);
 
-/* Re-read the configuration (SIGHUP, ballastctl reload). On error the
- * running configuration stays in force. */
+/* Re-read the configuration (SIGHUP, ballastctl reload). On error, a missing
+ * file included (even on the default path, which may be absent at start), the
+ * running configuration stays in force and error says why in one line. */
 gboolean broker_reload(Broker *b, GError **error);
 
 /*

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The configuration engine: load a key file over the table's defaults,
+ * validate it, say where it is wrong, print what is in force (config.h).
+ */
 #include "ballast-config.h"
 
 #include "config.h"
 
-#include <errno.h>
 #include <string.h>
 
-#include "protocol.h"
+#include "config-value.h"
+#include "domxml.h"
 
 GQuark config_error_quark(void)
 {
@@ -19,75 +23,37 @@ GQuark config_error_quark(void)
 void config_init_defaults(Config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->interval_ms = BL_PROTO_INTERVAL_DEFAULT_MS;
-    cfg->tick_ms = 1000;
-    cfg->stats_period_s = 1;
-    cfg->default_mode = POLICY_MODE_AUTO;
-    cfg->default_ksm = POLICY_KSM_AUTO;
-    cfg->allow_qemu_monitor = FALSE;
-    g_strlcpy(cfg->control_socket, BALLAST_RUNSTATEDIR "/ballast/ballastd.sock",
-              sizeof(cfg->control_socket));
-    cfg->psi_trigger = CONFIG_PSI_TRIGGER_SOME;
-    cfg->psi_trigger_stall_us = 100000;
-    cfg->psi_trigger_window_us = 1000000;
-    cfg->rate_limit_per_s = 50;
-    cfg->rate_limit_burst = 100;
-    cfg->read_budget_bytes = 65536;
-    cfg->channel_poll_ms = 1000;
-    cfg->session_retry_ms = 2000;
-    cfg->reconnect_min_ms = 500;
-    cfg->reconnect_max_ms = 30000;
-    policy_config_init_defaults(&cfg->policy);
-    ksm_config_init_defaults(&cfg->ksm);
+    for (gsize i = 0; i < config_key_count; i++) {
+        gboolean ok = config_value_parse(&config_key_table[i], config_key_table[i].def, cfg, NULL);
+        g_assert(ok); /* the defaults are part of the program (and tested) */
+    }
 }
 
 void config_clear(Config *cfg)
 {
-    ksm_config_clear(&cfg->ksm);
-}
-
-static const char *const mode_names[] = {
-    [POLICY_MODE_AUTO] = "auto",
-    [POLICY_MODE_OBSERVE] = "observe",
-    [POLICY_MODE_OFF] = "off",
-};
-
-static const char *const ksm_names[] = {
-    [POLICY_KSM_AUTO] = "auto",
-    [POLICY_KSM_NEVER] = "never",
-    [POLICY_KSM_ALWAYS] = "always",
-};
-
-const char *config_mode_name(PolicyMode mode)
-{
-    return (guint)mode < G_N_ELEMENTS(mode_names) ? mode_names[mode] : "?";
-}
-
-gboolean config_parse_mode(const char *text, PolicyMode *mode)
-{
-    for (guint i = 0; i < G_N_ELEMENTS(mode_names); i++) {
-        if (g_strcmp0(text, mode_names[i]) == 0) {
-            *mode = (PolicyMode)i;
-            return TRUE;
-        }
+    for (gsize i = 0; i < config_key_count; i++) {
+        const ConfigKey *k = &config_key_table[i];
+        if (k->store == CONFIG_STORE_STRV)
+            g_clear_pointer((char ***)G_STRUCT_MEMBER_P(cfg, k->offset), g_strfreev);
     }
-    return FALSE;
 }
 
-const char *config_ksm_name(PolicyKsm ksm)
+/* The modules' own init functions take their defaults from the same rows. */
+void policy_config_init_defaults(PolicyConfig *config)
 {
-    return (guint)ksm < G_N_ELEMENTS(ksm_names) ? ksm_names[ksm] : "?";
+    Config cfg;
+
+    config_init_defaults(&cfg);
+    *config = cfg.policy;
+    config_clear(&cfg);
 }
 
-gboolean config_parse_ksm(const char *text, PolicyKsm *ksm)
+void ksm_config_init_defaults(KsmConfig *config)
 {
-    for (guint i = 0; i < G_N_ELEMENTS(ksm_names); i++) {
-        if (g_strcmp0(text, ksm_names[i]) == 0) {
-            *ksm = (PolicyKsm)i;
-            return TRUE;
-        }
-    }
-    return FALSE;
+    Config cfg;
+
+    config_init_defaults(&cfg);
+    *config = cfg.ksm; /* takes what it owns (latency_sensitive) */
 }
 
 /* ---- locating a key's line (GKeyFile does not report line numbers) ---- */
@@ -165,265 +131,258 @@ static guint locate_syntax_error(const char *text, gsize len)
     return line ? line : 1;
 }
 
-/* ---- [broker] ---- */
-
-typedef enum {
-    KEY_UINT,
-    KEY_BOOL,
-    KEY_MODE,
-    KEY_KSM,
-    KEY_PATH,
-    KEY_PSI_TRIGGER,
-} KeyType;
-
+/* The problems of one load: lines, and the code of the first. */
 typedef struct {
     const char *name;
-    KeyType type;
-    gsize offset;
-    guint64 min, max;
-} KeyDesc;
+    const char *text;
+    gsize len;
+    ConfigLoadFlags flags;
+    GPtrArray *errors;   /* char * */
+    GPtrArray *warnings; /* char *, or NULL */
+    gint first_code;
+} Load;
 
-#define K_UINT(n, lo, hi)                                                                          \
-    {                                                                                              \
-#n, KEY_UINT, G_STRUCT_OFFSET(Config, n), lo, hi                                           \
-    }
-static const KeyDesc broker_keys[] = {
-    K_UINT(interval_ms, BL_PROTO_INTERVAL_MIN_MS, BL_PROTO_INTERVAL_MAX_MS),
-    K_UINT(tick_ms, 100, 60000),
-    K_UINT(stats_period_s, 0, 3600),
-    {"default_mode", KEY_MODE, G_STRUCT_OFFSET(Config, default_mode), 0, 0},
-    {"default_ksm", KEY_KSM, G_STRUCT_OFFSET(Config, default_ksm), 0, 0},
-    {"allow_qemu_monitor", KEY_BOOL, G_STRUCT_OFFSET(Config, allow_qemu_monitor), 0, 0},
-    {"control_socket", KEY_PATH, G_STRUCT_OFFSET(Config, control_socket), 0, 0},
-    {"psi_trigger", KEY_PSI_TRIGGER, G_STRUCT_OFFSET(Config, psi_trigger), 0, 0},
-    K_UINT(psi_trigger_stall_us, 1000, BL_PROTO_PSI_WINDOW_MAX_US),
-    K_UINT(psi_trigger_window_us, BL_PROTO_PSI_WINDOW_MIN_US, BL_PROTO_PSI_WINDOW_MAX_US),
-    K_UINT(rate_limit_per_s, 1, 100000),
-    K_UINT(rate_limit_burst, 1, 1000000),
-    K_UINT(read_budget_bytes, 4096, 16777216),
-    K_UINT(channel_poll_ms, 100, 600000),
-    K_UINT(session_retry_ms, 100, 600000),
-    K_UINT(reconnect_min_ms, 100, 600000),
-    K_UINT(reconnect_max_ms, 100, 3600000),
-};
-
-GStrv config_broker_keys(void)
+/* A name some ballast could have: anything else is a broken file, not a
+ * newer one, and an error even when unknown names are only warnings. */
+static gboolean is_name(const char *name)
 {
-    GStrv keys = g_new0(char *, G_N_ELEMENTS(broker_keys) + 1);
-
-    for (guint i = 0; i < G_N_ELEMENTS(broker_keys); i++)
-        keys[i] = g_strdup(broker_keys[i].name);
-    return keys;
+    return name[0] != '\0' &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") ==
+               strlen(name);
 }
 
-static gboolean load_broker_key(Config *cfg, GKeyFile *kf, const KeyDesc *d, GError **error)
+static void problem(Load *l, gint code, const char *group, const char *key, const char *fmt, ...)
+    G_GNUC_PRINTF(5, 6);
+static void problem(Load *l, gint code, const char *group, const char *key, const char *fmt, ...)
 {
-    g_autofree char *raw = g_key_file_get_value(kf, "broker", d->name, error);
-    if (raw == NULL)
-        return FALSE;
-    g_autofree char *v = g_strstrip(g_strdup(raw));
-    void *field = G_STRUCT_MEMBER_P(cfg, d->offset);
+    va_list ap;
+    guint line = config_locate(l->text, l->len, group, key);
+    gboolean warn = (code == CONFIG_ERROR_GROUP || code == CONFIG_ERROR_KEY) &&
+                    !(l->flags & CONFIG_LOAD_STRICT);
 
-    switch (d->type) {
-    case KEY_UINT: {
-        guint64 n;
-        g_autoptr(GError) e = NULL;
-        if (!g_ascii_string_to_unsigned(v, 10, d->min, d->max, &n, &e)) {
-            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
-                        "invalid value \"%s\" (want a whole number from %" G_GUINT64_FORMAT
-                        " to %" G_GUINT64_FORMAT ")",
-                        v, d->min, d->max);
-            return FALSE;
-        }
-        *(guint32 *)field = (guint32)n;
-        return TRUE;
+    if (line == 0)
+        line = config_locate(l->text, l->len, group, NULL);
+    va_start(ap, fmt);
+    g_autofree char *what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_autofree char *g = config_value_printable(group);
+    g_autofree char *k = key ? config_value_printable(key) : NULL;
+    char *msg = key ? g_strdup_printf("%s:%u: [%s] %s: %s", l->name, line, g, k, what)
+                    : g_strdup_printf("%s:%u: [%s]: %s", l->name, line, g, what);
+    if (warn) {
+        if (l->warnings)
+            g_ptr_array_add(l->warnings, msg);
+        else
+            g_free(msg);
+        return;
     }
-    case KEY_BOOL:
-        if (!policy_parse_bool(v, (gboolean *)field)) {
-            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
-                        "invalid value \"%s\" (want true or false)", v);
-            return FALSE;
-        }
-        return TRUE;
-    case KEY_MODE:
-        if (!config_parse_mode(v, (PolicyMode *)field)) {
-            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
-                        "invalid value \"%s\" (want auto, observe or off)", v);
-            return FALSE;
-        }
-        return TRUE;
-    case KEY_KSM:
-        if (!config_parse_ksm(v, (PolicyKsm *)field)) {
-            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
-                        "invalid value \"%s\" (want auto, never or always)", v);
-            return FALSE;
-        }
-        return TRUE;
-    case KEY_PATH:
-        if (v[0] != '/' || strlen(v) >= CONFIG_PATH_MAX) {
-            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
-                        "invalid value \"%s\" (want an absolute path shorter than %d bytes)", v,
-                        CONFIG_PATH_MAX);
-            return FALSE;
-        }
-        g_strlcpy(field, v, CONFIG_PATH_MAX);
-        return TRUE;
-    case KEY_PSI_TRIGGER: {
-        static const char *const names[] = {"none", "some", "full"};
-        for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
-            if (g_strcmp0(v, names[i]) == 0) {
-                *(ConfigPsiTrigger *)field = (ConfigPsiTrigger)i;
-                return TRUE;
-            }
-        }
-        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
-                    "invalid value \"%s\" (want none, some or full)", v);
-        return FALSE;
-    }
+    if (l->errors->len == 0)
+        l->first_code = code;
+    g_ptr_array_add(l->errors, msg);
+}
+
+static double number(const ConfigKey *k, const Config *cfg)
+{
+    const void *field = G_STRUCT_MEMBER_P(cfg, k->offset);
+
+    switch (k->store) {
+    case CONFIG_STORE_U32:
+        return *(const guint32 *)field;
+    case CONFIG_STORE_U64:
+        return (double)*(const guint64 *)field;
+    case CONFIG_STORE_DOUBLE:
+        return *(const double *)field;
+    case CONFIG_STORE_BOOL:
+    case CONFIG_STORE_ENUM:
+    case CONFIG_STORE_CHARS:
+    case CONFIG_STORE_STRV:
+        break;
     }
     g_assert_not_reached();
 }
 
-static gboolean load_broker(Config *cfg, GKeyFile *kf, const char *group, char **bad_key,
-                            GError **error)
+/* Keys that only make sense together. Blame the key written in the file (the
+ * first of the pair when both or neither are). */
+static void check_rules(Load *l, GKeyFile *kf, const Config *cfg)
 {
-    g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
-
-    for (guint i = 0; keys && keys[i]; i++) {
-        const KeyDesc *d = NULL;
-        for (guint j = 0; j < G_N_ELEMENTS(broker_keys); j++) {
-            if (strcmp(keys[i], broker_keys[j].name) == 0)
-                d = &broker_keys[j];
-        }
-        if (d == NULL) {
-            *bad_key = g_strdup(keys[i]);
-            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_KEY, "unknown key");
-            return FALSE;
-        }
-        if (!load_broker_key(cfg, kf, d, error)) {
-            *bad_key = g_strdup(keys[i]);
-            return FALSE;
-        }
+    for (gsize i = 0; i < config_rule_count; i++) {
+        const ConfigRule *r = &config_rule_table[i];
+        const ConfigKey *a = config_key_find(r->group, r->a), *b = config_key_find(r->group, r->b);
+        double va = number(a, cfg), vb = number(b, cfg) * r->factor;
+        gboolean ok = r->op == CONFIG_RULE_BELOW     ? va < vb
+                      : r->op == CONFIG_RULE_AT_MOST ? va <= vb
+                                                     : va >= vb;
+        if (ok)
+            continue;
+        const char *blame = r->a;
+        if (!g_key_file_has_key(kf, r->group, r->a, NULL) &&
+            g_key_file_has_key(kf, r->group, r->b, NULL))
+            blame = r->b;
+        g_autofree char *fa = config_value_format(a, cfg);
+        g_autofree char *fb = config_value_format(b, cfg);
+        problem(l, CONFIG_ERROR_VALUE, r->group, blame, "%s = %s %s %s (%s)", r->a, fa, r->why,
+                r->b, fb);
     }
-
-    /* Keys that only make sense together. */
-    const char *key = NULL;
-    const char *why = NULL;
-    if (cfg->psi_trigger_stall_us >= cfg->psi_trigger_window_us) {
-        key = "psi_trigger_stall_us", why = "must be below psi_trigger_window_us";
-    } else if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
-        key = "reconnect_min_ms", why = "must not exceed reconnect_max_ms";
-    } else if (cfg->rate_limit_burst < cfg->rate_limit_per_s / 10) {
-        key = "rate_limit_burst", why = "must be at least a tenth of rate_limit_per_s";
-    }
-    if (key != NULL) {
-        /* Blame the key actually written, if only one of the pair is. */
-        *bad_key = g_strdup(key);
-        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s", why);
-        return FALSE;
-    }
-    return TRUE;
 }
 
-static gboolean load_policy(Config *cfg, GKeyFile *kf, const char *group, char **bad_key,
-                            GError **error)
+static void load_groups(Load *l, GKeyFile *kf, Config *next)
 {
-    return policy_config_load(&cfg->policy, kf, group, bad_key, error);
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+
+    for (guint i = 0; groups[i]; i++) {
+        const char *group = groups[i];
+        if (!config_group_known(group)) {
+            if (is_name(group))
+                problem(l, CONFIG_ERROR_GROUP, group, NULL, "unknown group");
+            else
+                problem(l, CONFIG_ERROR_SYNTAX, group, NULL, "not a group name");
+            continue;
+        }
+        g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
+        for (guint j = 0; keys && keys[j]; j++) {
+            const ConfigKey *k = config_key_find(group, keys[j]);
+            g_autoptr(GError) e = NULL;
+            if (k == NULL) {
+                if (is_name(keys[j]))
+                    problem(l, CONFIG_ERROR_KEY, group, keys[j], "unknown key");
+                else
+                    problem(l, CONFIG_ERROR_SYNTAX, group, keys[j], "not a key name");
+                continue;
+            }
+            g_autofree char *raw = g_key_file_get_value(kf, group, keys[j], NULL);
+            if (!config_value_parse(k, raw ? raw : "", next, &e))
+                problem(l, CONFIG_ERROR_VALUE, group, keys[j], "%s", e->message);
+        }
+    }
 }
 
-static gboolean load_ksm(Config *cfg, GKeyFile *kf, const char *group, char **bad_key,
-                         GError **error)
+static void add_all(GPtrArray *to, GPtrArray *from)
 {
-    return ksm_config_load(&cfg->ksm, kf, group, bad_key, error);
+    for (guint i = 0; to && i < from->len; i++)
+        g_ptr_array_add(to, g_strdup(from->pdata[i]));
 }
-
-/* One loader per group. */
-typedef gboolean (*ConfigGroupLoader)(Config *cfg, GKeyFile *kf, const char *group, char **bad_key,
-                                      GError **error);
-static const struct {
-    const char *group;
-    ConfigGroupLoader load;
-} config_groups[] = {
-    {"broker", load_broker},
-    {"policy", load_policy},
-    {"ksm", load_ksm},
-};
 
 gboolean config_load_data(Config *cfg, const char *name, const char *text, gsize len,
+                          ConfigLoadFlags flags, GPtrArray *warnings, GPtrArray *errors,
                           GError **error)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) e = NULL;
+    g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
     Config next;
 
     /* A byte-order mark (some editors write one) is not content. */
     if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
         text += 3, len -= 3;
-    if (len > CONFIG_FILE_MAX) {
-        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX,
-                    "%s: larger than %d bytes: not a ballastd.conf", name, CONFIG_FILE_MAX);
-        return FALSE;
-    }
-    if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &e)) {
-        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX, "%s:%u: %s", name,
-                    locate_syntax_error(text, len), e->message);
+    char *syntax = NULL;
+    if (len > CONFIG_FILE_MAX)
+        syntax = g_strdup_printf("%s: larger than %d bytes: not a ballastd.conf", name,
+                                 CONFIG_FILE_MAX);
+    else if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &e))
+        syntax = g_strdup_printf("%s:%u: %s", name, locate_syntax_error(text, len), e->message);
+    if (syntax != NULL) {
+        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX, "%s", syntax);
+        if (errors)
+            g_ptr_array_add(errors, syntax);
+        else
+            g_free(syntax);
         return FALSE;
     }
 
+    Load l = {.name = name,
+              .text = text,
+              .len = len,
+              .flags = flags,
+              .errors = found,
+              .warnings = warnings};
     config_init_defaults(&next);
-    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
-    for (guint i = 0; groups[i]; i++) {
-        ConfigGroupLoader load = NULL;
-        for (guint j = 0; j < G_N_ELEMENTS(config_groups); j++) {
-            if (strcmp(groups[i], config_groups[j].group) == 0)
-                load = config_groups[j].load;
-        }
-        if (load == NULL) {
-            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_GROUP, "%s:%u: [%s]: unknown group", name,
-                        config_locate(text, len, groups[i], NULL), groups[i]);
-            config_clear(&next);
-            return FALSE;
-        }
-        g_autofree char *bad_key = NULL;
-        if (!load(&next, kf, groups[i], &bad_key, &e)) {
-            const char *msg = e ? e->message : "invalid";
-            guint line = bad_key ? config_locate(text, len, groups[i], bad_key) : 0;
-            if (line == 0)
-                line = config_locate(text, len, groups[i], NULL);
-            gint code = CONFIG_ERROR_VALUE;
-            if (e && e->domain == CONFIG_ERROR)
-                code = e->code;
-            else if (g_error_matches(e, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND))
-                code = CONFIG_ERROR_KEY;
-            /* The policy's messages already name "[group] key". */
-            if (msg[0] == '[' || bad_key == NULL)
-                g_set_error(error, CONFIG_ERROR, code, "%s:%u: %s", name, line, msg);
-            else
-                g_set_error(error, CONFIG_ERROR, code, "%s:%u: [%s] %s: %s", name, line, groups[i],
-                            bad_key, msg);
-            config_clear(&next);
-            return FALSE;
-        }
+    load_groups(&l, kf, &next);
+    if (found->len == 0)
+        check_rules(&l, kf, &next);
+    if (found->len > 0) {
+        g_set_error(error, CONFIG_ERROR, l.first_code, "%s", (char *)found->pdata[0]);
+        add_all(errors, found);
+        config_clear(&next);
+        return FALSE;
     }
     config_clear(cfg);
     *cfg = next;
     return TRUE;
 }
 
-gboolean config_load_file(Config *cfg, const char *path, gboolean must_exist, GError **error)
+gboolean config_load_file(Config *cfg, const char *path, ConfigLoadFlags flags, GPtrArray *warnings,
+                          GPtrArray *errors, GError **error)
 {
     g_autofree char *text = NULL;
     gsize len = 0;
     g_autoptr(GError) e = NULL;
 
     if (!g_file_get_contents(path, &text, &len, &e)) {
-        if (g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT) && !must_exist) {
+        if (g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT) &&
+            !(flags & CONFIG_LOAD_MUST_EXIST)) {
             config_clear(cfg);
             config_init_defaults(cfg);
             return TRUE;
         }
         g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_MISSING, "%s: %s", path, e->message);
+        if (errors)
+            g_ptr_array_add(errors, g_strdup_printf("%s: %s", path, e->message));
         return FALSE;
     }
-    return config_load_data(cfg, path, text, len, error);
+    return config_load_data(cfg, path, text, len, flags, warnings, errors, error);
+}
+
+char *config_to_text(const Config *cfg)
+{
+    GString *s = g_string_new(NULL);
+
+    for (gsize g = 0; g < config_group_count; g++) {
+        const char *group = config_group_table[g].name;
+        g_string_append_printf(s, "%s[%s]\n", g ? "\n" : "", group);
+        for (gsize i = 0; i < config_key_count; i++) {
+            const ConfigKey *k = &config_key_table[i];
+            if (strcmp(k->group, group) != 0)
+                continue;
+            g_autofree char *v = config_value_format(k, cfg);
+            g_string_append_printf(s, "%s =%s%s\n", k->name, v[0] ? " " : "", v);
+        }
+    }
+    return g_string_free(s, FALSE);
+}
+
+GStrv config_groups(void)
+{
+    GStrv v = g_new0(char *, config_group_count + 1);
+
+    for (gsize i = 0; i < config_group_count; i++)
+        v[i] = g_strdup(config_group_table[i].name);
+    return v;
+}
+
+GStrv config_keys(const char *group)
+{
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+    for (gsize i = 0; i < config_key_count; i++) {
+        if (strcmp(config_key_table[i].group, group) == 0)
+            g_strv_builder_add(b, config_key_table[i].name);
+    }
+    return g_strv_builder_end(b);
+}
+
+gboolean config_meta_set(struct DomxmlPolicy *policy, const char *attr, const char *value,
+                         GError **error)
+{
+    g_autoptr(GError) e = NULL;
+
+    for (gsize i = 0; i < config_meta_count; i++) {
+        const ConfigKey *k = &config_meta_table[i];
+        if (strcmp(k->name, attr) != 0)
+            continue;
+        if (config_value_parse(k, value, policy, &e))
+            return TRUE;
+        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s: %s", attr, e->message);
+        return FALSE;
+    }
+    return TRUE;
 }

@@ -50,7 +50,9 @@ typedef struct {
     gboolean smart_scan;
 } KsmSysfs;
 
-/* Keys of ballastd.conf group [ksm]; ksm_config_init_defaults() sets the defaults. */
+/* Keys of ballastd.conf group [ksm]; ksm_config_init_defaults() sets the
+ * defaults. Loading them is the configuration engine's (host-broker/config.h),
+ * which also defines ksm_config_init_defaults() from its key table. */
 typedef struct {
     gboolean manage;           /* ballastd owns /sys/kernel/mm/ksm (ksmtuned must not run) */
     guint interval_s;          /* seconds between two controller cycles */
@@ -76,17 +78,6 @@ typedef struct {
 
 void ksm_config_init_defaults(KsmConfig *config);
 void ksm_config_clear(KsmConfig *config);
-
-/*
- * Read group `group` of kf over *config (absent keys keep their value). On a
- * bad value returns FALSE, leaves *config unchanged, sets *bad_key and a
- * one-line error naming key and allowed range. Unknown keys are an error too.
- */
-gboolean ksm_config_load(KsmConfig *config, GKeyFile *kf, const char *group, char **bad_key,
-                         GError **error);
-
-/* The names of the [ksm] keys, NULL-terminated (for tools and doc checks). */
-const char *const *ksm_config_keys(void);
 
 /* Facts for one cycle. */
 typedef struct {

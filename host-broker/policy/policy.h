@@ -29,8 +29,9 @@ typedef enum {
 
 /*
  * Every field is a documented key of ballastd.conf, group [policy]
- * (docs/policy.md has the table); policy_config_init_defaults() sets the
- * defaults. Sizes in KiB, times in ms, percentages 0..100.
+ * (docs/policy.md has the table, generated from host-broker/config-keys.c);
+ * policy_config_init_defaults() sets the defaults. Sizes in KiB, times in ms,
+ * percentages 0..100.
  */
 typedef struct {
     guint32 default_shares; /* shares of a VM whose metadata sets none */
@@ -209,35 +210,16 @@ typedef struct {
                        * "host reserve unmet: 300 MiB short, all VMs at their floor" */
 } PolicyPlan;
 
+/* Every key at its default. Defined by the configuration engine
+ * (host-broker/config-keys.c holds the one table of keys and defaults). */
 void policy_config_init_defaults(PolicyConfig *config);
 
 /* "pressure", "oom", "host-short", ...: stable names for metrics and logs. */
 const char *policy_reason_name(PolicyReason code);
 
-/*
- * Read group `group` of kf over *config (keys absent keep their value). On a
- * bad value, returns FALSE, leaves *config unchanged, sets *bad_key to the
- * offending key (for the caller to locate its line) and error to a one-line
- * message naming key and allowed range. Unknown keys are an error too.
- * A missing group is not an error.
- */
-gboolean policy_config_load(PolicyConfig *config, GKeyFile *kf, const char *group, char **bad_key,
-                            GError **error);
-
-/* The names of the [policy] keys, NULL-terminated (for tools and doc checks). */
-const char *const *policy_config_keys(void);
-
 /* The headroom (KiB) a guest with `total_kib` of RAM should keep available:
  * Hyper-V's balloon floor bands (docs/policy.md). */
 guint64 policy_headroom_kib(guint64 total_kib);
-
-/* Parse a size: plain KiB, or a number with K/KiB, M/MiB, G/GiB, T/TiB
- * (binary units, case-insensitive). FALSE on garbage or overflow. */
-gboolean policy_parse_size(const char *text, guint64 *kib);
-
-/* Parse a boolean: true/yes/1 or false/no/0 (case-insensitive), the one
- * spelling every ballastd.conf group accepts. FALSE on anything else. */
-gboolean policy_parse_bool(const char *text, gboolean *value);
 
 PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_vms,
                           const PolicyConfig *config, gint64 now_us);

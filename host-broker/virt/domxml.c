@@ -72,60 +72,15 @@ static void problem(GString *problems, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Printable and short, for messages about hostile values. */
-static char *quote(const char *v)
-{
-    g_autofree char *shortv = g_utf8_make_valid(v, MIN(strlen(v), 64));
-    return g_strescape(shortv, NULL);
-}
-
+/* Every attribute through the configuration engine: the parsers and the
+ * wording of ballastd.conf. A bad one is left unset and described. */
 static void policy_attrs(const char **names, const char **values, DomxmlPolicy *p,
                          GString *problems)
 {
     for (guint i = 0; names[i]; i++) {
-        const char *n = names[i], *v = values[i];
-        if (strcmp(n, "min") == 0) {
-            guint64 kib;
-            if (policy_parse_size(v, &kib) && kib <= (G_GUINT64_CONSTANT(1) << 40)) {
-                p->has_min = TRUE;
-                p->min_kib = kib;
-            } else {
-                g_autofree char *q = quote(v);
-                problem(problems, "min=\"%s\" is not a size like 1GiB", q);
-            }
-        } else if (strcmp(n, "shares") == 0) {
-            guint64 sh;
-            g_autofree char *sv = g_strstrip(g_strdup(v));
-            if (g_ascii_string_to_unsigned(sv, 10, 1, DOMXML_SHARES_MAX, &sh, NULL)) {
-                p->has_shares = TRUE;
-                p->shares = (guint32)sh;
-            } else {
-                g_autofree char *q = quote(v);
-                problem(problems, "shares=\"%s\" is not a whole number from 1 to %d", q,
-                        DOMXML_SHARES_MAX);
-            }
-        } else if (strcmp(n, "ksm") == 0) {
-            if (config_parse_ksm(v, &p->ksm)) {
-                p->has_ksm = TRUE;
-            } else {
-                g_autofree char *q = quote(v);
-                problem(problems, "ksm=\"%s\" is not auto, never or always", q);
-            }
-        } else if (strcmp(n, "mode") == 0) {
-            if (config_parse_mode(v, &p->mode)) {
-                p->has_mode = TRUE;
-            } else {
-                g_autofree char *q = quote(v);
-                problem(problems, "mode=\"%s\" is not auto, observe or off", q);
-            }
-        } else if (strcmp(n, "latency-sensitive") == 0) {
-            if (policy_parse_bool(v, &p->latency_sensitive)) {
-                p->has_latency_sensitive = TRUE;
-            } else {
-                g_autofree char *q = quote(v);
-                problem(problems, "latency-sensitive=\"%s\" is not yes or no", q);
-            }
-        }
+        g_autoptr(GError) e = NULL;
+        if (!config_meta_set(p, names[i], values[i], &e))
+            problem(problems, "%s", e->message);
     }
 }
 

@@ -25,7 +25,7 @@ typedef enum {
     DOMXML_CHANNEL_DISCONNECTED, /* nobody in the guest listens */
 } DomxmlChannel;
 
-typedef struct {
+typedef struct DomxmlPolicy {
     gboolean has_min;
     guint64 min_kib;
     gboolean has_shares;

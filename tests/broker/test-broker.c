@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker-private.h" /* the configuration in force, for the reload test */
 #include "broker.h"
 #include "control.h"
 #include "evlog.h"
@@ -524,6 +525,68 @@ static void test_bad_config(Fixture *f, gconstpointer data)
     g_assert_nonnull(e);
 }
 
+/* Reload on the default path (no --config): a file that has gone, or gone
+ * bad, keeps the running configuration and says why in one line; it never
+ * falls back to the defaults (a 6 GiB floor once became the 256 MiB default).
+ * At start the same missing file is fine: the defaults. */
+static void test_reload_keeps_running(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) e = NULL;
+    BrokerOptions opt = {.uri = f->uri,
+                         .config_path = f->conf,
+                         .config_explicit = FALSE,
+                         .event_log = f->evlog,
+                         .host_root = f->host_root};
+
+    g_assert_true(g_file_set_contents(f->conf, "[policy]\nmin_floor = 6GiB\n", -1, NULL));
+    f->b = broker_new(&opt, &e);
+    g_assert_no_error(e);
+    g_assert_cmpuint(f->b->cfg.policy.min_floor_kib, ==, 6 * 1024 * 1024);
+
+    /* A good reload applies. */
+    g_assert_true(g_file_set_contents(f->conf, "[policy]\nmin_floor = 7GiB\n", -1, NULL));
+    g_assert_true(broker_reload(f->b, &e));
+    g_assert_no_error(e);
+    g_assert_cmpuint(f->b->cfg.policy.min_floor_kib, ==, 7 * 1024 * 1024);
+
+    /* The file is gone: an error naming it, the 7 GiB floor stays. */
+    g_assert_cmpint(g_unlink(f->conf), ==, 0);
+    g_assert_false(broker_reload(f->b, &e));
+    g_assert_error(e, CONFIG_ERROR, CONFIG_ERROR_MISSING);
+    g_assert_true(g_str_has_prefix(e->message, f->conf));
+    g_assert_null(strchr(e->message, '\n'));
+    g_assert_cmpuint(f->b->cfg.policy.min_floor_kib, ==, 7 * 1024 * 1024);
+    g_clear_error(&e);
+
+    /* Broken: likewise, with the line. */
+    g_assert_true(
+        g_file_set_contents(f->conf, "[policy]\nmin_floor = 1GiB\nreclaim_step = x\n", -1, NULL));
+    g_assert_false(broker_reload(f->b, &e));
+    g_autofree char *want = g_strdup_printf("%s:3: [policy] reclaim_step: ", f->conf);
+    g_assert_true(g_str_has_prefix(e->message, want));
+    g_assert_cmpuint(f->b->cfg.policy.min_floor_kib, ==, 7 * 1024 * 1024);
+    g_clear_error(&e);
+
+    /* Each failure is one "reload" event with ok false and the reason. */
+    g_autoptr(GPtrArray) ev = events(f);
+    guint fails = 0;
+    for (guint i = 0; i < ev->len; i++) {
+        json_object *o = ev->pdata[i];
+        if (g_strcmp0(sget(o, "event"), "reload") == 0 && g_strcmp0(sget(o, "ok"), "false") == 0) {
+            g_assert_nonnull(strstr(sget(o, "error"), f->conf));
+            fails++;
+        }
+    }
+    g_assert_cmpuint(fails, ==, 2);
+
+    /* At start, the default path may be absent: the defaults. */
+    broker_free(f->b);
+    g_unlink(f->conf);
+    f->b = broker_new(&opt, &e);
+    g_assert_no_error(e);
+    g_assert_cmpuint(f->b->cfg.policy.min_floor_kib, ==, 256 * 1024);
+}
+
 /* A --connect URI that can never work stops the start, with the URI named;
  * it is not retried forever. */
 static void test_bad_uri(Fixture *f, gconstpointer data)
@@ -712,6 +775,7 @@ int main(int argc, char **argv)
     T("pressure", test_pressure);
     T("grace", test_grace);
     T("bad-config", test_bad_config);
+    T("reload-keeps-running", test_reload_keeps_running);
     T("bad-uri", test_bad_uri);
     g_test_add_func("/broker/control-idle-client", test_control_idle_client);
     g_test_add_func("/broker/note-key", test_note_key);

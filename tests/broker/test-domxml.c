@@ -166,7 +166,8 @@ static void test_hostile_values(void)
     g_assert_true(p.has_shares);
     g_assert_cmpuint(p.shares, ==, 1);
     g_assert_cmpint(p.ksm, ==, POLICY_KSM_ALWAYS);
-    g_assert_nonnull(strstr(problems->str, "min=\"bad\""));
+    /* The configuration engine's words, as for a key of ballastd.conf. */
+    g_assert_nonnull(strstr(problems->str, "min: invalid value \"bad\""));
 }
 
 static void test_broken_xml(void)

@@ -815,19 +815,9 @@ static void test_cpu_percent(void)
     g_assert_cmpfloat(ksm_cpu_percent(100, 150, 0, S), ==, 0.0);
 }
 
-static gboolean load_conf(KsmConfig *config, const char *text, char **bad_key, GError **error)
-{
-    g_autoptr(GKeyFile) kf = g_key_file_new();
-
-    g_assert_true(g_key_file_load_from_data(kf, text, -1, G_KEY_FILE_NONE, NULL));
-    return ksm_config_load(config, kf, "ksm", bad_key, error);
-}
-
 static void test_config(void)
 {
     KsmConfig c;
-    g_autoptr(GError) error = NULL;
-    char *bad = NULL;
 
     ksm_config_init_defaults(&c);
     g_assert_true(c.manage);
@@ -838,55 +828,7 @@ static void test_config(void)
     g_assert_cmpuint(c.pages_max, ==, 1250);
     g_assert_cmpuint(c.start_below_percent, ==, 20);
 
-    g_assert_true(load_conf(&c, "[other]\nx=1\n", &bad, &error));
-    g_assert_true(
-        load_conf(&c,
-                  "[ksm]\nmanage=false\nuse_advisor=false\nlive_exclusion=false\npages_boost=500\n"
-                  "latency_sensitive=db1; rt-2 ;\nvm_full_scans=5\n",
-                  &bad, &error));
-    g_assert_no_error(error);
-    g_assert_false(c.manage);
-    g_assert_false(c.use_advisor);
-    g_assert_false(c.live_exclusion);
-    g_assert_cmpuint(c.pages_boost, ==, 500);
-    g_assert_cmpuint(c.vm_full_scans, ==, 5);
-    g_assert_cmpuint(g_strv_length(c.latency_sensitive), ==, 2);
-    g_assert_cmpstr(c.latency_sensitive[1], ==, "rt-2");
-
-    static const struct {
-        const char *text, *key, *msg;
-    } bad_cases[] = {
-        {"[ksm]\npages_min=0\n", "pages_min", "1..100000"},
-        {"[ksm]\npages_boost=lots\n", "pages_boost", "pages_boost = lots"},
-        {"[ksm]\npages_boost=-1\n", "pages_boost", "0..100000"},
-        {"[ksm]\nmanage=maybe\n", "manage", "true or false"},
-        {"[ksm]\nbogus=1\n", "bogus", "unknown key"},
-        {"[ksm]\nlive_exclusion=sometimes\n", "live_exclusion", "true or false"},
-        {"[ksm]\nallow_qemu_monitor=true\n", "allow_qemu_monitor", "unknown key"},
-        {"[ksm]\nstart_below_percent=40\n", "start_below_percent", "stop_above_percent"},
-        {"[ksm]\npages_min=2000\n", "pages_min", "pages_max"},
-        {"[ksm]\nlatency_sensitive=a/b\n", "latency_sensitive", "not a domain name"},
-    };
-    for (gsize i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
-        g_clear_error(&error);
-        g_clear_pointer(&bad, g_free);
-        g_assert_false(load_conf(&c, bad_cases[i].text, &bad, &error));
-        g_assert_nonnull(error);
-        g_assert_cmpstr(bad, ==, bad_cases[i].key);
-        if (!strstr(error->message, bad_cases[i].msg))
-            g_error("\"%s\" lacks \"%s\"", error->message, bad_cases[i].msg);
-        g_assert_null(strchr(error->message, '\n'));
-        g_assert_true(error->domain == G_KEY_FILE_ERROR);
-        g_assert_cmpint(error->code, ==,
-                        strstr(error->message, "unknown key") ? G_KEY_FILE_ERROR_KEY_NOT_FOUND
-                                                              : G_KEY_FILE_ERROR_INVALID_VALUE);
-        /* left unchanged */
-        g_assert_false(c.manage);
-        g_assert_cmpuint(c.pages_boost, ==, 500);
-        g_assert_cmpuint(c.pages_min, ==, 64);
-        g_assert_cmpuint(g_strv_length(c.latency_sensitive), ==, 2);
-    }
-    g_free(bad);
+    /* Loading [ksm] is the configuration engine's: tests/broker/test-config.c. */
     ksm_config_clear(&c);
 }
 
