@@ -616,6 +616,14 @@ static void broker_cycle(Broker *b, gboolean fast)
         BrokerVm *vm = vms->pdata[i];
         PolicyVmMemory old = vm->memory;
         vm->memory = plan->memory[i];
+        if (vm->memory.untrusted != old.untrusted) { /* policy rule 6 */
+            json_object *f = json_object_new_object();
+            json_object_object_add(f, "why",
+                                   json_object_new_string(vm->memory.untrusted
+                                                              ? vm->memory.untrusted_why
+                                                              : old.untrusted_why));
+            evlog_emit(b->log, vm->memory.untrusted ? "untrusted" : "trusted", vm->name, f);
+        }
         if (vm->memory.stuck_count > old.stuck_count) {
             json_object *f = json_object_new_object();
             guint64 target = old.last_target_kib ? old.last_target_kib : vm->target_kib;
