@@ -83,9 +83,9 @@ guint64 entitlement_fill(const EntitlementVm *vms, gsize n, guint64 pool_kib, gu
     return fill_round(vms, n, cap, rest, out_kib, slots);
 }
 
-guint64 entitlement_pool(guint64 host_total_kib, guint64 reserve_kib, guint64 unmanaged_kib)
+guint64 entitlement_pool(guint64 host_total_kib, guint64 reserve_kib, guint64 others_kib)
 {
-    guint64 keep = reserve_kib + unmanaged_kib;
+    guint64 keep = reserve_kib + others_kib;
 
     return host_total_kib > keep ? host_total_kib - keep : 0;
 }

@@ -29,5 +29,6 @@ typedef struct {
 guint64 entitlement_fill(const EntitlementVm *vms, gsize n, guint64 pool_kib, guint64 *out_kib);
 
 /* The memory the host can give to its guests together: MemTotal minus the
- * reserve it keeps for itself minus what VMs the policy does not manage hold. */
-guint64 entitlement_pool(guint64 host_total_kib, guint64 reserve_kib, guint64 unmanaged_kib);
+ * reserve it keeps free minus what others use (the host itself, VMs the
+ * policy does not manage). */
+guint64 entitlement_pool(guint64 host_total_kib, guint64 reserve_kib, guint64 others_kib);

@@ -1047,10 +1047,11 @@ static void cap_raise(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, 
 
 /*
  * Each VM's entitlement, and raises above it served only from spare memory.
- * The spare counts promises: the host's MemTotal minus its reserve minus every
- * guest's target in force (a raise the guest has not touched yet is still
- * owed), and no more than MemAvailable minus the reserve minus raises still
- * on their way.
+ * The pool shared out is the host's MemTotal minus its reserve minus what VMs
+ * in mode off hold: the reserve is what the host keeps for itself. The spare
+ * counts promises: the pool minus every guest's target in force (a raise the
+ * guest has not touched yet is still owed), and no more than MemAvailable
+ * minus the reserve minus raises still on their way.
  */
 static void entitle(PolicyWork *works, gsize n, const PolicyVm *vms, const PolicyHost *host,
                     const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
@@ -1138,8 +1139,7 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
     g_ptr_array_sort(over, cmp_shares_desc);
     for (guint i = over->len; i-- > 0 && got < need;) { /* fewest shares first */
         PolicyWork *w = g_ptr_array_index(over, i);
-        guint64 take =
-            MIN(MIN(w->cur - MAX(w->ent, w->floor), cfg->reclaim_step_kib), need - got);
+        guint64 take = MIN(MIN(w->cur - MAX(w->ent, w->floor), cfg->reclaim_step_kib), need - got);
         char reason[200];
 
         g_snprintf(reason, sizeof(reason),
