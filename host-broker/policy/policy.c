@@ -1034,14 +1034,14 @@ static void cap_raise(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, 
     const char *open = strchr(w->reason, '(');
     char why[256];
 
-    g_snprintf(
-        why, sizeof(why), "%.*s; capped at entitlement %" G_GUINT64_FORMAT " MiB, host short",
-        open != NULL ? (int)strlen(open + 1) - 1 : 0, open != NULL ? open + 1 : "", mib(w->ent));
+    g_snprintf(why, sizeof(why), "%.*s; capped at entitlement %" G_GUINT64_FORMAT " MiB, no spare",
+               open != NULL ? (int)strlen(open + 1) - 1 : 0, open != NULL ? open + 1 : "",
+               mib(w->ent));
     w->act = FALSE;
     if (!propose(w, cfg, POLICY_ACTION_DEFLATE, w->code, target, FALSE, why))
         note(plan,
              "%s: asks for memory beyond its entitlement %" G_GUINT64_FORMAT
-             " MiB; host short: not raised",
+             " MiB; no spare memory: not raised",
              w->name, mib(w->ent));
 }
 
@@ -1084,7 +1084,10 @@ static void entitle(PolicyWork *works, gsize n, const PolicyVm *vms, const Polic
     spare = MIN((gint64)MIN(host->mem_available_kib, KIB_LIMIT) + (gint64)gain - (gint64)cost -
                     (gint64)reserve,
                 (gint64)pool - (gint64)committed);
-    short_ = spare < 0 || host_psi_high(host, cfg);
+    /* Shown, and reclaimed toward, while the host needs memory (rule 2's
+     * test); raises are held to it whenever there is no spare. */
+    short_ = (gint64)MIN(host->mem_available_kib, KIB_LIMIT) + (gint64)gain < (gint64)reserve ||
+             host_psi_high(host, cfg);
     for (gsize i = 0; i < n; i++) {
         PolicyWork *w = &works[i];
 
@@ -1132,8 +1135,9 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
         PolicyWork *w = &works[i];
 
         /* unknown and stuck VMs cannot be judged or moved */
-        if (w->vm != NULL && !w->act && (w->src == SRC_AGENT || w->src == SRC_LIBVIRT) &&
-            w->mem->stuck_until_us == 0 && w->cur > MAX(w->ent, w->floor) + cfg->min_step_kib)
+        if (w->vm != NULL && !w->act && w->mem->entitlement_kib != 0 &&
+            (w->src == SRC_AGENT || w->src == SRC_LIBVIRT) && w->mem->stuck_until_us == 0 &&
+            w->cur > MAX(w->ent, w->floor) + cfg->min_step_kib)
             g_ptr_array_add(over, w);
     }
     g_ptr_array_sort(over, cmp_shares_desc);

@@ -8,6 +8,11 @@
  *                                      protocol minor M (default 7) and sends
  *                                      fields and (every 5th report) a message
  *                                      type this broker does not know
+ *   e2e-talker --liar                  a consistent liar: every second the real
+ *                                      agent's report with MemAvailable 8 MiB
+ *                                      and PSI stalls (some 90 %, full 50 %,
+ *                                      totals growing to match); it touches
+ *                                      no memory
  *
  * The message texts come from the real agent (`ballast-agent --once --port -`),
  * so this tool does not duplicate the protocol's encoder; it edits the minor,
@@ -143,6 +148,49 @@ static void insert_front(char *line, const char *text)
     strcpy(line, tmp);
 }
 
+/* set_number() on the first `key` after the first `after` (e.g. "full"). */
+static void set_number_after(char *line, const char *after, const char *key,
+                             unsigned long long value)
+{
+    char pat[64];
+    char *p;
+
+    snprintf(pat, sizeof(pat), "\"%s\"", after);
+    p = strstr(line, pat);
+    if (p)
+        set_number(p, key, value);
+}
+
+static int liar(void)
+{
+    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], out[LINE_MAX_LEN + 2];
+    unsigned long long some_us = 0, full_us = 0, n = 0;
+
+    if (!agent_lines(hello, report)) {
+        fprintf(stderr, "e2e-talker: cannot get template lines from '%s'\n", AGENT);
+        return 1;
+    }
+    snprintf(out, sizeof(out), "%s\n", hello);
+    put_str(out);
+    for (;;) {
+        sleep_s(1);
+        drain();
+        if (!agent_lines(hello, report))
+            continue;
+        some_us += 900000;
+        full_us += 500000;
+        set_number(report, "available_kib", 8192);
+        set_number_after(report, "some", "avg10", 90);
+        set_number_after(report, "some", "total_us", some_us);
+        set_number_after(report, "full", "avg10", 50);
+        set_number_after(report, "full", "total_us", full_us);
+        snprintf(out, sizeof(out), "%s\n", report);
+        put_str(out);
+        if (n++ % 10 == 0)
+            fprintf(stderr, "e2e-talker: liar report: %s\n", report);
+    }
+}
+
 static int newer_minor(unsigned minor)
 {
     static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], out[LINE_MAX_LEN + 2];
@@ -249,11 +297,9 @@ static int hostile(unsigned flood)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"hostile", no_argument, NULL, 'H'},
-        {"newer-minor", no_argument, NULL, 'N'},
-        {"flood", required_argument, NULL, 'f'},
-        {"minor", required_argument, NULL, 'm'},
-        {NULL, 0, NULL, 0},
+        {"hostile", no_argument, NULL, 'H'},     {"newer-minor", no_argument, NULL, 'N'},
+        {"liar", no_argument, NULL, 'L'},        {"flood", required_argument, NULL, 'f'},
+        {"minor", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0},
     };
     int mode = 0, c;
     unsigned flood = 10000, minor = 7;
@@ -262,6 +308,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'H':
         case 'N':
+        case 'L':
             mode = c;
             break;
         case 'f':
@@ -275,10 +322,13 @@ int main(int argc, char **argv)
         }
     }
     if (!mode) {
-        fprintf(stderr, "usage: e2e-talker --hostile [--flood N] | --newer-minor [--minor M]\n");
+        fprintf(stderr,
+                "usage: e2e-talker --hostile [--flood N] | --newer-minor [--minor M] | --liar\n");
         return 2;
     }
     srand((unsigned)time(NULL));
     open_port();
+    if (mode == 'L')
+        return liar();
     return mode == 'H' ? hostile(flood) : newer_minor(minor);
 }
