@@ -148,6 +148,23 @@ static void insert_front(char *line, const char *text)
     strcpy(line, tmp);
 }
 
+/* Send one line and its '\n'. */
+static void put_line(const char *line)
+{
+    static char out[LINE_MAX_LEN + 2];
+
+    snprintf(out, sizeof(out), "%s\n", line);
+    put_str(out);
+}
+
+/* A second later: drain what the broker sent, take fresh template lines. */
+static int next_lines(char *hello, char *report)
+{
+    sleep_s(1);
+    drain();
+    return agent_lines(hello, report);
+}
+
 /* set_number() on the first `key` after the first `after` (e.g. "full"). */
 static void set_number_after(char *line, const char *after, const char *key,
                              unsigned long long value)
@@ -163,19 +180,16 @@ static void set_number_after(char *line, const char *after, const char *key,
 
 static int liar(void)
 {
-    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], out[LINE_MAX_LEN + 2];
+    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN];
     unsigned long long some_us = 0, full_us = 0, n = 0;
 
     if (!agent_lines(hello, report)) {
         fprintf(stderr, "e2e-talker: cannot get template lines from '%s'\n", AGENT);
         return 1;
     }
-    snprintf(out, sizeof(out), "%s\n", hello);
-    put_str(out);
+    put_line(hello);
     for (;;) {
-        sleep_s(1);
-        drain();
-        if (!agent_lines(hello, report))
+        if (!next_lines(hello, report))
             continue;
         some_us += 900000;
         full_us += 500000;
@@ -184,8 +198,7 @@ static int liar(void)
         set_number_after(report, "some", "total_us", some_us);
         set_number_after(report, "full", "avg10", 50);
         set_number_after(report, "full", "total_us", full_us);
-        snprintf(out, sizeof(out), "%s\n", report);
-        put_str(out);
+        put_line(report);
         if (n++ % 10 == 0)
             fprintf(stderr, "e2e-talker: liar report: %s\n", report);
     }
@@ -193,7 +206,7 @@ static int liar(void)
 
 static int newer_minor(unsigned minor)
 {
-    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], out[LINE_MAX_LEN + 2];
+    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN];
     static const char unknown[] =
         "\"x_future_object\":{\"nested\":[1,\"two\",null,{\"deep\":true}]},"
         "\"x_future_number\":12345678901234,\"x_future_string\":\"from a newer agent\",";
@@ -206,17 +219,13 @@ static int newer_minor(unsigned minor)
     set_number(hello, "minor", minor);
     insert_front(hello, unknown);
     fprintf(stderr, "e2e-talker: hello: %s\n", hello);
-    snprintf(out, sizeof(out), "%s\n", hello);
-    put_str(out);
+    put_line(hello);
     for (;;) {
-        sleep_s(1);
-        drain();
-        if (!agent_lines(hello, report))
+        if (!next_lines(hello, report))
             continue;
         set_number(report, "seq", ++seq);
         insert_front(report, unknown);
-        snprintf(out, sizeof(out), "%s\n", report);
-        put_str(out);
+        put_line(report);
         /* A message type a newer minor might add: to be skipped, not fatal. */
         if (seq % 5 == 0)
             put_str("{\"type\":\"x-future-message\",\"v\":1,\"payload\":{\"n\":1}}\n");
