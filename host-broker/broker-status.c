@@ -32,6 +32,13 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
         json_object_new_uint64(vm->has_stats ? vm->stats.maximum_kib : vm->xml.memory_kib));
     json_object_object_add(o, "actual_kib", json_u64_or_null(vm->has_stats, vm->stats.current_kib));
     json_object_object_add(o, "target_kib", json_u64_or_null(vm->target_kib > 0, vm->target_kib));
+    /* policy rules 8 and 6: null while the host is not short / the guest is trusted */
+    json_object_object_add(
+        o, "entitlement_kib",
+        json_u64_or_null(vm->memory.entitlement_kib > 0, vm->memory.entitlement_kib));
+    json_object_object_add(o, "untrusted",
+                           vm->memory.untrusted ? json_object_new_string(vm->memory.untrusted_why)
+                                                : NULL);
 
     json_object *a = json_object_new_object();
     Session *s = vm->session;

@@ -634,6 +634,14 @@ static void broker_remember(Broker *b, GPtrArray *vms, const PolicyVm *pvms, con
         BrokerVm *vm = vms->pdata[i];
         PolicyVmMemory old = vm->memory;
         vm->memory = plan->memory[i];
+        if (vm->memory.untrusted != old.untrusted) { /* policy rule 6 */
+            json_object *f = json_object_new_object();
+            json_object_object_add(f, "why",
+                                   json_object_new_string(vm->memory.untrusted
+                                                              ? vm->memory.untrusted_why
+                                                              : old.untrusted_why));
+            evlog_emit(b->log, vm->memory.untrusted ? "untrusted" : "trusted", vm->name, f);
+        }
         if (vm->memory.stuck_count <= old.stuck_count)
             continue;
         json_object *f = json_object_new_object();

@@ -199,6 +199,10 @@ const ConfigKey config_key_table[] = {
            "a balloon this close to its target has reached it"),
     P_MS("balloon_backoff_ms", balloon_backoff_ms, 0, 86400000, "60000",
          "a stuck VM is not pushed lower for this long"),
+    P("distrust_after", UINT, U32, NONE, distrust_after, 1, 1000000, "5",
+      "this many reports contradicting the host within 60 s make a guest untrusted (rule 6)"),
+    P_MS("distrust_ms", distrust_ms, 0, 86400000, "600000",
+         "an untrusted guest's agent is ignored this long after its last contradiction; 0: never"),
 
     /* [ksm] */
     K_BOOL(manage, "true", "ballastd owns `/sys/kernel/mm/ksm` (ksmtuned must not run)"),

@@ -130,6 +130,12 @@ static void print_status(json_object *st)
                last ? last : "-");
         if (ld)
             printf("    %.*s\n", CTL_WIDTH - 4, str(ld, "reason", ""));
+        if (get(vm, "entitlement_kib")) {
+            g_autofree char *ent = mib(get(vm, "entitlement_kib"));
+            printf("    host short: entitled to %s MiB\n", ent);
+        }
+        if (get(vm, "untrusted"))
+            printf("    untrusted: %.*s\n", CTL_WIDTH - 15, str(vm, "untrusted", ""));
     }
     size_t n = recent ? json_object_array_length(recent) : 0;
     if (n > 0)

@@ -11,12 +11,15 @@
  */
 #include "policy.h"
 
+#include "entitlement.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
 #include "policy-balloon.h"
+
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -110,6 +113,8 @@ typedef struct {
     guint64 give_max;
     double rho;
     PolicyProtect protect; /* why nothing may be taken */
+
+    guint64 ent; /* rule 10: what it may hold while the host is short */
 
     /* the decision */
     gboolean act;
@@ -265,6 +270,38 @@ static guint64 counter_delta(const BlReport *r, const BlReport *p, BlVmstatCount
     return r->vmstat.value[c] - p->vmstat.value[c];
 }
 
+#define LIES_WINDOW_US (60 * US_SEC)
+
+/* One more implausible report: past distrust_after within LIES_WINDOW_US the
+ * agent is not believed for distrust_ms (each further lie extends it). */
+static void distrust(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, const char *lies,
+                     gint64 at)
+{
+    PolicyVmMemory *m = w->mem;
+
+    if (cfg->distrust_ms == 0)
+        return;
+    if (m->lies_window_us == 0 || at < m->lies_window_us ||
+        at - m->lies_window_us >= LIES_WINDOW_US) {
+        m->lies_window_us = at;
+        m->lies_recent = 0;
+    }
+    m->lies_recent++;
+    if (m->untrusted) {
+        m->untrusted_until_us = MAX(m->untrusted_until_us, at + (gint64)cfg->distrust_ms * US_MS);
+        return;
+    }
+    if (m->lies_recent < cfg->distrust_after)
+        return;
+    m->untrusted = TRUE;
+    m->untrusted_until_us = at + (gint64)cfg->distrust_ms * US_MS;
+    g_snprintf(m->untrusted_why, sizeof(m->untrusted_why),
+               "%u reports contradicting the host in %u s, last: %s", m->lies_recent,
+               (guint)(LIES_WINDOW_US / US_SEC), lies);
+    note(plan, "%s: untrusted for %u s (%s): managed from libvirt's balloon statistics", w->name,
+         cfg->distrust_ms / 1000, m->untrusted_why);
+}
+
 /* Read the agent's report: clamp lies, count them, compute rates from the previous one. */
 static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, PolicyRates *rates)
 {
@@ -291,6 +328,14 @@ static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan,
                                mib(w->avail));
         w->avail = w->total;
     }
+    /* A guest sees no memory its balloon has not given it (the target in
+     * force covers a raise libvirt has not reported yet). Freed memory can
+     * make MemAvailable rise at any rate, so the balloon is its only hard
+     * bound, and MemAvailable <= MemTotal already holds. */
+    if (w->total > MAX(w->actual, w->cur) + cfg->balloon_tolerance_kib)
+        g_string_append_printf(
+            lies, "MemTotal %" G_GUINT64_FORMAT " MiB > balloon %" G_GUINT64_FORMAT " MiB; ",
+            mib(w->total), mib(MAX(w->actual, w->cur)));
     if (r->has_psi) {
         sane_pct(r->psi.some.avg10, &bad_psi);
         sane_pct(r->psi.full.avg10, &bad_psi);
@@ -342,6 +387,10 @@ static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan,
                 MIN(100.0, (double)(r->psi.some.total_us - p->psi.some.total_us) / span_us * 100);
             rates->full_stall =
                 MIN(100.0, (double)(r->psi.full.total_us - p->psi.full.total_us) / span_us * 100);
+        } else if (r->has_psi && p->has_psi &&
+                   (r->psi.some.total_us < p->psi.some.total_us ||
+                    r->psi.full.total_us < p->psi.full.total_us)) {
+            g_string_append(lies, "PSI totals went backwards; ");
         }
     }
     if (lies->len > 0 && is_new) {
@@ -351,6 +400,7 @@ static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan,
         if ((m->anomalies & (m->anomalies - 1)) == 0)
             note(plan, "%s: implausible report seq %" G_GUINT64_FORMAT " (%s): clamped, %u so far",
                  w->name, r->seq, lies->str, m->anomalies);
+        distrust(w, cfg, plan, lies->str, vm->report_at_us);
     }
     m->last_seq = r->seq;
     m->last_uptime_ms = r->uptime_ms;
@@ -536,8 +586,27 @@ static void classify(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, g
     const PolicyVm *vm = w->vm;
     PolicyVmMemory *m = w->mem;
     gboolean fresh = vm->has_report && now - vm->report_at_us < (gint64)cfg->stale_after_ms * US_MS;
+    gboolean lv_fresh =
+        vm->has_balloon_stats &&
+        now - vm->balloon_stats_at_us < (gint64)cfg->libvirt_stale_after_ms * US_MS &&
+        vm->lv_available_kib > 0;
 
-    if (fresh) {
+    if (m->untrusted && now >= m->untrusted_until_us) {
+        note(plan, "%s: trusted again: no contradiction for %u s (was: %s)", w->name,
+             cfg->distrust_ms / 1000, m->untrusted_why);
+        m->untrusted = FALSE;
+        m->untrusted_why[0] = '\0';
+        m->lies_recent = 0;
+    }
+    if (m->untrusted) {
+        PolicyRates ignored;
+
+        /* Its reports are still read, for lies only: it is managed as if it had
+         * no agent, whatever the agentless setting says. */
+        if (fresh)
+            read_agent(w, cfg, plan, &ignored);
+        w->src = lv_fresh ? SRC_LIBVIRT : SRC_NONE;
+    } else if (fresh) {
         w->src = SRC_AGENT;
         m->last_report_us = MAX(m->last_report_us, vm->report_at_us);
         if (m->silent) {
@@ -546,9 +615,7 @@ static void classify(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, g
         }
     } else if (m->last_report_us != 0 || vm->has_report) {
         w->src = SRC_SILENT;
-    } else if (cfg->agentless == POLICY_AGENTLESS_LIBVIRT && vm->has_balloon_stats &&
-               now - vm->balloon_stats_at_us < (gint64)cfg->libvirt_stale_after_ms * US_MS &&
-               vm->lv_available_kib > 0) {
+    } else if (cfg->agentless == POLICY_AGENTLESS_LIBVIRT && lv_fresh) {
         w->src = SRC_LIBVIRT;
     } else {
         w->src = SRC_NONE;
@@ -639,18 +706,181 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
     return got;
 }
 
+/* ---- rule 10: entitlement while the host is short ------------------------------------------- */
+
+static guint64 host_reserve(const PolicyHost *host, const PolicyConfig *cfg)
+{
+    return MAX(cfg->host_reserve_kib, (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) *
+                                                cfg->host_reserve_pct / 100));
+}
+
+static gboolean host_psi_high(const PolicyHost *host, const PolicyConfig *cfg)
+{
+    return host->has_psi && isfinite(host->psi.some.avg10) &&
+           host->psi.some.avg10 > cfg->host_psi_some_pct;
+}
+
+/*
+ * What a VM needs, for water-filling: what this very plan gives it when it
+ * is raised; what it holds while under pressure or in its cool-down (what it
+ * was given under pressure is what it uses); what it holds when nothing is
+ * known about it (silent, no data, a stuck balloon); otherwise what it holds
+ * minus what it could give without pressure (used memory + headroom + the
+ * projected fall + margin, the same bound reclaim uses).
+ */
+static guint64 entitle_need(const PolicyWork *w, const PolicyConfig *cfg, gint64 now)
+{
+    const PolicyVmMemory *m = w->mem;
+
+    if (w->act && w->kind == POLICY_ACTION_DEFLATE)
+        return MAX(w->target, w->cur);
+    if ((w->src != SRC_AGENT && w->src != SRC_LIBVIRT) || m->stuck_until_us != 0)
+        return MAX(w->cur, w->actual);
+    if (w->pressured || (m->last_pressure_us != 0 &&
+                         now - m->last_pressure_us < (gint64)cfg->pressure_cooldown_ms * US_MS))
+        return w->cur;
+    return w->cur - MIN(w->give_max, w->cur);
+}
+
+/* Lower a raise to `target` (dropped when that is no raise worth making). */
+static void cap_raise(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, guint64 target)
+{
+    const char *open = strchr(w->reason, '(');
+    char why[256];
+
+    g_snprintf(why, sizeof(why), "%.*s; capped at entitlement %" G_GUINT64_FORMAT " MiB, no spare",
+               open != NULL ? (int)strlen(open + 1) - 1 : 0, open != NULL ? open + 1 : "",
+               mib(w->ent));
+    w->act = FALSE;
+    if (!propose(w, cfg, POLICY_ACTION_DEFLATE, w->code, target, FALSE, why))
+        note(plan,
+             "%s: asks for memory beyond its entitlement %" G_GUINT64_FORMAT
+             " MiB; no spare memory: not raised",
+             w->name, mib(w->ent));
+}
+
+/*
+ * Each VM's entitlement, and raises above it served only from spare memory.
+ * The pool shared out is the host's MemTotal minus its reserve minus what VMs
+ * in mode off hold: the reserve is what the host keeps for itself. The spare
+ * counts promises: the pool minus every guest's target in force (a raise the
+ * guest has not touched yet is still owed), and no more than MemAvailable
+ * minus the reserve minus raises still on their way.
+ */
+static void entitle(PolicyWork *works, gsize n, const PolicyVm *vms, const PolicyHost *host,
+                    const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
+{
+    guint64 reserve = host_reserve(host, cfg);
+    guint64 unmanaged = 0, committed = 0, gain = 0, cost = 0, within = 0, pool;
+    gint64 spare, left;
+    g_autofree EntitlementVm *ev = g_new0(EntitlementVm, MAX(n, 1));
+    g_autofree guint64 *ent = g_new0(guint64, MAX(n, 1));
+    g_autoptr(GPtrArray) over = g_ptr_array_new();
+    gboolean short_;
+
+    for (gsize i = 0; i < n; i++) {
+        PolicyWork *w = &works[i];
+
+        if (w->vm == NULL) {
+            unmanaged += MIN(vms[i].actual_kib, KIB_LIMIT); /* off: the host's own */
+            continue;
+        }
+        ev[i] =
+            (EntitlementVm){w->floor, w->max, MIN(entitle_need(w, cfg, now), w->max), w->shares};
+        committed += w->cur;
+        if (w->applied) {
+            gain += sub0(w->actual, w->cur);
+            cost += sub0(w->cur, w->actual);
+        }
+    }
+    pool = entitlement_pool(MIN(host->mem_total_kib, KIB_LIMIT), reserve, unmanaged);
+    entitlement_fill(ev, n, pool, ent);
+    spare = MIN((gint64)MIN(host->mem_available_kib, KIB_LIMIT) + (gint64)gain - (gint64)cost -
+                    (gint64)reserve,
+                (gint64)pool - (gint64)committed);
+    /* Shown, and reclaimed toward, while the host needs memory (rule 2's
+     * test); raises are held to it whenever there is no spare. */
+    short_ = (gint64)MIN(host->mem_available_kib, KIB_LIMIT) + (gint64)gain < (gint64)reserve ||
+             host_psi_high(host, cfg);
+    for (gsize i = 0; i < n; i++) {
+        PolicyWork *w = &works[i];
+
+        plan->entitlement_kib[i] = short_ && w->vm != NULL ? ent[i] : 0;
+        plan->memory[i].entitlement_kib = plan->entitlement_kib[i];
+        w->ent = ent[i];
+        if (w->vm == NULL || !w->act || w->kind != POLICY_ACTION_DEFLATE ||
+            (w->code != POLICY_REASON_PRESSURE && w->code != POLICY_REASON_OOM &&
+             w->code != POLICY_REASON_AGENTLESS && w->code != POLICY_REASON_SILENT))
+            continue;
+        if (w->applied)
+            within += sub0(MIN(w->target, MAX(w->ent, w->cur)), w->cur);
+        if (w->target > MAX(w->ent, w->cur))
+            g_ptr_array_add(over, w);
+    }
+    /* Raises within entitlements spend the spare first; what is beyond goes
+     * to the VMs with the most shares first, while the host stays a
+     * hysteresis above its reserve. */
+    left = spare - (gint64)within - (gint64)cfg->host_hysteresis_kib;
+    g_ptr_array_sort(over, cmp_shares_desc);
+    for (guint i = 0; i < over->len; i++) {
+        PolicyWork *w = g_ptr_array_index(over, i);
+        guint64 base = MAX(w->ent, w->cur), extra = w->target - base;
+        guint64 grant = left > 0 ? MIN(extra, (guint64)left) : 0;
+
+        if (grant < extra)
+            cap_raise(w, cfg, plan, base + grant);
+        if (w->applied)
+            left -= (gint64)grant;
+    }
+}
+
+/* While the host needs memory, VMs above their entitlement give first,
+ * whatever they claim (pressure and cool-down protect only up to the
+ * entitlement), down to it and never below the floor: at most reclaim_step
+ * per call, on every call (reclaim_interval_ms does not apply). Returns what
+ * AUTO VMs gave. */
+static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char *why,
+                            const PolicyConfig *cfg)
+{
+    g_autoptr(GPtrArray) over = g_ptr_array_new();
+    guint64 got = 0;
+
+    for (gsize i = 0; i < n; i++) {
+        PolicyWork *w = &works[i];
+
+        /* unknown and stuck VMs cannot be judged or moved */
+        if (w->vm != NULL && !w->act && w->mem->entitlement_kib != 0 &&
+            (w->src == SRC_AGENT || w->src == SRC_LIBVIRT) && w->mem->stuck_until_us == 0 &&
+            w->cur > MAX(w->ent, w->floor) + cfg->min_step_kib)
+            g_ptr_array_add(over, w);
+    }
+    g_ptr_array_sort(over, cmp_shares_desc);
+    for (guint i = over->len; i-- > 0 && got < need;) { /* fewest shares first */
+        PolicyWork *w = g_ptr_array_index(over, i);
+        guint64 take = MIN(MIN(w->cur - MAX(w->ent, w->floor), cfg->reclaim_step_kib), need - got);
+        char reason[200];
+
+        g_snprintf(reason, sizeof(reason),
+                   "above its entitlement %" G_GUINT64_FORMAT
+                   " MiB while the host is short: %s; idle %" G_GUINT64_FORMAT " MiB, shares %u",
+                   mib(w->ent), why, mib(w->avail), w->shares);
+        if (propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_ENTITLEMENT, w->cur - take, FALSE,
+                    reason) &&
+            w->applied)
+            got += w->cur - w->target;
+    }
+    return got;
+}
+
 static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, const PolicyConfig *cfg,
                         PolicyPlan *plan, gint64 now)
 {
-    guint64 reserve =
-        MAX(cfg->host_reserve_kib,
-            (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) * cfg->host_reserve_pct / 100));
+    guint64 reserve = host_reserve(host, cfg);
     guint64 h = cfg->host_hysteresis_kib;
     guint64 avail = MIN(host->mem_available_kib, KIB_LIMIT);
     guint64 deflating = 0, base_need = 0, total_need = 0, got = 0, after;
     guint64 pending_gain = 0, pending_cost = 0;
-    gboolean psi_high = host->has_psi && isfinite(host->psi.some.avg10) &&
-                        host->psi.some.avg10 > cfg->host_psi_some_pct;
+    gboolean psi_high = host_psi_high(host, cfg);
     g_autoptr(GPtrArray) cands = g_ptr_array_new();
     g_autoptr(GPtrArray) raised = g_ptr_array_new();
     char why[160] = "";
@@ -697,6 +927,7 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
         total_need = reserve + h - after;
 
     if (total_need > 0) {
+        got = reclaim_over(works, n, total_need, why[0] ? why : "host short after raises", cfg);
         for (gsize i = 0; i < n; i++) {
             PolicyWork *w = &works[i];
 
@@ -713,8 +944,8 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
             }
         }
         g_ptr_array_sort(cands, cmp_rho);
-        if (base_need > 0)
-            got = reclaim(cands, base_need, G_MAXUINT32, why, cfg);
+        if (base_need > got)
+            got += reclaim(cands, base_need - got, G_MAXUINT32, why, cfg);
         /* What deflates cost the host comes only from VMs with no more shares
          * than the VM given memory: a guest claiming pressure cannot take from a
          * more important one. Most important first, so it is covered first. */
@@ -850,6 +1081,7 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
     plan->notes = g_ptr_array_new_with_free_func(g_free);
     plan->n_vms = n_vms;
     plan->memory = g_new0(PolicyVmMemory, MAX(n_vms, 1));
+    plan->entitlement_kib = g_new0(guint64, MAX(n_vms, 1));
 
     for (gsize i = 0; i < n_vms; i++) {
         const PolicyVm *vm = &vms[i];
@@ -890,6 +1122,7 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
             w->act = FALSE; /* decided, not asked for: the last call failed (rule 9) */
     }
 
+    entitle(works, n_vms, vms, host, config, plan, now_us);
     decide_host(works, n_vms, host, config, plan, now_us);
 
     plan_actions(works, n_vms, plan, now_us);
@@ -904,6 +1137,7 @@ void policy_plan_free(PolicyPlan *plan)
     g_array_unref(plan->actions);
     g_ptr_array_unref(plan->notes);
     g_free(plan->memory);
+    g_free(plan->entitlement_kib);
     g_free(plan);
 }
 

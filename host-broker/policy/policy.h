@@ -74,6 +74,10 @@ typedef struct {
     guint32 balloon_settle_ms;
     guint64 balloon_tolerance_kib;
     guint32 balloon_backoff_ms;
+
+    /* guests whose reports contradict what the host sees */
+    guint32 distrust_after; /* this many implausible reports within 60 s ... */
+    guint32 distrust_ms;    /* ... and the agent is ignored this long; 0: never */
 } PolicyConfig;
 
 /* Facts about the host. */
@@ -128,6 +132,17 @@ typedef struct {
         gint64 last_inflate_us;
         guint64 reclaimed_from_kib;
     } undo; /* what remembering that action changed, put back if its call failed */
+
+    /* trust (docs/policy.md, rule 6): implausible reports in the current
+     * 60 s window; past distrust_after the agent is ignored (the VM is
+     * managed from libvirt's figures) until untrusted_until_us */
+    guint32 lies_recent;
+    gint64 lies_window_us;
+    gboolean untrusted;
+    gint64 untrusted_until_us;
+    char untrusted_why[128];
+
+    guint64 entitlement_kib; /* rule 10: while the host is short; 0: it is not */
 } PolicyVmMemory;
 
 /* One VM as the policy sees it. */
@@ -208,6 +223,8 @@ typedef struct {
     gsize n_vms;
     GPtrArray *notes; /* char *: things a person should know, e.g.
                        * "host reserve unmet: 300 MiB short, all VMs at their floor" */
+    guint64 *entitlement_kib; /* n_vms entries: what each VM may hold while the
+                               * host is short (rule 10); 0: the host is not short */
 } PolicyPlan;
 
 /* Every key at its default. Defined by the configuration engine

@@ -152,7 +152,7 @@ e2e_init() {
 # guest_define NAME MAX_MIB CUR_MIB [agent=MODE] [POLICY_ATTR=VALUE ...]
 #   POLICY_ATTR are the ballast metadata attributes (min=, shares=, ksm=, mode=).
 #   agent= selects what the guest runs on org.ballast.agent.0 (agent, none,
-#   hostile, newer).
+#   hostile, newer, liar).
 guest_define() {
     local name=$1 max_mib=$2 cur_mib=$3
     shift 3

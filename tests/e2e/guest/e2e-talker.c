@@ -8,6 +8,11 @@
  *                                      protocol minor M (default 7) and sends
  *                                      fields and (every 5th report) a message
  *                                      type this broker does not know
+ *   e2e-talker --liar                  a consistent liar: every second the real
+ *                                      agent's report with MemAvailable 8 MiB
+ *                                      and PSI stalls (some 90 %, full 50 %,
+ *                                      totals growing to match); it touches
+ *                                      no memory
  *
  * The message texts come from the real agent (`ballast-agent --once --port -`),
  * so this tool does not duplicate the protocol's encoder; it edits the minor,
@@ -143,9 +148,65 @@ static void insert_front(char *line, const char *text)
     strcpy(line, tmp);
 }
 
+/* Send one line and its '\n'. */
+static void put_line(const char *line)
+{
+    static char out[LINE_MAX_LEN + 2];
+
+    snprintf(out, sizeof(out), "%s\n", line);
+    put_str(out);
+}
+
+/* A second later: drain what the broker sent, take fresh template lines. */
+static int next_lines(char *hello, char *report)
+{
+    sleep_s(1);
+    drain();
+    return agent_lines(hello, report);
+}
+
+/* set_number() on the first `key` after the first `after` (e.g. "full"). */
+static void set_number_after(char *line, const char *after, const char *key,
+                             unsigned long long value)
+{
+    char pat[64];
+    char *p;
+
+    snprintf(pat, sizeof(pat), "\"%s\"", after);
+    p = strstr(line, pat);
+    if (p)
+        set_number(p, key, value);
+}
+
+static int liar(void)
+{
+    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN];
+    unsigned long long some_us = 0, full_us = 0, n = 0;
+
+    if (!agent_lines(hello, report)) {
+        fprintf(stderr, "e2e-talker: cannot get template lines from '%s'\n", AGENT);
+        return 1;
+    }
+    put_line(hello);
+    for (;;) {
+        if (!next_lines(hello, report))
+            continue;
+        some_us += 900000;
+        full_us += 500000;
+        set_number(report, "available_kib", 8192);
+        set_number_after(report, "some", "avg10", 90);
+        set_number_after(report, "some", "total_us", some_us);
+        set_number_after(report, "full", "avg10", 50);
+        set_number_after(report, "full", "total_us", full_us);
+        put_line(report);
+        if (n++ % 10 == 0)
+            fprintf(stderr, "e2e-talker: liar report: %s\n", report);
+    }
+}
+
 static int newer_minor(unsigned minor)
 {
-    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], out[LINE_MAX_LEN + 2];
+    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN];
     static const char unknown[] =
         "\"x_future_object\":{\"nested\":[1,\"two\",null,{\"deep\":true}]},"
         "\"x_future_number\":12345678901234,\"x_future_string\":\"from a newer agent\",";
@@ -158,17 +219,13 @@ static int newer_minor(unsigned minor)
     set_number(hello, "minor", minor);
     insert_front(hello, unknown);
     fprintf(stderr, "e2e-talker: hello: %s\n", hello);
-    snprintf(out, sizeof(out), "%s\n", hello);
-    put_str(out);
+    put_line(hello);
     for (;;) {
-        sleep_s(1);
-        drain();
-        if (!agent_lines(hello, report))
+        if (!next_lines(hello, report))
             continue;
         set_number(report, "seq", ++seq);
         insert_front(report, unknown);
-        snprintf(out, sizeof(out), "%s\n", report);
-        put_str(out);
+        put_line(report);
         /* A message type a newer minor might add: to be skipped, not fatal. */
         if (seq % 5 == 0)
             put_str("{\"type\":\"x-future-message\",\"v\":1,\"payload\":{\"n\":1}}\n");
@@ -249,11 +306,9 @@ static int hostile(unsigned flood)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"hostile", no_argument, NULL, 'H'},
-        {"newer-minor", no_argument, NULL, 'N'},
-        {"flood", required_argument, NULL, 'f'},
-        {"minor", required_argument, NULL, 'm'},
-        {NULL, 0, NULL, 0},
+        {"hostile", no_argument, NULL, 'H'},     {"newer-minor", no_argument, NULL, 'N'},
+        {"liar", no_argument, NULL, 'L'},        {"flood", required_argument, NULL, 'f'},
+        {"minor", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0},
     };
     int mode = 0, c;
     unsigned flood = 10000, minor = 7;
@@ -262,6 +317,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'H':
         case 'N':
+        case 'L':
             mode = c;
             break;
         case 'f':
@@ -275,10 +331,13 @@ int main(int argc, char **argv)
         }
     }
     if (!mode) {
-        fprintf(stderr, "usage: e2e-talker --hostile [--flood N] | --newer-minor [--minor M]\n");
+        fprintf(stderr,
+                "usage: e2e-talker --hostile [--flood N] | --newer-minor [--minor M] | --liar\n");
         return 2;
     }
     srand((unsigned)time(NULL));
     open_port();
+    if (mode == 'L')
+        return liar();
     return mode == 'H' ? hostile(flood) : newer_minor(minor);
 }
