@@ -267,8 +267,8 @@ gboolean broker_attach_transport(Broker *b, const char *vm_name, SessionTranspor
         if (!vm->active || strcmp(vm->name, vm_name) != 0)
             continue;
         vm_close_session(vm, NULL, "replaced");
-        vm->session =
-            session_new(vm->name, transport, &b->cfg, &session_callbacks, vm, b->log, broker_now_us);
+        vm->session = session_new(vm->name, transport, &b->cfg, &session_callbacks, vm, b->log,
+                                  broker_now_us);
         json_object *f = json_object_new_object();
         json_object_object_add(f, "why", json_object_new_string("transport attached"));
         evlog_emit(b->log, "session-open", vm->name, f);
@@ -1010,7 +1010,6 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     return g_steal_pointer(&b);
 }
 
-
 void broker_quit(Broker *b, const char *why)
 {
     GHashTableIter it;
@@ -1074,22 +1073,37 @@ gboolean broker_run(Broker *b, GError **error)
 
 void broker_free(Broker *b)
 {
+    GHashTableIter it;
+    gpointer v;
+
     if (b == NULL)
         return;
+    /* First silence everything that can call into the broker (control
+     * requests, signals, timers, agent streams, libvirt events), then drain
+     * the main context, and only then free the state those callbacks read: a
+     * request or an event that arrives while ballastd stops finds either the
+     * whole broker or nothing to call. */
+    control_free(b->control);
+    b->control = NULL;
     for (guint i = 0; i < G_N_ELEMENTS(b->sig_ids); i++)
         g_clear_handle_id(&b->sig_ids[i], g_source_remove);
     g_clear_handle_id(&b->tick_id, g_source_remove);
     g_clear_handle_id(&b->poll_id, g_source_remove);
     g_clear_handle_id(&b->kick_id, g_source_remove);
+    if (b->vms) {
+        g_hash_table_iter_init(&it, b->vms);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+            vm_close_session(v, NULL, "broker stopping");
+    }
+    virt_free(b->virt);
+    b->virt = NULL;
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
     if (b->vms)
         g_hash_table_destroy(b->vms);
     if (b->notes)
         g_hash_table_destroy(b->notes);
     ksm_run_free(b->ksm); /* puts back the KSM settings found at start */
-    virt_free(b->virt);
-    while (g_main_context_iteration(NULL, FALSE))
-        ;
-    control_free(b->control);
     evlog_free(b->log);
     if (b->loop)
         g_main_loop_unref(b->loop);
