@@ -68,10 +68,6 @@ typedef struct {
     BrokerDecision last;
     guint floor_asks;      /* floor safety net: asks since the balloon was last at its floor */
     gint64 floor_asked_us; /* ... and when the last one was made */
-
-    /* KSM (the KSM module fills these in) */
-    gboolean ksm_excluded;
-    char ksm_reason[128];
 } BrokerVm;
 
 struct Broker {

@@ -1006,6 +1006,8 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     evlog_set_verbose(b->log, options->verbose);
     b->virt = virt_new(b->uri, &virt_callbacks, b);
     b->ksm = ksm_run_new(b->host_root, b->log, b->virt, b->opt.dry_run);
+    /* A fixture host root has no QEMU user of its own: pid files only. */
+    ksm_run_set_qemu_uid(b->ksm, b->host_root == NULL ? virt_qemu_uid() : -1);
     virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
     return g_steal_pointer(&b);
 }

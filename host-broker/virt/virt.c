@@ -4,6 +4,7 @@
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <pwd.h>
 #include <string.h>
 
 #include "domxml.h"
@@ -119,6 +120,18 @@ void virt_set_backoff(Virt *v, guint min_ms, guint max_ms)
 {
     v->backoff_min_ms = MAX(min_ms, 1);
     v->backoff_max_ms = MAX(max_ms, v->backoff_min_ms);
+}
+
+gint64 virt_qemu_uid(void)
+{
+    static const char *const users[] = {"libvirt-qemu", "qemu"};
+
+    for (guint i = 0; i < G_N_ELEMENTS(users); i++) {
+        struct passwd *pw = getpwnam(users[i]);
+        if (pw != NULL)
+            return (gint64)pw->pw_uid;
+    }
+    return -1;
 }
 
 const char *virt_uri(const Virt *v)
