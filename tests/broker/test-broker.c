@@ -776,6 +776,62 @@ static void test_stop_under_requests(Fixture *f, gconstpointer data)
     }
 }
 
+/* A guest cannot fill the disk through the event log: per VM and event kind
+ * a rate limit (counted, "suppressed" on the next line), and a size cap that
+ * a reopen (SIGHUP after logrotate) lifts. */
+static void test_evlog_bounds(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("ballast-evlog-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "events.json", NULL);
+    g_autofree char *rotated = g_build_filename(dir, "events.json.1", NULL);
+    g_autoptr(GError) e = NULL;
+    Evlog *log = evlog_new(path, &e);
+    g_autofree char *text = NULL;
+
+    g_assert_no_error(e);
+    for (int i = 0; i < 1000; i++) {
+        evlog_emit(log, "report", "flooder", NULL);
+        evlog_emit(log, "report", "honest", NULL); /* its own bucket */
+    }
+    evlog_emit(log, "connect", NULL, NULL); /* host events are not limited */
+    /* the burst of each, and nothing more at a standing clock */
+    g_assert_cmpuint(evlog_suppressed(log), >=, 2 * (1000 - (guint)EVLOG_VM_BURST) - 4);
+    g_assert_cmpuint(evlog_suppressed(log), <=, 2 * (1000 - (guint)EVLOG_VM_BURST));
+    g_usleep(G_USEC_PER_SEC / 2); /* a couple of tokens come back */
+    evlog_emit(log, "report", "flooder", NULL);
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "\"suppressed\":"));
+    g_assert_nonnull(strstr(text, "\"event\":\"connect\""));
+    g_clear_pointer(&text, g_free);
+
+    /* the size cap: one "event-log-full" line, then nothing */
+    evlog_set_max_bytes(log, 4096 + evlog_bytes_written(log));
+    for (int i = 0; i < 200; i++)
+        evlog_emit(log, "connect", NULL, NULL);
+    GStatBuf st;
+    g_assert_cmpint(g_stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, <=, (goffset)(4096 + evlog_bytes_written(log)));
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "event-log-full"));
+    gsize full_size = strlen(text);
+    g_clear_pointer(&text, g_free);
+    evlog_emit(log, "connect", NULL, NULL);
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_cmpuint(strlen(text), ==, full_size);
+    g_clear_pointer(&text, g_free);
+
+    /* logrotate moves it, SIGHUP reopens: written again */
+    g_assert_cmpint(g_rename(path, rotated), ==, 0);
+    g_assert_true(evlog_reopen(log, &e));
+    evlog_emit(log, "connect", NULL, NULL);
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "\"event\":\"connect\""));
+    evlog_free(log);
+    g_unlink(path);
+    g_unlink(rotated);
+    g_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -792,6 +848,7 @@ int main(int argc, char **argv)
     g_test_add_func("/broker/control-idle-client", test_control_idle_client);
     g_test_add_func("/broker/note-key", test_note_key);
     g_test_add_func("/broker/evlog", test_evlog);
+    g_test_add_func("/broker/evlog-bounds", test_evlog_bounds);
     g_test_add_func("/broker/host", test_host);
     return g_test_run();
 }
