@@ -832,6 +832,77 @@ static void test_evlog_bounds(void)
     g_rmdir(dir);
 }
 
+/* ---- a libvirtd that never answers ---- */
+
+typedef struct {
+    Fixture *f;
+    char *reply;
+    gint64 took_us;
+    gint done;
+} HungCtx;
+
+static gpointer hung_status_thread(gpointer data)
+{
+    HungCtx *c = data;
+    gint64 t0 = g_get_monotonic_time();
+
+    /* the control socket exists once broker_run is in its loop */
+    while (!g_file_test(c->f->ctl, G_FILE_TEST_EXISTS))
+        g_usleep(10000);
+    c->reply = ctl_request(c->f->ctl, "{\"cmd\":\"status\"}\n");
+    c->took_us = g_get_monotonic_time() - t0;
+    g_atomic_int_set(&c->done, TRUE);
+    return NULL;
+}
+
+static gboolean hung_check(gpointer data)
+{
+    HungCtx *c = data;
+
+    if (!g_atomic_int_get(&c->done))
+        return G_SOURCE_CONTINUE;
+    broker_quit(c->f->b, "test done");
+    return G_SOURCE_REMOVE;
+}
+
+/* A libvirtd that accepts the connection and never says a word (hung, or
+ * SIGSTOPped): the broker's loop still runs, ballastctl status answers and
+ * says libvirt is not connected. With virConnectOpen on the main loop the
+ * start blocked forever here. */
+static void test_hung_libvirtd(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "libvirt-sock", NULL);
+    g_autoptr(GSocket) listener =
+        g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(sock);
+    g_autoptr(GError) e = NULL;
+    HungCtx c = {.f = f};
+
+    g_assert_true(g_socket_bind(listener, addr, TRUE, &e));
+    g_assert_true(g_socket_listen(listener, &e)); /* and never accept */
+    g_free(f->uri);
+    f->uri = g_strdup_printf("qemu+unix:///system?socket=%s&no_verify=1", sock);
+    start(f);
+    GThread *t = g_thread_new("status", hung_status_thread, &c);
+    g_timeout_add(20, hung_check, &c);
+    guint guard = g_timeout_add_seconds(40, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, &e));
+    g_assert_no_error(e);
+    g_source_remove(guard);
+    g_thread_join(t);
+
+    json_object *o = json_tokener_parse(c.reply);
+    g_assert_nonnull(o);
+    json_object *st = json_object_object_get(o, "status");
+    g_assert_nonnull(st);
+    g_assert_cmpstr(sget(st, "connected"), ==, "false");
+    json_object_put(o);
+    g_free(c.reply);
+    /* the daemon goes away: the open in flight fails and is cleaned up */
+    g_socket_close(listener, NULL);
+    g_unlink(sock);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -845,6 +916,7 @@ int main(int argc, char **argv)
     T("bad-config", test_bad_config);
     T("bad-uri", test_bad_uri);
     T("stop-under-requests", test_stop_under_requests);
+    T("hung-libvirtd", test_hung_libvirtd);
     g_test_add_func("/broker/control-idle-client", test_control_idle_client);
     g_test_add_func("/broker/note-key", test_note_key);
     g_test_add_func("/broker/evlog", test_evlog);
