@@ -87,22 +87,48 @@ static gboolean ksm_proc_set_value(KsmProcStat *st, KsmStatKey key, const char *
     return ok;
 }
 
+/* The next line of text at *pos (without its '\n'); FALSE at the end. */
+static gboolean ksm_proc_next_line(const char *text, gsize len, gsize *pos, const char **line,
+                                   gsize *n)
+{
+    const char *nl;
+
+    if (*pos >= len)
+        return FALSE;
+    *line = text + *pos;
+    nl = memchr(*line, '\n', len - *pos);
+    *n = nl ? (gsize)(nl - *line) : len - *pos;
+    *pos += *n + (nl ? 1 : 0);
+    return TRUE;
+}
+
+/* "Key:<blanks>123<blank>...": the first number after key, if line has it. */
+static gboolean ksm_proc_field_u64(const char *line, gsize n, const char *key, guint64 max,
+                                   guint64 *value)
+{
+    gsize klen = strlen(key);
+
+    if (n <= klen || memcmp(line, key, klen) != 0)
+        return FALSE;
+    g_autofree char *rest = g_strndup(line + klen, n - klen);
+    char *p = g_strstrip(rest);
+    p[strcspn(p, " \t")] = '\0';
+    return g_ascii_string_to_unsigned(p, 10, 0, max, value, NULL);
+}
+
 gboolean ksm_proc_parse_stat(const char *text, gsize len, KsmProcStat *stat, GError **error)
 {
     KsmProcStat st = {0};
     gboolean seen[KSM_STAT_N_KEYS] = {FALSE};
-    gsize pos = 0;
+    gsize pos = 0, n;
+    const char *line;
 
-    while (pos < len) {
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        gsize n = nl ? (gsize)(nl - line) : len - pos;
+    while (ksm_proc_next_line(text, len, &pos, &line, &n)) {
         gsize klen = 0;
         int key = -1;
         char value[KSM_PROC_LINE_MAX];
         gsize v, vlen;
 
-        pos += n + (nl ? 1 : 0);
         while (klen < n && line[klen] != ':' && line[klen] != ' ' && line[klen] != '\t')
             klen++;
         for (int k = 0; k < KSM_STAT_N_KEYS; k++)
@@ -289,25 +315,12 @@ static gboolean ksm_proc_scan(const char *root,
 
 gboolean ksm_proc_parse_uid(const char *text, gsize len, guint32 *uid, GError **error)
 {
-    gsize pos = 0;
+    gsize pos = 0, n;
+    const char *line;
+    guint64 v;
 
-    while (pos < len) {
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        gsize n = nl ? (gsize)(nl - line) : len - pos;
-
-        pos += n + (nl ? 1 : 0);
-        if (n > 4 && memcmp(line, "Uid:", 4) == 0) {
-            g_autofree char *rest = g_strndup(line + 4, n - 4);
-            char *p = g_strstrip(rest);
-            char *end = p;
-            guint64 v;
-
-            while (*end && *end != '\t' && *end != ' ')
-                end++;
-            *end = '\0';
-            if (!g_ascii_string_to_unsigned(p, 10, 0, G_MAXUINT32, &v, NULL))
-                break;
+    while (ksm_proc_next_line(text, len, &pos, &line, &n)) {
+        if (ksm_proc_field_u64(line, n, "Uid:", G_MAXUINT32, &v)) {
             *uid = (guint32)v;
             return TRUE;
         }
@@ -399,24 +412,14 @@ gboolean ksm_proc_parse_smaps(const char *text, gsize len, KsmProcSmaps *smaps, 
     KsmProcSmaps out = {0};
     gboolean has_size = FALSE;
     guint64 size = 0;
-    gsize pos = 0;
+    gsize pos = 0, n;
+    const char *line;
 
-    while (pos < len) {
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        gsize n = nl ? (gsize)(nl - line) : len - pos;
-
-        pos += n + (nl ? 1 : 0);
+    while (ksm_proc_next_line(text, len, &pos, &line, &n)) {
         if (n > 5 && memcmp(line, "Size:", 5) == 0) {
-            g_autofree char *v = g_strndup(line + 5, n - 5);
-            char *p = g_strstrip(v);
-            char *sp = strchr(p, ' ');
-            guint64 kib;
-
-            if (sp)
-                *sp = '\0';
-            has_size = g_ascii_string_to_unsigned(p, 10, 0, G_MAXUINT64 / 2, &kib, NULL);
-            size = has_size ? kib : 0;
+            has_size = ksm_proc_field_u64(line, n, "Size:", G_MAXUINT64 / 2, &size);
+            if (!has_size)
+                size = 0;
         } else if (n >= 8 && memcmp(line, "VmFlags:", 8) == 0 && has_size) {
             /* VmFlags closes a mapping's block */
             gboolean mg = ksm_proc_flags_have(line + 8, n - 8, "mg");

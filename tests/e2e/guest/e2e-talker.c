@@ -112,19 +112,30 @@ static int agent_lines(char *hello, char *report)
     return strchr(hello, '{') && strchr(report, '{');
 }
 
+/* Where the value of "key": starts in line, or NULL. */
+static char *find_value(char *line, const char *key)
+{
+    char pat[64];
+    char *v;
+
+    snprintf(pat, sizeof(pat), "\"%s\"", key);
+    v = strstr(line, pat);
+    if (!v)
+        return NULL;
+    v += strlen(pat);
+    while (*v == ' ' || *v == ':')
+        v++;
+    return v;
+}
+
 /* Replace the number after "key": in line (in place, LINE_MAX_LEN buffer). */
 static void set_number(char *line, const char *key, unsigned long long value)
 {
-    char pat[64], num[32], tmp[LINE_MAX_LEN];
-    char *p, *v, *e;
+    char num[32], tmp[LINE_MAX_LEN];
+    char *v = find_value(line, key), *e;
 
-    snprintf(pat, sizeof(pat), "\"%s\"", key);
-    p = strstr(line, pat);
-    if (!p)
+    if (!v)
         return;
-    v = p + strlen(pat);
-    while (*v == ' ' || *v == ':')
-        v++;
     e = v;
     while (*e >= '0' && *e <= '9')
         e++;
@@ -136,17 +147,10 @@ static void set_number(char *line, const char *key, unsigned long long value)
 /* Replace the string after "key": in line (in place, LINE_MAX_LEN buffer). */
 static void set_string(char *line, const char *key, const char *value)
 {
-    char pat[64], tmp[LINE_MAX_LEN];
-    char *p, *v, *e;
+    char tmp[LINE_MAX_LEN];
+    char *v = find_value(line, key), *e;
 
-    snprintf(pat, sizeof(pat), "\"%s\"", key);
-    p = strstr(line, pat);
-    if (!p)
-        return;
-    v = p + strlen(pat);
-    while (*v == ' ' || *v == ':')
-        v++;
-    if (*v != '"')
+    if (!v || *v != '"')
         return;
     e = strchr(v + 1, '"');
     if (!e)
