@@ -601,10 +601,13 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunV
         v->persistent = r.persistent;
         v->persistent_done = r.persistent_done;
         if (!exclude) {
-            if (e)
+            if (e) {
                 ksm_run_fail(run, v, now, "%s", e->message);
-            else
+            } else {
                 v->effect = KSM_RUN_SHARED;
+                v->failures = 0;
+                v->retry_at_us = 0;
+            }
         } else if (r.active && r.live) {
             /* The monitor answered (or QEMU started without sharing): not
              * done until its RAM is seen to lose "mg". */
@@ -615,12 +618,19 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunV
             if (e)
                 g_strlcpy(v->error, e->message, sizeof(v->error));
         } else if (r.persistent_done) {
+            if (r.live_attempted) {
+                /* the monitor was allowed and refused: tried again later */
+                ksm_run_fail(run, v, now, "%s", e ? e->message : "live switch failed");
+            } else {
+                v->failures = 0;
+                v->retry_at_us = 0;
+                g_strlcpy(v->error,
+                          e           ? e->message
+                          : r.note[0] ? r.note
+                                      : "the running QEMU keeps merging until its next start",
+                          sizeof(v->error));
+            }
             v->effect = KSM_RUN_NEXT_BOOT;
-            g_strlcpy(v->error,
-                      e           ? e->message
-                      : r.note[0] ? r.note
-                                  : "the running QEMU keeps merging until its next start",
-                      sizeof(v->error));
         } else {
             ksm_run_fail(run, v, now, "%s",
                          e           ? e->message
@@ -776,7 +786,8 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
         if (d.changed) {
             v->failures = 0;
             ksm_run_apply_vm(run, config, vm, v, allow_qemu_monitor, now_us);
-        } else if (v->effect == KSM_RUN_FAILED && now_us >= v->retry_at_us) {
+        } else if (v->failures > 0 && v->effect != KSM_RUN_PENDING && now_us >= v->retry_at_us) {
+            /* failed, or live with a definition that could not be changed */
             ksm_run_apply_vm(run, config, vm, v, allow_qemu_monitor, now_us);
         }
         if (v->effect == KSM_RUN_PENDING && sample)
@@ -800,7 +811,7 @@ gboolean ksm_run_vm_info(const KsmRun *run, const char *uuid, KsmRunVmInfo *info
     g_strlcpy(info->reason, v->reason, sizeof(info->reason));
     g_strlcpy(info->error, v->error, sizeof(info->error));
     info->failures = v->failures;
-    info->retry_at_us = v->effect == KSM_RUN_FAILED ? v->retry_at_us : 0;
+    info->retry_at_us = v->failures > 0 ? v->retry_at_us : 0;
     info->pid = v->pid;
     info->has_merging_pages = v->has_stat && v->stat.has_merging_pages;
     info->merging_pages = v->stat.merging_pages;

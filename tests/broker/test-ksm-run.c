@@ -523,6 +523,35 @@ static void test_exclusion_verified(Fixture *f, gconstpointer data)
     ksm_run_free(run);
 }
 
+/* Live holds but the definition cannot be changed: live, and the
+ * persistent part is retried until it holds. */
+static void test_exclusion_persistent_retry(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    FakeVirt fv = {.monitor_answers = TRUE, .define_ok = FALSE};
+    KsmRunVm vm = {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_NEVER};
+
+    ksm_run_set_applier(run, fake_apply, &fv);
+    unmerge_smaps(f);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 1 * S);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 2 * S);
+    KsmRunVmInfo info = vm_info(run, "u1");
+    g_assert_cmpint(info.state, ==, KSM_RUN_LIVE);
+    g_assert_cmpuint(info.failures, ==, 1);
+    g_assert_nonnull(strstr(info.error, "persistent definition"));
+    fv.define_ok = TRUE;
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 5 * S);
+    g_assert_cmpuint(fv.calls, ==, 1); /* back-off */
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 13 * S);
+    g_assert_cmpuint(fv.calls, ==, 2);
+    info = vm_info(run, "u1");
+    g_assert_cmpint(info.state, ==, KSM_RUN_PERSISTENT);
+    g_assert_cmpuint(info.failures, ==, 0);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 60 * S);
+    g_assert_cmpuint(fv.calls, ==, 2); /* done: not applied again */
+    ksm_run_free(run);
+}
+
 /* allow_qemu_monitor=false: the definition changes, nothing claims live. */
 static void test_exclusion_next_boot(Fixture *f, gconstpointer data)
 {
@@ -603,6 +632,8 @@ int main(int argc, char **argv)
     g_test_add("/ksm/run/vms", Fixture, NULL, fixture_setup, test_vms, fixture_teardown);
     g_test_add("/ksm/run/exclusion-verified", Fixture, NULL, fixture_setup, test_exclusion_verified,
                fixture_teardown);
+    g_test_add("/ksm/run/exclusion-persistent-retry", Fixture, NULL, fixture_setup,
+               test_exclusion_persistent_retry, fixture_teardown);
     g_test_add("/ksm/run/exclusion-next-boot", Fixture, NULL, fixture_setup,
                test_exclusion_next_boot, fixture_teardown);
     g_test_add("/ksm/run/low-profit-restart", Fixture, NULL, fixture_setup, test_low_profit_restart,
