@@ -67,10 +67,6 @@ typedef struct {
     gint64 target_at_us;     /* ... when */
     gint64 setmem_failed_us; /* when the last set-memory call failed; 0: it worked */
     BrokerDecision last;
-
-    /* KSM (the KSM module fills these in) */
-    gboolean ksm_excluded;
-    char ksm_reason[128];
 } BrokerVm;
 
 struct Broker {

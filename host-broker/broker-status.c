@@ -91,12 +91,13 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
         json_object_object_add(o, "last_decision", NULL);
     }
 
-    /* KSM: the KSM module fills in merging_pages and profit_bytes. */
+    /* KSM: the KSM controller's own state for a VM it decided on (the
+     * exclusion only when seen to take effect); these defaults otherwise. */
     json_object *k = json_object_new_object();
     json_object_object_add(k, "policy", json_object_new_string(config_ksm_name(vm->ksm)));
-    json_object_object_add(k, "excluded", json_object_new_boolean(vm->ksm_excluded));
-    json_object_object_add(k, "reason",
-                           vm->ksm_reason[0] ? json_object_new_string(vm->ksm_reason) : NULL);
+    json_object_object_add(k, "excluded", json_object_new_boolean(FALSE));
+    json_object_object_add(k, "exclusion", NULL);
+    json_object_object_add(k, "reason", NULL);
     json_object_object_add(k, "merging_pages", NULL);
     json_object_object_add(k, "profit_bytes", NULL);
     ksm_run_vm_status(b->ksm, vm->uuid, k);

@@ -1021,6 +1021,8 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     evlog_set_verbose(b->log, options->verbose);
     b->virt = virt_new(b->uri, &virt_callbacks, b);
     b->ksm = ksm_run_new(b->host_root, b->log, b->virt, b->opt.dry_run);
+    /* A fixture host root has no QEMU user of its own: pid files only. */
+    ksm_run_set_qemu_uid(b->ksm, b->host_root == NULL ? virt_qemu_uid() : -1);
     virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
     return g_steal_pointer(&b);
 }
@@ -1088,21 +1090,36 @@ gboolean broker_run(Broker *b, GError **error)
 
 void broker_free(Broker *b)
 {
+    GHashTableIter it;
+    gpointer v;
+
     if (b == NULL)
         return;
+    /* First silence everything that can call into the broker (control
+     * requests, signals, timers, agent streams, libvirt events), then drain
+     * the main context, and only then free the state those callbacks read: a
+     * request or an event that arrives while ballastd stops finds either the
+     * whole broker or nothing to call. */
+    control_free(b->control);
+    b->control = NULL;
     for (guint i = 0; i < G_N_ELEMENTS(b->sig_ids); i++)
         g_clear_handle_id(&b->sig_ids[i], g_source_remove);
     g_clear_handle_id(&b->tick_id, g_source_remove);
     g_clear_handle_id(&b->poll_id, g_source_remove);
     g_clear_handle_id(&b->kick_id, g_source_remove);
+    if (b->vms) {
+        g_hash_table_iter_init(&it, b->vms);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+            vm_close_session(v, NULL, "broker stopping");
+    }
+    virt_free(b->virt);
+    b->virt = NULL;
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
     if (b->vms)
         g_hash_table_destroy(b->vms);
     evlog_once_free(b->notes);
     ksm_run_free(b->ksm); /* puts back the KSM settings found at start */
-    virt_free(b->virt);
-    while (g_main_context_iteration(NULL, FALSE))
-        ;
-    control_free(b->control);
     evlog_free(b->log);
     if (b->loop)
         g_main_loop_unref(b->loop);

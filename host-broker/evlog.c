@@ -3,11 +3,22 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    double tokens;
+    gint64 at_us;
+    guint64 suppressed; /* since the last one let through */
+} EvlogBucket;
 
 struct Evlog {
     FILE *file;
     char *path;
     gboolean verbose;
+    guint64 size; /* of the open file: what was there plus what we wrote */
+    guint64 written, suppressed, max_bytes;
+    gboolean full;       /* "event-log-full" written: nothing more until reopened */
+    GHashTable *buckets; /* "vm\nevent" -> EvlogBucket */
     struct {
         gint64 mono_us;
         char *text;
@@ -15,9 +26,21 @@ struct Evlog {
     guint n_recent, next_recent;
 };
 
+static guint64 evlog_file_size(FILE *f)
+{
+    long end;
+
+    if (fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0)
+        return 0;
+    return (guint64)end;
+}
+
 Evlog *evlog_new(const char *path, GError **error)
 {
     Evlog *log = g_new0(Evlog, 1);
+
+    log->max_bytes = EVLOG_MAX_BYTES;
+    log->buckets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 
     if (path != NULL) {
         log->file = fopen(path, "ae");
@@ -29,6 +52,7 @@ Evlog *evlog_new(const char *path, GError **error)
             return NULL;
         }
         setvbuf(log->file, NULL, _IOLBF, 0);
+        log->size = evlog_file_size(log->file);
         log->path = g_strdup(path);
     }
     return log;
@@ -50,6 +74,9 @@ gboolean evlog_reopen(Evlog *log, GError **error)
     setvbuf(f, NULL, _IOLBF, 0);
     fclose(log->file);
     log->file = f;
+    log->size = evlog_file_size(f);
+    log->written = 0;
+    log->full = FALSE;
     return TRUE;
 }
 
@@ -60,6 +87,7 @@ void evlog_free(Evlog *log)
     if (log->file)
         fclose(log->file);
     g_free(log->path);
+    g_hash_table_destroy(log->buckets);
     for (guint i = 0; i < EVLOG_RECENT_MAX; i++)
         g_free(log->recent[i].text);
     g_free(log);
@@ -75,8 +103,90 @@ gboolean evlog_verbose(const Evlog *log)
     return log->verbose;
 }
 
+void evlog_set_max_bytes(Evlog *log, guint64 max_bytes)
+{
+    log->max_bytes = max_bytes;
+}
+
+guint64 evlog_bytes_written(const Evlog *log)
+{
+    return log->written;
+}
+
+guint64 evlog_suppressed(const Evlog *log)
+{
+    return log->suppressed;
+}
+
+/* FALSE: this VM's events of this kind come too fast, hold this one back.
+ * *before: how many were held back before this one. */
+static gboolean evlog_take(Evlog *log, const char *event, const char *vm, guint64 *before)
+{
+    g_autofree char *key = g_strdup_printf("%s\n%s", vm, event);
+    EvlogBucket *b = g_hash_table_lookup(log->buckets, key);
+    gint64 now = g_get_monotonic_time();
+
+    if (b == NULL) {
+        b = g_new0(EvlogBucket, 1);
+        b->tokens = EVLOG_VM_BURST;
+        b->at_us = now;
+        g_hash_table_insert(log->buckets, g_steal_pointer(&key), b);
+    }
+    if (now > b->at_us)
+        b->tokens = MIN(EVLOG_VM_BURST, b->tokens + (double)(now - b->at_us) * EVLOG_VM_RATE_PER_S /
+                                                        G_USEC_PER_SEC);
+    b->at_us = MAX(b->at_us, now);
+    if (b->tokens < 1.0) {
+        b->suppressed++;
+        log->suppressed++;
+        return FALSE;
+    }
+    b->tokens -= 1.0;
+    *before = b->suppressed;
+    b->suppressed = 0;
+    return TRUE;
+}
+
+/* Write one line, within the size cap. */
+static void evlog_write(Evlog *log, const char *line)
+{
+    gsize n = strlen(line) + 1;
+    static const char full[] =
+        "{\"event\":\"event-log-full\",\"text\":\"size cap reached: nothing more is written "
+        "until the file is reopened (SIGHUP)\"}\n";
+
+    if (log->full) {
+        log->suppressed++;
+        return;
+    }
+    if (log->max_bytes > 0 && log->size + n + sizeof(full) > log->max_bytes) {
+        fputs(full, log->file);
+        fflush(log->file);
+        log->full = TRUE;
+        log->size += sizeof(full) - 1;
+        log->written += sizeof(full) - 1;
+        log->suppressed++;
+        g_printerr("ballastd: the event log %s reached its size cap (%" G_GUINT64_FORMAT
+                   " bytes): nothing more is written until it is reopened (SIGHUP)\n",
+                   log->path, log->max_bytes);
+        return;
+    }
+    fputs(line, log->file);
+    fputc('\n', log->file);
+    fflush(log->file);
+    log->size += n;
+    log->written += n;
+}
+
 void evlog_emit(Evlog *log, const char *event, const char *vm, json_object *fields)
 {
+    guint64 before = 0;
+
+    if (log != NULL && vm != NULL && !evlog_take(log, event, vm, &before)) {
+        if (fields != NULL)
+            json_object_put(fields);
+        return;
+    }
     json_object *o = json_object_new_object();
 
     json_object_object_add(o, "ts", json_object_new_double(g_get_real_time() / 1e6));
@@ -91,13 +201,12 @@ void evlog_emit(Evlog *log, const char *event, const char *vm, json_object *fiel
         }
         json_object_put(fields);
     }
+    if (before > 0)
+        json_object_object_add(o, "suppressed", json_object_new_uint64(before));
     const char *s =
         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    if (log && log->file) {
-        fputs(s, log->file);
-        fputc('\n', log->file);
-        fflush(log->file);
-    }
+    if (log && log->file)
+        evlog_write(log, s);
     if (log && log->verbose)
         g_printerr("ballastd: event %s\n", s);
     json_object_put(o);

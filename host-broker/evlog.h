@@ -13,6 +13,18 @@ typedef struct Evlog Evlog;
 
 #define EVLOG_RECENT_MAX 16
 
+/* A guest must not fill the host's disk through the event log. Per VM and
+ * event kind, a token bucket: EVLOG_VM_RATE_PER_S events a second with
+ * bursts of EVLOG_VM_BURST (an honest agent reports once a second); the
+ * events held back are counted, and the next one let through carries
+ * "suppressed": N. And a size cap: past max_bytes (EVLOG_MAX_BYTES by
+ * default) one "event-log-full" line is written and nothing more until the
+ * file is reopened (SIGHUP, after logrotate moved it). Host-wide events
+ * (vm NULL) are not rate-limited. */
+#define EVLOG_VM_RATE_PER_S 5.0
+#define EVLOG_VM_BURST      20.0
+#define EVLOG_MAX_BYTES     (512ull << 20)
+
 /* path NULL: no file, only the ring and stderr. */
 Evlog *evlog_new(const char *path, GError **error);
 void evlog_free(Evlog *log);
@@ -21,6 +33,14 @@ void evlog_free(Evlog *log);
  * stream is kept. */
 gboolean evlog_reopen(Evlog *log, GError **error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Evlog, evlog_free)
+
+/* The size cap (0: none); the bytes of the open file count. */
+void evlog_set_max_bytes(Evlog *log, guint64 max_bytes);
+
+/* Bytes written to the file since it was opened, and events held back
+ * (rate limit or size cap) since start. */
+guint64 evlog_bytes_written(const Evlog *log);
+guint64 evlog_suppressed(const Evlog *log);
 
 /* Also echo every event as JSON on stderr (--verbose). */
 void evlog_set_verbose(Evlog *log, gboolean verbose);

@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "lock.h"
 
 /* --check-config: validate, print the effective configuration on stdout,
  * warnings and errors on stderr (one line each); 0 when good, else 1. */
@@ -39,7 +40,7 @@ static int check_config(const char *path, gboolean explicit, gboolean strict)
 int main(int argc, char **argv)
 {
     g_autofree char *uri = NULL, *config = NULL, *control = NULL, *event_log = NULL;
-    g_autofree char *host_root = NULL, *only = NULL;
+    g_autofree char *host_root = NULL, *only = NULL, *lock_file = NULL;
     g_autofree char *config_doc_format = NULL;
     gboolean dry_run = FALSE, verbose = FALSE, version = FALSE;
     gboolean check = FALSE, strict = FALSE;
@@ -58,6 +59,10 @@ int main(int argc, char **argv)
          "report interval asked of agents and decision tick (overrides the configuration)", "MS"},
         {"host-root", 0, 0, G_OPTION_ARG_FILENAME, &host_root,
          "read host /proc facts under DIR (tests)", "DIR"},
+        {"lock-file", 0, 0, G_OPTION_ARG_FILENAME, &lock_file,
+         "one ballastd per host: flock this file (default " BALLAST_RUNSTATEDIR
+         "/ballast/ballastd.lock)",
+         "FILE"},
         {"only", 0, 0, G_OPTION_ARG_STRING, &only,
          "follow only the domains whose name matches GLOB (canaries, shared test hosts)", "GLOB"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "log every event on stderr too", NULL},
@@ -124,6 +129,14 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Before anything is touched: a second broker must not take over the
+     * first one's control socket, balloons or KSM settings. */
+    int lock_fd = lock_acquire(lock_file ? lock_file : lock_default_path(), &error);
+    if (lock_fd < 0) {
+        g_printerr("ballastd: %s\n", error->message);
+        return 1;
+    }
+
     BrokerOptions opt = {
         .uri = uri,
         .config_path = config,
@@ -137,14 +150,15 @@ int main(int argc, char **argv)
         .host_root = host_root,
         .only = only,
     };
-    g_autoptr(Broker) b = broker_new(&opt, &error);
-    if (b == NULL) {
+    Broker *b = broker_new(&opt, &error);
+    int rc = 0;
+    if (b == NULL || !broker_run(b, &error)) {
         g_printerr("ballastd: %s\n", error->message);
-        return 1;
+        rc = 1;
     }
-    if (!broker_run(b, &error)) {
-        g_printerr("ballastd: %s\n", error->message);
-        return 1;
-    }
-    return 0;
+    /* The lock outlives the broker: a successor may start only once this
+     * one has put the KSM settings back and closed its socket. */
+    broker_free(b);
+    lock_release(lock_fd);
+    return rc;
 }

@@ -16,6 +16,15 @@
 #define SESSION_LOG_EVERY_US (10 * G_USEC_PER_SEC)
 /* Unsent output beyond this means the guest does not read: give up on it. */
 #define SESSION_OUT_MAX (64 * 1024)
+/* A hello logged at once (a restarted agent) is logged at most this often. */
+#define SESSION_HELLO_GAP_US (1 * G_USEC_PER_SEC)
+/* The per-VM byte budget: an honest agent sends about 1 KiB a second. A guest
+ * that keeps sending more than SESSION_BYTES_PER_S (after a burst of
+ * SESSION_BYTES_BURST) loses its session, and with it the libvirt stream
+ * whose queue would otherwise grow in this process while the loop is busy;
+ * it is reopened with the usual back-off. */
+#define SESSION_BYTES_PER_S (1024.0 * 1024.0)
+#define SESSION_BYTES_BURST (8.0 * 1024.0 * 1024.0)
 
 struct Session {
     char *vm;
@@ -35,6 +44,7 @@ struct Session {
     gboolean has_hello;
     BlHello hello;
     gint64 hello_logged_at;
+    guint64 hellos_quiet; /* answered, not logged, since the last logged one */
     guint64 hellos, reports_since_hello;
     gboolean has_report, has_prev;
     BlReport report, prev;
@@ -42,6 +52,8 @@ struct Session {
 
     double tokens;
     gint64 tokens_at;
+    double byte_tokens; /* the byte budget (SESSION_BYTES_*) */
+    gint64 byte_tokens_at;
 
     guint64 rejected[SESSION_REJECT_N];
     gint64 logged_at[SESSION_REJECT_N];
@@ -252,15 +264,20 @@ static void session_on_hello(Session *s, const BlHello *h)
     /* An agent says hello once per connection, then reports. A guest that
      * repeats the same hello with no report in between is answered but
      * logged once per SESSION_LOG_EVERY_US; a restarted agent (it had
-     * reported since its last hello) is logged at once. */
-    gboolean same = s->has_hello && memcmp(&s->hello, h, sizeof(*h)) == 0 &&
-                    s->reports_since_hello == 0 && now - s->hello_logged_at < SESSION_LOG_EVERY_US;
+     * reported since its last hello, or says something new) is logged at
+     * once, but at most once per SESSION_HELLO_GAP_US: a guest alternating
+     * hellos and reports costs one line a second, not one per message. */
+    gboolean repeat =
+        s->has_hello && memcmp(&s->hello, h, sizeof(*h)) == 0 && s->reports_since_hello == 0;
+    gint64 gap = repeat ? SESSION_LOG_EVERY_US : SESSION_HELLO_GAP_US;
+    gboolean same = s->has_hello && now - s->hello_logged_at < gap;
 
     s->reports_since_hello = 0;
     s->hello = *h;
     s->has_hello = TRUE;
     s->hellos++;
     if (same) {
+        s->hellos_quiet++;
         session_send_welcome(s);
         if (s->open && s->cb.hello)
             s->cb.hello(s, s->user_data);
@@ -269,6 +286,9 @@ static void session_on_hello(Session *s, const BlHello *h)
     s->hello_logged_at = now;
 
     json_object *f = json_object_new_object();
+    if (s->hellos_quiet > 0)
+        json_object_object_add(f, "hellos_not_logged", json_object_new_uint64(s->hellos_quiet));
+    s->hellos_quiet = 0;
     json_object_object_add(f, "agent", json_object_new_string(h->agent));
     json_object_object_add(f, "agent_version", json_object_new_string(h->agent_version));
     json_object_object_add(f, "minor", json_object_new_int64(h->minor));
@@ -399,6 +419,20 @@ static gboolean session_on_line(const char *line, gsize len, gpointer user_data)
     return s->open;
 }
 
+/* FALSE once the guest has sent more than its byte budget allows. */
+static gboolean session_take_bytes(Session *s, gsize n)
+{
+    gint64 now = s->clock();
+
+    if (now > s->byte_tokens_at)
+        s->byte_tokens =
+            MIN(SESSION_BYTES_BURST, s->byte_tokens + (double)(now - s->byte_tokens_at) *
+                                                          SESSION_BYTES_PER_S / G_USEC_PER_SEC);
+    s->byte_tokens_at = MAX(s->byte_tokens_at, now);
+    s->byte_tokens -= (double)n;
+    return s->byte_tokens >= 0;
+}
+
 gboolean session_on_readable(Session *s)
 {
     gsize budget = s->cfg.read_budget_bytes;
@@ -423,6 +457,14 @@ gboolean session_on_readable(Session *s)
         }
         budget -= (gsize)n;
         s->bytes += (guint64)n;
+        if (!session_take_bytes(s, (gsize)n)) {
+            g_autofree char *why = g_strdup_printf(
+                "flooding: more than %.0f KiB/s sustained from the guest (%" G_GUINT64_FORMAT
+                " bytes this session)",
+                SESSION_BYTES_PER_S / 1024, s->bytes);
+            session_close(s, NULL, why);
+            break;
+        }
         bl_framer_feed(s->framer, s->buf, (gsize)n, session_on_line, s);
 
         const BlFramerStats *st = bl_framer_stats(s->framer);
@@ -462,6 +504,8 @@ Session *session_new(const char *vm, SessionTransport *transport, const SessionC
     s->out = g_string_new(NULL);
     s->tokens = cfg->rate_limit_burst;
     s->tokens_at = s->opened_at;
+    s->byte_tokens = SESSION_BYTES_BURST;
+    s->byte_tokens_at = s->opened_at;
     s->buf = g_malloc(MAX(cfg->read_budget_bytes, 1));
     /* We may be a new host connection after a half-written line of the
      * previous one: resync the agent's framer (PROTOCOL.md 2). It leaves

@@ -67,6 +67,25 @@ static const char *str(json_object *o, const char *key, const char *dflt)
     return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : dflt;
 }
 
+/* KSM column: excl (in effect), pend(ing), fail(ed), next(-boot), ~exc (dry
+ * run), - (shared). */
+static const char *ksm_column(json_object *ksm)
+{
+    const char *state = str(ksm, "exclusion", "");
+
+    if (json_object_get_boolean(get(ksm, "excluded")))
+        return "excl";
+    if (json_object_get_boolean(get(ksm, "would_exclude")))
+        return "~exc";
+    if (g_str_equal(state, "pending"))
+        return "pend";
+    if (g_str_equal(state, "failed"))
+        return "fail";
+    if (g_str_equal(state, "next-boot"))
+        return "next";
+    return "-";
+}
+
 /* "512" (MiB) or "-" */
 static char *mib(json_object *v)
 {
@@ -124,10 +143,7 @@ static void print_status(json_object *st)
         }
         printf("%-14.14s %-7s %-7.7s %-15s %-7.7s %6s %5s %5s %-4s %s\n", str(vm, "name", "?"),
                str(vm, "mode", "?"), str(vm, "state", "?"), balloon, agent, avail, psis, ages,
-               json_object_get_boolean(get(ksm, "excluded"))        ? "excl"
-               : json_object_get_boolean(get(ksm, "would_exclude")) ? "~exc"
-                                                                    : "-",
-               last ? last : "-");
+               ksm_column(ksm), last ? last : "-");
         if (ld)
             printf("    %.*s\n", CTL_WIDTH - 4, str(ld, "reason", ""));
         if (get(vm, "entitlement_kib")) {

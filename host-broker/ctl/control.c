@@ -14,6 +14,8 @@ struct Control {
     ControlHandler handler;
     gpointer user_data;
     guint client_timeout_s;
+    GCancellable *cancel; /* cancelled by control_free: every client's I/O */
+    GHashTable *clients;  /* ControlClient * still in flight */
 };
 
 typedef struct {
@@ -26,6 +28,9 @@ typedef struct {
 
 static void client_free(ControlClient *cl)
 {
+    /* cl->control is NULL once control_free() has let go of this client. */
+    if (cl->control != NULL)
+        g_hash_table_remove(cl->control->clients, cl);
     g_object_unref(cl->conn);
     if (cl->reply)
         g_string_free(cl->reply, TRUE);
@@ -56,8 +61,8 @@ static void client_answer(ControlClient *cl, json_object *response)
     g_string_append_c(cl->reply, '\n');
     json_object_put(response);
     GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(cl->conn));
-    g_output_stream_write_all_async(out, cl->reply->str, cl->reply->len, G_PRIORITY_DEFAULT, NULL,
-                                    on_written, cl);
+    g_output_stream_write_all_async(out, cl->reply->str, cl->reply->len, G_PRIORITY_DEFAULT,
+                                    cl->control ? cl->control->cancel : NULL, on_written, cl);
 }
 
 static void client_handle(ControlClient *cl, gsize line_len)
@@ -84,6 +89,12 @@ static void on_read(GObject *src, GAsyncResult *res, gpointer user_data)
     ControlClient *cl = user_data;
     gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, NULL);
 
+    /* A read that completed after control_free(): the broker behind the
+     * handler may be gone, so the request is not served. */
+    if (cl->control == NULL) {
+        client_free(cl);
+        return;
+    }
     if (n < 0) {
         client_free(cl); /* a read error, or the client timed out */
         return;
@@ -107,7 +118,7 @@ static void on_read(GObject *src, GAsyncResult *res, gpointer user_data)
         return;
     }
     g_input_stream_read_async(G_INPUT_STREAM(src), cl->buf + cl->len, sizeof(cl->buf) - cl->len,
-                              G_PRIORITY_DEFAULT, NULL, on_read, cl);
+                              G_PRIORITY_DEFAULT, cl->control->cancel, on_read, cl);
 }
 
 static gboolean on_incoming(GSocketService *svc, GSocketConnection *conn, GObject *src,
@@ -117,11 +128,13 @@ static gboolean on_incoming(GSocketService *svc, GSocketConnection *conn, GObjec
 
     cl->control = user_data;
     cl->conn = g_object_ref(conn);
+    g_hash_table_add(cl->control->clients, cl);
     /* Also bounds the async read and write below: they fail with
      * G_IO_ERROR_TIMED_OUT, and the client is freed. */
     g_socket_set_timeout(g_socket_connection_get_socket(conn), cl->control->client_timeout_s);
     GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
-    g_input_stream_read_async(in, cl->buf, sizeof(cl->buf), G_PRIORITY_DEFAULT, NULL, on_read, cl);
+    g_input_stream_read_async(in, cl->buf, sizeof(cl->buf), G_PRIORITY_DEFAULT, cl->control->cancel,
+                              on_read, cl);
     return TRUE;
 }
 
@@ -165,11 +178,15 @@ Control *control_new(const char *path, ControlHandler handler, gpointer user_dat
     c->handler = handler;
     c->user_data = user_data;
     c->client_timeout_s = CONTROL_CLIENT_TIMEOUT_S;
+    c->cancel = g_cancellable_new();
+    c->clients = g_hash_table_new(g_direct_hash, g_direct_equal);
     c->service = g_socket_service_new();
     g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
     if (!g_socket_listener_add_address(G_SOCKET_LISTENER(c->service), addr, G_SOCKET_TYPE_STREAM,
                                        G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, error)) {
         g_object_unref(c->service);
+        g_object_unref(c->cancel);
+        g_hash_table_destroy(c->clients);
         g_free(c->path);
         g_free(c);
         return NULL;
@@ -188,11 +205,23 @@ void control_set_client_timeout(Control *c, guint seconds)
 
 void control_free(Control *c)
 {
+    GHashTableIter it;
+    gpointer cl;
+
     if (c == NULL)
         return;
+    /* No new client, and none in flight reaches the handler again: their
+     * callbacks still run (cancelled) and free them, without c. */
+    g_signal_handlers_disconnect_by_data(c->service, c);
     g_socket_service_stop(c->service);
     g_socket_listener_close(G_SOCKET_LISTENER(c->service));
     g_object_unref(c->service);
+    g_hash_table_iter_init(&it, c->clients);
+    while (g_hash_table_iter_next(&it, &cl, NULL))
+        ((ControlClient *)cl)->control = NULL;
+    g_hash_table_destroy(c->clients);
+    g_cancellable_cancel(c->cancel);
+    g_object_unref(c->cancel);
     g_unlink(c->path);
     g_free(c->path);
     g_free(c);

@@ -14,6 +14,9 @@
 #define KSM_PROC_CMDLINE_MAX (1 << 18) /* a QEMU command line is ~10 KiB */
 #define KSM_PROC_LINE_MAX    128
 #define KSM_PROC_PIDFILE_MAX 64
+#define KSM_PROC_STATUS_MAX  8192
+/* A QEMU has a few hundred mappings of ~1 KiB of smaps text each. */
+#define KSM_PROC_SMAPS_MAX (16 << 20)
 
 typedef enum {
     KSM_STAT_RMAP_ITEMS,
@@ -84,22 +87,48 @@ static gboolean ksm_proc_set_value(KsmProcStat *st, KsmStatKey key, const char *
     return ok;
 }
 
+/* The next line of text at *pos (without its '\n'); FALSE at the end. */
+static gboolean ksm_proc_next_line(const char *text, gsize len, gsize *pos, const char **line,
+                                   gsize *n)
+{
+    const char *nl;
+
+    if (*pos >= len)
+        return FALSE;
+    *line = text + *pos;
+    nl = memchr(*line, '\n', len - *pos);
+    *n = nl ? (gsize)(nl - *line) : len - *pos;
+    *pos += *n + (nl ? 1 : 0);
+    return TRUE;
+}
+
+/* "Key:<blanks>123<blank>...": the first number after key, if line has it. */
+static gboolean ksm_proc_field_u64(const char *line, gsize n, const char *key, guint64 max,
+                                   guint64 *value)
+{
+    gsize klen = strlen(key);
+
+    if (n <= klen || memcmp(line, key, klen) != 0)
+        return FALSE;
+    g_autofree char *rest = g_strndup(line + klen, n - klen);
+    char *p = g_strstrip(rest);
+    p[strcspn(p, " \t")] = '\0';
+    return g_ascii_string_to_unsigned(p, 10, 0, max, value, NULL);
+}
+
 gboolean ksm_proc_parse_stat(const char *text, gsize len, KsmProcStat *stat, GError **error)
 {
     KsmProcStat st = {0};
     gboolean seen[KSM_STAT_N_KEYS] = {FALSE};
-    gsize pos = 0;
+    gsize pos = 0, n;
+    const char *line;
 
-    while (pos < len) {
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        gsize n = nl ? (gsize)(nl - line) : len - pos;
+    while (ksm_proc_next_line(text, len, &pos, &line, &n)) {
         gsize klen = 0;
         int key = -1;
         char value[KSM_PROC_LINE_MAX];
         gsize v, vlen;
 
-        pos += n + (nl ? 1 : 0);
         while (klen < n && line[klen] != ':' && line[klen] != ' ' && line[klen] != '\t')
             klen++;
         for (int k = 0; k < KSM_STAT_N_KEYS; k++)
@@ -284,13 +313,43 @@ static gboolean ksm_proc_scan(const char *root,
     return FALSE;
 }
 
-static gboolean ksm_proc_guest_matches(const char *root, gint pid, gconstpointer name)
+gboolean ksm_proc_parse_uid(const char *text, gsize len, guint32 *uid, GError **error)
 {
-    return ksm_proc_pid_is_guest(root, pid, name);
+    gsize pos = 0, n;
+    const char *line;
+    guint64 v;
+
+    while (ksm_proc_next_line(text, len, &pos, &line, &n)) {
+        if (ksm_proc_field_u64(line, n, "Uid:", G_MAXUINT32, &v)) {
+            *uid = (guint32)v;
+            return TRUE;
+        }
+    }
+    g_set_error(error, PROCFS_ERROR, PROCFS_ERROR_PARSE, "status: no valid Uid line");
+    return FALSE;
 }
 
-gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const char *name, gint *pid,
-                                GError **error)
+typedef struct {
+    const char *name;
+    gint64 uid;
+} KsmProcGuest;
+
+static gboolean ksm_proc_guest_matches(const char *root, gint pid, gconstpointer data)
+{
+    const KsmProcGuest *g = data;
+    g_autofree char *rel = g_strdup_printf("proc/%d/status", pid);
+    g_autofree char *text = NULL;
+    gsize len = 0;
+    guint32 uid;
+
+    if (!procfs_read_file(root, rel, KSM_PROC_STATUS_MAX, &text, &len, NULL) ||
+        !ksm_proc_parse_uid(text, len, &uid, NULL) || (gint64)uid != g->uid)
+        return FALSE;
+    return ksm_proc_pid_is_guest(root, pid, g->name);
+}
+
+gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const char *name,
+                                gint64 qemu_uid, gint *pid, GError **error)
 {
     g_autofree char *file = NULL;
     g_autofree char *rel = NULL;
@@ -298,6 +357,7 @@ gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const cha
     GError *e = NULL;
     gsize len = 0;
     gint p;
+    KsmProcGuest g = {.name = name, .uid = qemu_uid};
 
     if (!ksm_proc_name_ok(name)) {
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "\"%s\" is not a domain name",
@@ -311,15 +371,95 @@ gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const cha
         *pid = p;
         return TRUE;
     }
-    if (ksm_proc_scan(root, ksm_proc_guest_matches, name, pid, &e))
+    if (qemu_uid < 0) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+                    "no QEMU process for %s (no valid %s, and no QEMU user to check a "
+                    "process's owner against)",
+                    name, rel);
+        return FALSE;
+    }
+    if (ksm_proc_scan(root, ksm_proc_guest_matches, &g, pid, &e))
         return TRUE;
     if (e)
         g_propagate_prefixed_error(error, e, "no QEMU process for %s: ", name);
     else
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
-                    "no QEMU process for %s (no %s, no -name guest=%s in proc/*/cmdline)", name,
-                    rel, name);
+                    "no QEMU process for %s (no valid %s, no process of uid %" G_GINT64_FORMAT
+                    " with -name guest=%s)",
+                    name, rel, qemu_uid, name);
     return FALSE;
+}
+
+/* A "VmFlags:" line holds two-letter flags separated by spaces. */
+static gboolean ksm_proc_flags_have(const char *flags, gsize n, const char *flag)
+{
+    gsize i = 0;
+
+    while (i < n) {
+        while (i < n && flags[i] == ' ')
+            i++;
+        gsize start = i;
+        while (i < n && flags[i] != ' ')
+            i++;
+        if (i - start == 2 && memcmp(flags + start, flag, 2) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+gboolean ksm_proc_parse_smaps(const char *text, gsize len, KsmProcSmaps *smaps, GError **error)
+{
+    KsmProcSmaps out = {0};
+    gboolean has_size = FALSE;
+    guint64 size = 0;
+    gsize pos = 0, n;
+    const char *line;
+
+    while (ksm_proc_next_line(text, len, &pos, &line, &n)) {
+        if (n > 5 && memcmp(line, "Size:", 5) == 0) {
+            has_size = ksm_proc_field_u64(line, n, "Size:", G_MAXUINT64 / 2, &size);
+            if (!has_size)
+                size = 0;
+        } else if (n >= 8 && memcmp(line, "VmFlags:", 8) == 0 && has_size) {
+            /* VmFlags closes a mapping's block */
+            gboolean mg = ksm_proc_flags_have(line + 8, n - 8, "mg");
+
+            out.n_mappings++;
+            if (mg)
+                out.mergeable_kib += size;
+            if (size > out.largest_kib) {
+                out.largest_kib = size;
+                out.largest_mergeable = mg;
+            }
+            has_size = FALSE;
+        }
+    }
+    if (out.n_mappings == 0) {
+        g_set_error(error, PROCFS_ERROR, PROCFS_ERROR_PARSE,
+                    "smaps: no mapping with Size and "
+                    "VmFlags");
+        return FALSE;
+    }
+    *smaps = out;
+    return TRUE;
+}
+
+gboolean ksm_proc_read_smaps(const char *root, gint pid, KsmProcSmaps *smaps, GError **error)
+{
+    g_autofree char *rel = g_strdup_printf("proc/%d/smaps", pid);
+    g_autofree char *text = NULL;
+    gsize len = 0;
+
+    if (pid <= 0) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "bad pid %d", pid);
+        return FALSE;
+    }
+    if (!procfs_read_file(root, rel, KSM_PROC_SMAPS_MAX, &text, &len, error) ||
+        !ksm_proc_parse_smaps(text, len, smaps, error)) {
+        g_prefix_error(error, "pid %d: ", pid);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 static gboolean ksm_proc_comm_is(const char *root, gint pid, gconstpointer comm)

@@ -49,13 +49,37 @@ gboolean ksm_proc_read_stat(const char *root, gint pid, KsmProcStat *stat, GErro
 gboolean ksm_proc_cmdline_is_guest(const char *cmdline, gsize len, const char *name);
 
 /*
- * Find the QEMU process of domain `name`: first pid_dir/<name>.pid (libvirt's
- * pid file; pid_dir NULL means run/libvirt/qemu under root), accepted only when
- * that process's cmdline names the guest (pid files go stale); else the
- * first root/proc/<pid>/cmdline that does.
+ * Find the QEMU process of domain `name` as libvirt knows it: pid_dir/<name>.pid
+ * (libvirt's pid file, in a directory only libvirtd writes; pid_dir NULL means
+ * run/libvirt/qemu under root), accepted only when that process's cmdline
+ * names the guest (pid files go stale). A command line alone proves nothing
+ * (any process may put "-name guest=vm1" in its argv), so the fallback scan
+ * of root/proc accepts only a process whose real uid is qemu_uid (the QEMU
+ * user; -1 disables the fallback).
  */
-gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const char *name, gint *pid,
-                                GError **error);
+gboolean ksm_proc_find_qemu_pid(const char *root, const char *pid_dir, const char *name,
+                                gint64 qemu_uid, gint *pid, GError **error);
+
+/* The real uid from /proc/<pid>/status text ("Uid:\t<real>\t<eff>..."). */
+gboolean ksm_proc_parse_uid(const char *text, gsize len, guint32 *uid, GError **error);
+
+/* Guest RAM as the kernel maps it in QEMU, from /proc/<pid>/smaps. */
+typedef struct {
+    guint64 largest_kib;        /* the largest mapping: the guest RAM */
+    gboolean largest_mergeable; /* ... has VmFlags "mg" (MADV_MERGEABLE) */
+    guint64 mergeable_kib;      /* every mapping with "mg", summed */
+    guint n_mappings;
+} KsmProcSmaps;
+
+/*
+ * Parse smaps text: each mapping's "Size:" and "VmFlags:" lines. An
+ * exclusion took effect when the largest mapping lost "mg" (QEMU's
+ * qom-set merge=false is madvise(MADV_UNMERGEABLE) on the RAM backend).
+ * FALSE when no mapping with a size is found. Never reads past len.
+ */
+gboolean ksm_proc_parse_smaps(const char *text, gsize len, KsmProcSmaps *smaps, GError **error);
+
+gboolean ksm_proc_read_smaps(const char *root, gint pid, KsmProcSmaps *smaps, GError **error);
 
 /* The first root/proc/<pid> whose comm is `comm` ("ksmd", "ksmtuned"). */
 gboolean ksm_proc_find_comm(const char *root, const char *comm, gint *pid, GError **error);

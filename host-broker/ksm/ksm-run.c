@@ -18,6 +18,15 @@
 
 /* The settings found at start, while ballastd owns KSM (tmpfs: one boot). */
 #define KSM_RUN_SAVED "run/ballast/ksm-saved.ini"
+/* The domains (UUIDs) ballast excluded because sharing did not pay: their
+ * <nosharepages/> outlives ballastd and reboots, and is reconsidered at the
+ * next start. Operator exclusions (ksm="never") are not listed: never undone. */
+#define KSM_RUN_LOW_PROFIT "var/lib/ballast/ksm-low-profit"
+/* An exclusion must show in its QEMU's smaps (or merging pages) this soon. */
+#define KSM_RUN_VERIFY_US (10 * G_USEC_PER_SEC)
+/* Failed attempts are retried after 10 s, doubling up to 10 min. */
+#define KSM_RUN_RETRY_MIN_US (10 * G_USEC_PER_SEC)
+#define KSM_RUN_RETRY_MAX_US (600 * G_USEC_PER_SEC)
 
 typedef struct {
     char *name;
@@ -31,6 +40,17 @@ typedef struct {
     KsmVmState state;
     char reason[256];
     char stat_error[256]; /* last logged, to log each once */
+
+    /* what is in effect, as seen (see KsmRunState) */
+    KsmRunState effect;
+    char error[256];
+    gboolean persistent;      /* the domain has a persistent definition */
+    gboolean persistent_done; /* <nosharepages/> as wanted in it */
+    gint64 verify_by_us;      /* PENDING: deadline */
+    gboolean has_merging_at_switch;
+    guint64 merging_at_switch;
+    guint failures;
+    gint64 retry_at_us;
 } KsmRunVmState;
 
 struct KsmRun {
@@ -66,8 +86,49 @@ struct KsmRun {
 
     guint64 page_size;
     guint64 clk_tck;
+    gint64 qemu_uid;
+    KsmRunApplier applier;
+    gpointer applier_data;
     GHashTable *vms; /* uuid -> KsmRunVmState */
+
+    GHashTable *low_profit; /* uuids of KSM_RUN_LOW_PROFIT, loaded at the first tick */
+    gboolean low_profit_loaded;
+    gboolean has_facts; /* the facts low-profit exclusions were made on */
+    gboolean facts_short;
+    guint facts_min_profit_mib, facts_full_scans;
 };
+
+const char *ksm_run_state_name(KsmRunState state)
+{
+    switch (state) {
+    case KSM_RUN_SHARED:
+        return "shared";
+    case KSM_RUN_PENDING:
+        return "pending";
+    case KSM_RUN_FAILED:
+        return "failed";
+    case KSM_RUN_LIVE:
+        return "live";
+    case KSM_RUN_PERSISTENT:
+        return "persistent";
+    case KSM_RUN_NEXT_BOOT:
+        return "next-boot";
+    case KSM_RUN_WOULD:
+        return "would";
+    }
+    return "shared";
+}
+
+void ksm_run_set_applier(KsmRun *run, KsmRunApplier applier, gpointer data)
+{
+    run->applier = applier;
+    run->applier_data = data;
+}
+
+void ksm_run_set_qemu_uid(KsmRun *run, gint64 uid)
+{
+    run->qemu_uid = uid;
+}
 
 static void ksm_run_vm_free(gpointer data)
 {
@@ -90,6 +151,8 @@ KsmRun *ksm_run_new(const char *root, Evlog *log, Virt *virt, gboolean dry_run)
     run->page_size = page > 0 ? (guint64)page : 4096;
     run->clk_tck = tck > 0 ? (guint64)tck : 100;
     run->vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, ksm_run_vm_free);
+    run->low_profit = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    run->qemu_uid = -1;
     return run;
 }
 
@@ -247,6 +310,7 @@ void ksm_run_free(KsmRun *run)
         return;
     ksm_run_restore(run, "ballastd exits");
     g_hash_table_destroy(run->vms);
+    g_hash_table_destroy(run->low_profit);
     g_free(run->root);
     g_free(run);
 }
@@ -365,7 +429,7 @@ static void ksm_run_sample_vm(KsmRun *run, KsmRunVmState *v)
 
     v->has_stat = FALSE;
     v->has_profit = FALSE;
-    if (!ksm_proc_find_qemu_pid(run->root, NULL, v->name, &pid, &e) ||
+    if (!ksm_proc_find_qemu_pid(run->root, NULL, v->name, run->qemu_uid, &pid, &e) ||
         !ksm_proc_read_stat(run->root, pid, &v->stat, &e)) {
         /* a kernel without ksm_stat (< 6.1) or a QEMU we cannot see */
         if (g_strcmp0(v->stat_error, e->message) != 0)
@@ -380,31 +444,151 @@ static void ksm_run_sample_vm(KsmRun *run, KsmRunVmState *v)
     v->has_profit = ksm_proc_profit(&v->stat, run->page_size, &v->profit_bytes);
 }
 
+/* ---- low-profit exclusions across restarts ---- */
+
+static void ksm_run_low_profit_load(KsmRun *run)
+{
+    g_autofree char *text = NULL;
+    gsize len = 0;
+
+    run->low_profit_loaded = TRUE;
+    if (!procfs_read_file(run->root, KSM_RUN_LOW_PROFIT, 1 << 20, &text, &len, NULL))
+        return;
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (guint i = 0; lines[i]; i++) {
+        char *u = g_strstrip(lines[i]);
+        if (*u && strlen(u) < 64)
+            g_hash_table_add(run->low_profit, g_strdup(u));
+    }
+}
+
+static void ksm_run_low_profit_save(KsmRun *run)
+{
+    g_autofree char *path = g_build_filename(run->root ? run->root : "/", KSM_RUN_LOW_PROFIT, NULL);
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autoptr(GString) text = g_string_new(NULL);
+    g_autoptr(GError) e = NULL;
+    GHashTableIter it;
+    gpointer k;
+
+    g_hash_table_iter_init(&it, run->low_profit);
+    while (g_hash_table_iter_next(&it, &k, NULL))
+        g_string_append_printf(text, "%s\n", (char *)k);
+    if (g_mkdir_with_parents(dir, 0755) < 0 ||
+        !g_file_set_contents(path, text->str, (gssize)text->len, &e))
+        evlog_say(run->log, FALSE,
+                  "KSM: cannot write %s (%s): a restarted ballastd will keep these low-profit "
+                  "exclusions",
+                  path, e ? e->message : g_strerror(errno));
+}
+
+static void ksm_run_low_profit_mark(KsmRun *run, const char *uuid, gboolean low_profit)
+{
+    gboolean changed = low_profit ? g_hash_table_add(run->low_profit, g_strdup(uuid))
+                                  : g_hash_table_remove(run->low_profit, uuid);
+    if (changed && !run->dry_run)
+        ksm_run_low_profit_save(run);
+}
+
+/* Low-profit exclusions were made on the host's memory and the thresholds of
+ * the time: when those change, every such VM is measured again. */
+static void ksm_run_check_facts(KsmRun *run, const KsmConfig *config)
+{
+    gboolean changed = run->has_facts && (run->facts_short != run->state.short_of_memory ||
+                                          run->facts_min_profit_mib != config->vm_min_profit_mib ||
+                                          run->facts_full_scans != config->vm_full_scans);
+    GHashTableIter it;
+    gpointer value;
+
+    run->has_facts = TRUE;
+    run->facts_short = run->state.short_of_memory;
+    run->facts_min_profit_mib = config->vm_min_profit_mib;
+    run->facts_full_scans = config->vm_full_scans;
+    if (!changed)
+        return;
+    g_hash_table_iter_init(&it, run->vms);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        KsmRunVmState *v = value;
+        if (v->state.excluded && v->state.why == KSM_VM_WHY_LOW_PROFIT)
+            v->state.reconsider = TRUE;
+    }
+}
+
+/* ---- applying, and seeing it take effect ---- */
+
+static void ksm_run_emit_effect(KsmRun *run, const char *name, KsmRunVmState *v,
+                                const char *evidence)
+{
+    json_object *f = json_object_new_object();
+
+    json_object_object_add(f, "state", json_object_new_string(ksm_run_state_name(v->effect)));
+    json_object_object_add(f, "exclude", json_object_new_boolean(v->state.excluded));
+    json_object_object_add(f, "reason", json_object_new_string(v->reason));
+    json_object_object_add(f, "error", v->error[0] ? json_object_new_string(v->error) : NULL);
+    json_object_object_add(f, "evidence", evlog_str_or_null(evidence));
+    json_object_object_add(f, "failures", json_object_new_int((int)v->failures));
+    evlog_emit(run->log, "ksm-exclusion", name, f);
+    evlog_say(run->log, TRUE, "%s: KSM exclusion %s: %s", name, ksm_run_state_name(v->effect),
+              evidence ? evidence : v->error);
+}
+
+static void ksm_run_fail(KsmRun *run, KsmRunVmState *v, gint64 now, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+
+/* Minimal back-off of its own (the broker's shared back-off type is on its
+ * way): 10 s, doubling, at most 10 min. */
+static void ksm_run_fail(KsmRun *run, KsmRunVmState *v, gint64 now, const char *fmt, ...)
+{
+    va_list ap;
+    gint64 delay = KSM_RUN_RETRY_MIN_US;
+
+    va_start(ap, fmt);
+    g_vsnprintf(v->error, sizeof(v->error), fmt, ap);
+    va_end(ap);
+    for (guint i = 0; i < v->failures && delay < KSM_RUN_RETRY_MAX_US; i++)
+        delay *= 2;
+    v->failures++;
+    v->effect = KSM_RUN_FAILED;
+    v->retry_at_us = now + MIN(delay, KSM_RUN_RETRY_MAX_US);
+}
+
+/* Apply v->state (exclude or include) and record only what is known to hold:
+ * a live switch that answered is PENDING until its QEMU shows it. */
 static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunVm *vm,
-                             const KsmVmDecision *d, gboolean allow_monitor)
+                             KsmRunVmState *v, gboolean allow_monitor, gint64 now)
 {
     g_autoptr(GError) e = NULL;
     VirtKsmResult r = {0};
-    const char *event = d->exclude ? "ksm-exclude" : "ksm-include";
-    const char *verb = d->exclude ? "exclude from KSM" : "include in KSM";
+    gboolean exclude = v->state.excluded;
+    const char *event = exclude ? "ksm-exclude" : "ksm-include";
+    const char *verb = exclude ? "exclude from KSM" : "include in KSM";
     g_autoptr(GString) how = g_string_new(NULL);
 
-    if (!run->dry_run && run->virt != NULL) {
-        virt_ksm_apply_uuid(run->virt, vm->uuid, d->exclude,
-                            allow_monitor && config->live_exclusion, &r, &e);
+    v->error[0] = '\0';
+    if (run->dry_run) {
+        v->effect = exclude ? KSM_RUN_WOULD : KSM_RUN_SHARED;
+    } else if (run->virt == NULL && run->applier == NULL) {
+        ksm_run_fail(run, v, now, "no libvirt connection");
+    } else {
+        gboolean live = allow_monitor && config->live_exclusion;
+
+        if (run->applier)
+            run->applier(run->applier_data, vm->uuid, exclude, live, &r, &e);
+        else
+            virt_ksm_apply_uuid(run->virt, vm->uuid, exclude, live, &r, &e);
         if (r.live_attempted)
             g_string_append_printf(how,
                                    "; live: %s (%u memory backend%s, libvirt marks the "
                                    "domain tainted: custom-monitor)",
-                                   r.live ? "done" : "failed", r.n_backends,
+                                   r.live ? "switched" : "failed", r.n_backends,
                                    r.n_backends == 1 ? "" : "s");
         else if (r.live)
             g_string_append(how, "; live: already (started with <nosharepages/>)");
         if (r.persistent)
             g_string_append_printf(how, "; persistent: %s",
                                    !r.persistent_done     ? "failed"
-                                   : r.persistent_changed ? (d->exclude ? "<nosharepages/> added"
-                                                                        : "<nosharepages/> removed")
+                                   : r.persistent_changed ? (exclude ? "<nosharepages/> added"
+                                                                     : "<nosharepages/> removed")
                                                           : "already so");
         if (r.note[0])
             g_string_append_printf(how, "; %s", r.note);
@@ -413,24 +597,114 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunV
                                                 : " ([ksm] live_exclusion=false)");
         if (e)
             g_string_append_printf(how, "; error: %s", e->message);
+
+        v->persistent = r.persistent;
+        v->persistent_done = r.persistent_done;
+        if (!exclude) {
+            if (e) {
+                ksm_run_fail(run, v, now, "%s", e->message);
+            } else {
+                v->effect = KSM_RUN_SHARED;
+                v->failures = 0;
+                v->retry_at_us = 0;
+            }
+        } else if (r.active && r.live) {
+            /* The monitor answered (or QEMU started without sharing): not
+             * done until its RAM is seen to lose "mg". */
+            v->effect = KSM_RUN_PENDING;
+            v->verify_by_us = now + KSM_RUN_VERIFY_US;
+            v->has_merging_at_switch = v->has_stat && v->stat.has_merging_pages;
+            v->merging_at_switch = v->stat.merging_pages;
+            if (e)
+                g_strlcpy(v->error, e->message, sizeof(v->error));
+        } else if (r.persistent_done) {
+            if (r.live_attempted) {
+                /* the monitor was allowed and refused: tried again later */
+                ksm_run_fail(run, v, now, "%s", e ? e->message : "live switch failed");
+            } else {
+                v->failures = 0;
+                v->retry_at_us = 0;
+                g_strlcpy(v->error,
+                          e           ? e->message
+                          : r.note[0] ? r.note
+                                      : "the running QEMU keeps merging until its next start",
+                          sizeof(v->error));
+            }
+            v->effect = KSM_RUN_NEXT_BOOT;
+        } else {
+            ksm_run_fail(run, v, now, "%s",
+                         e           ? e->message
+                         : r.note[0] ? r.note
+                                     : "nothing could be applied");
+        }
     }
+    if (exclude)
+        ksm_run_low_profit_mark(run, vm->uuid, v->state.why == KSM_VM_WHY_LOW_PROFIT);
+    else
+        ksm_run_low_profit_mark(run, vm->uuid, FALSE);
 
     json_object *f = json_object_new_object();
-    json_object_object_add(f, "reason", json_object_new_string(d->reason));
-    json_object_object_add(f, "why", json_object_new_string(ksm_vm_why_to_string(d->why)));
+    json_object_object_add(f, "reason", json_object_new_string(v->reason));
+    json_object_object_add(f, "why", json_object_new_string(ksm_vm_why_to_string(v->state.why)));
+    /* live: the switch answered; state: what is known to be in effect */
     json_object_object_add(f, "live", json_object_new_boolean(r.live));
     json_object_object_add(f, "persistent", json_object_new_boolean(r.persistent_done));
     json_object_object_add(f, "applied", json_object_new_boolean(r.live || r.persistent_done));
+    json_object_object_add(f, "state", json_object_new_string(ksm_run_state_name(v->effect)));
     json_object_object_add(f, "tainted", json_object_new_boolean(r.live_attempted));
     json_object_object_add(f, "why_not_applied",
-                           run->dry_run        ? json_object_new_string("dry-run")
-                           : run->virt == NULL ? json_object_new_string("no libvirt")
-                                               : NULL);
+                           run->dry_run ? json_object_new_string("dry-run")
+                           : run->virt == NULL && run->applier == NULL
+                               ? json_object_new_string("no libvirt")
+                               : NULL);
     if (e)
         json_object_object_add(f, "error", json_object_new_string(e->message));
+    if (v->failures > 0)
+        json_object_object_add(f, "attempt", json_object_new_int((int)v->failures + 1));
     evlog_emit(run->log, event, vm->name, f);
-    evlog_say(run->log, TRUE, "%s%s: %s (%s)%s", run->dry_run ? "would: " : "", vm->name, verb,
-              d->reason, how->str);
+    evlog_say(run->log, TRUE, "%s%s: %s (%s)%s: %s", run->dry_run ? "would: " : "", vm->name, verb,
+              v->reason, how->str, ksm_run_state_name(v->effect));
+}
+
+/* A PENDING exclusion: did its QEMU's RAM lose "mg", or its merging pages
+ * fall? Past the deadline it failed. */
+static void ksm_run_verify(KsmRun *run, const KsmRunVm *vm, KsmRunVmState *v, gint64 now)
+{
+    g_autoptr(GError) e = NULL;
+    KsmProcSmaps m;
+    char evidence[160];
+
+    if (v->pid > 0 && ksm_proc_read_smaps(run->root, v->pid, &m, &e) && !m.largest_mergeable) {
+        g_snprintf(evidence, sizeof(evidence),
+                   "its %" G_GUINT64_FORMAT " MiB RAM mapping is no longer mergeable",
+                   m.largest_kib / 1024);
+    } else if (v->has_merging_at_switch && v->merging_at_switch > 0 && v->has_stat &&
+               v->stat.has_merging_pages && v->stat.merging_pages < v->merging_at_switch) {
+        g_snprintf(evidence, sizeof(evidence),
+                   "merging pages fell %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT,
+                   v->merging_at_switch, v->stat.merging_pages);
+    } else {
+        if (now < v->verify_by_us)
+            return;
+        ksm_run_fail(run, v, now, "not in effect %" G_GINT64_FORMAT " s after the switch: %s",
+                     (gint64)(KSM_RUN_VERIFY_US / G_USEC_PER_SEC),
+                     e        ? e->message
+                     : v->pid ? "its RAM mapping is still mergeable (VmFlags mg)"
+                              : "its QEMU process was not found");
+        ksm_run_emit_effect(run, vm->name, v, NULL);
+        return;
+    }
+    v->effect = v->persistent && v->persistent_done ? KSM_RUN_PERSISTENT : KSM_RUN_LIVE;
+    if (v->persistent && !v->persistent_done) {
+        /* live holds; the definition is retried */
+        ksm_run_fail(run, v, now, "the persistent definition could not be changed%s%s",
+                     v->error[0] ? ": " : "", v->error[0] ? v->error : "");
+        v->effect = KSM_RUN_LIVE;
+    } else {
+        v->failures = 0;
+        v->retry_at_us = 0;
+    }
+    ksm_run_emit_effect(run, vm->name, v, evidence);
 }
 
 void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_monitor,
@@ -442,12 +716,15 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
 
     if (!run->started || run->managed != config->manage)
         ksm_run_ownership(run, config);
+    if (!run->low_profit_loaded)
+        ksm_run_low_profit_load(run);
     cycle = run->last_cycle_us == 0 ||
             now_us - run->last_cycle_us >= (gint64)config->interval_s * G_USEC_PER_SEC;
     if (cycle && run->available) {
         run->last_cycle_us = now_us;
         ksm_run_host(run, config, host, now_us);
     }
+    ksm_run_check_facts(run, config);
     /* VM figures are cheap (three small reads) and shown live in the status. */
     sample = run->available &&
              (run->last_sample_us == 0 || cycle || now_us - run->last_sample_us >= G_USEC_PER_SEC);
@@ -480,8 +757,18 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
         }
         /* A new QEMU: enforce an exclusion again (a transient domain, or a
          * failed redefinition, starts merging again). */
-        if (!v->was_active)
+        if (!v->was_active) {
             v->state.decided = FALSE;
+            v->failures = 0;
+            /* excluded for low profit by an earlier ballastd: measured again */
+            if (vm->ksm == POLICY_KSM_AUTO && g_hash_table_contains(run->low_profit, vm->uuid)) {
+                v->state = (KsmVmState){.decided = TRUE,
+                                        .excluded = TRUE,
+                                        .why = KSM_VM_WHY_LOW_PROFIT,
+                                        .excluded_at_us = now_us,
+                                        .reconsider = TRUE};
+            }
+        }
         v->was_active = TRUE;
         if (sample)
             ksm_run_sample_vm(run, v);
@@ -496,13 +783,39 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
         ksm_vm_decide(&facts, &v->state, config, now_us, &d);
         v->state = d.state;
         g_strlcpy(v->reason, d.reason, sizeof(v->reason));
-        if (d.changed)
-            ksm_run_apply_vm(run, config, vm, &d, allow_qemu_monitor);
+        if (d.changed) {
+            v->failures = 0;
+            ksm_run_apply_vm(run, config, vm, v, allow_qemu_monitor, now_us);
+        } else if (v->failures > 0 && v->effect != KSM_RUN_PENDING && now_us >= v->retry_at_us) {
+            /* failed, or live with a definition that could not be changed */
+            ksm_run_apply_vm(run, config, vm, v, allow_qemu_monitor, now_us);
+        }
+        if (v->effect == KSM_RUN_PENDING && sample)
+            ksm_run_verify(run, vm, v, now_us);
     }
     g_hash_table_iter_init(&it, run->vms);
     while (g_hash_table_iter_next(&it, NULL, &value))
         if (!((KsmRunVmState *)value)->seen)
             g_hash_table_iter_remove(&it);
+}
+
+gboolean ksm_run_vm_info(const KsmRun *run, const char *uuid, KsmRunVmInfo *info)
+{
+    const KsmRunVmState *v = g_hash_table_lookup(run->vms, uuid);
+
+    memset(info, 0, sizeof(*info));
+    if (v == NULL || !v->state.decided)
+        return FALSE;
+    info->want_exclude = v->state.excluded;
+    info->state = v->effect;
+    g_strlcpy(info->reason, v->reason, sizeof(info->reason));
+    g_strlcpy(info->error, v->error, sizeof(info->error));
+    info->failures = v->failures;
+    info->retry_at_us = v->failures > 0 ? v->retry_at_us : 0;
+    info->pid = v->pid;
+    info->has_merging_pages = v->has_stat && v->stat.has_merging_pages;
+    info->merging_pages = v->stat.merging_pages;
+    return TRUE;
 }
 
 static json_object *ksm_run_u64(gboolean has, guint64 v)
@@ -552,10 +865,16 @@ void ksm_run_vm_status(const KsmRun *run, const char *uuid, json_object *obj)
 
     if (v == NULL || !v->state.decided)
         return;
-    /* In a dry run nothing was applied: the VM still shares, the decision is
-     * only what would be done. */
-    json_object_object_add(obj, "excluded",
-                           json_object_new_boolean(v->state.excluded && !run->dry_run));
+    /* Excluded only when seen to take effect; in a dry run nothing was
+     * applied, the decision is only what would be done. */
+    json_object_object_add(
+        obj, "excluded",
+        json_object_new_boolean(v->effect == KSM_RUN_LIVE || v->effect == KSM_RUN_PERSISTENT));
+    json_object_object_add(obj, "exclusion",
+                           v->state.excluded || v->effect == KSM_RUN_FAILED
+                               ? json_object_new_string(ksm_run_state_name(v->effect))
+                               : NULL);
+    json_object_object_add(obj, "error", v->error[0] ? json_object_new_string(v->error) : NULL);
     if (run->dry_run)
         json_object_object_add(obj, "would_exclude", json_object_new_boolean(v->state.excluded));
     json_object_object_add(obj, "why", json_object_new_string(ksm_vm_why_to_string(v->state.why)));

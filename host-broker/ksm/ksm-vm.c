@@ -130,7 +130,13 @@ void ksm_vm_decide(const KsmVmFacts *facts, const KsmVmState *state, const KsmCo
         } else if (state->excluded && state->why == KSM_VM_WHY_LOW_PROFIT) {
             gint64 held = (now_us - state->excluded_at_us) / G_USEC_PER_SEC;
 
-            if (config->vm_retry_after_s > 0 && held >= (gint64)config->vm_retry_after_s) {
+            if (state->reconsider) {
+                d->exclude = FALSE;
+                d->why = KSM_VM_WHY_RETRY;
+                g_snprintf(d->reason, sizeof(d->reason),
+                           "ksm=auto: an exclusion for low profit is reconsidered (the facts it "
+                           "was made on changed), sharing allowed again to measure");
+            } else if (config->vm_retry_after_s > 0 && held >= (gint64)config->vm_retry_after_s) {
                 d->exclude = FALSE;
                 d->why = KSM_VM_WHY_RETRY;
                 g_snprintf(d->reason, sizeof(d->reason),
@@ -165,6 +171,7 @@ void ksm_vm_decide(const KsmVmFacts *facts, const KsmVmState *state, const KsmCo
     }
     if (d->exclude && !state->excluded)
         s->excluded_at_us = now_us;
+    s->reconsider = FALSE;
     s->decided = TRUE;
     s->excluded = d->exclude;
     s->why = d->why;

@@ -45,6 +45,9 @@ typedef struct {
     guint64 scans_seen; /* host full_scans at the last profit sample */
     guint low_scans;    /* consecutive samples below the threshold */
     gint64 excluded_at_us;
+    /* A low-profit exclusion to measure again now: the facts it was made on
+     * changed (host memory, thresholds) or ballastd restarted since. */
+    gboolean reconsider;
 } KsmVmState;
 
 typedef struct {

@@ -105,6 +105,20 @@ gboolean virt_ksm_set_persistent(virDomainPtr dom, gboolean nosharepages, gboole
         return FALSE;
     }
     virDomainFree(defined);
+    /* Recorded as done only when the defined XML now says so. */
+    {
+        g_autofree char *now = virt_ksm_xml(dom, VIR_DOMAIN_XML_INACTIVE, error);
+        gboolean has = FALSE;
+
+        if (now == NULL || !ksm_xml_has_nosharepages(now, &has, error))
+            return FALSE;
+        if (has != nosharepages) {
+            g_set_error(error, VIRT_KSM_ERROR, 0,
+                        "virDomainDefineXML succeeded but the definition %s <nosharepages/>",
+                        has ? "still has" : "still lacks");
+            return FALSE;
+        }
+    }
     return TRUE;
 }
 

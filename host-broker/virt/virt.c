@@ -4,6 +4,7 @@
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <pwd.h>
 #include <string.h>
 
 #include "backoff.h"
@@ -24,7 +25,30 @@ struct Virt {
     Backoff backoff;
     guint backoff_ms;    /* the wait before the pending reconnect */
     GHashTable *domains; /* uuid -> virDomainPtr, a cache of lookups */
+    struct VirtOpenJob *open_job; /* a virConnectOpen in flight, off the main loop */
 };
+
+/* virConnectOpen runs in a thread of its own: a libvirtd that accepts the
+ * connection and then never answers (hung, SIGSTOPped, starting) would
+ * otherwise block the main loop, and with it ballastctl status and every
+ * agent, for as long as it hangs (keepalive only starts after the open).
+ * The result comes back to the main loop in an idle. */
+typedef struct VirtOpenJob {
+    GMutex lock;
+    GCond cond;
+    gint refs;
+    Virt *v; /* NULL once the Virt gave up on it (freed) */
+    char *uri;
+    gboolean done, consumed;
+    virConnectPtr conn;
+    char *error;
+    gboolean bad_uri;
+} VirtOpenJob;
+
+/* The first connect waits this long for the open, so that a wrong URI still
+ * stops the start with its error; a slower libvirtd is waited for in the
+ * background. */
+#define VIRT_OPEN_WAIT_US (5 * G_USEC_PER_SEC)
 
 #define VIRT_ERROR (virt_error_quark())
 static GQuark virt_error_quark(void)
@@ -122,6 +146,18 @@ void virt_set_backoff(Virt *v, guint min_ms, guint max_ms)
     v->backoff_spec.first_us = (gint64)MAX(min_ms, 1) * 1000;
     v->backoff_spec.max_us = (gint64)MAX(max_ms, 1) * 1000;
     v->backoff_spec.factor = 2;
+}
+
+gint64 virt_qemu_uid(void)
+{
+    static const char *const users[] = {"libvirt-qemu", "qemu"};
+
+    for (guint i = 0; i < G_N_ELEMENTS(users); i++) {
+        struct passwd *pw = getpwnam(users[i]);
+        if (pw != NULL)
+            return (gint64)pw->pw_uid;
+    }
+    return -1;
 }
 
 const char *virt_uri(const Virt *v)
@@ -339,29 +375,28 @@ gboolean virt_error_is_bad_uri(const GError *error)
     return g_error_matches(error, VIRT_ERROR, VIRT_ERROR_BAD_URI);
 }
 
-static gboolean virt_open(Virt *v, GError **error)
+static void virt_job_unref(VirtOpenJob *job)
 {
-    virConnectPtr conn = virConnectOpen(v->uri);
+    if (!g_atomic_int_dec_and_test(&job->refs))
+        return;
+    if (job->conn)
+        virConnectClose(job->conn);
+    g_free(job->uri);
+    g_free(job->error);
+    g_mutex_clear(&job->lock);
+    g_cond_clear(&job->cond);
+    g_free(job);
+}
 
-    if (conn == NULL) {
-        /* An unparseable URI, an unknown transport, or a scheme no driver
-         * takes (the daemon answered and said so): unlike a daemon that is
-         * not up yet, waiting cannot fix it. */
-        virErrorPtr err = virGetLastError();
-        gboolean bad = err && (err->code == VIR_ERR_NO_CONNECT ||
-                               err->code == VIR_ERR_INVALID_ARG || err->domain == VIR_FROM_URI);
-        g_autoptr(GError) e = NULL;
-
-        set_error(&e, v->uri);
-        if (bad)
-            e->code = VIRT_ERROR_BAD_URI;
-        g_propagate_error(error, g_steal_pointer(&e));
-        return FALSE;
-    }
+/* On the main loop: register for events on a fresh connection. */
+static gboolean virt_attach(Virt *v, virConnectPtr conn, GError **error)
+{
     v->conn = conn;
-    /* 5 s interval, 3 missed: a hung libvirtd is noticed within ~20 s.
+    /* 2 s interval, 3 missed: a libvirtd that hangs is noticed within ~8 s
+     * (less than ballastctl's 10 s timeout),
+     * and a call blocked on it returns with an error by then.
      * Local drivers (test://) have no keepalive: not an error. */
-    virConnectSetKeepAlive(conn, 5, 3);
+    virConnectSetKeepAlive(conn, 2, 3);
     if (virConnectRegisterCloseCallback(conn, on_close, v, NULL) < 0)
         virResetLastError();
 
@@ -394,26 +429,119 @@ static gboolean virt_open(Virt *v, GError **error)
     return TRUE;
 }
 
-static gboolean virt_reconnect_cb(gpointer user_data)
+static gpointer virt_open_thread(gpointer data)
 {
-    Virt *v = user_data;
-    g_autoptr(GError) e = NULL;
+    VirtOpenJob *job = data;
+    virConnectPtr conn = virConnectOpen(job->uri);
+    char *error = NULL;
+    gboolean bad = FALSE;
 
-    v->reconnect_id = 0;
-    if (!virt_open(v, &e)) {
+    if (conn == NULL) {
+        /* An unparseable URI, an unknown transport, or a scheme no driver
+         * takes (the daemon answered and said so): unlike a daemon that is
+         * not up yet, waiting cannot fix it. libvirt's errors are per
+         * thread: taken here. */
+        virErrorPtr err = virGetLastError();
+        const char *msg = virGetLastErrorMessage();
+
+        bad = err && (err->code == VIR_ERR_NO_CONNECT || err->code == VIR_ERR_INVALID_ARG ||
+                      err->domain == VIR_FROM_URI);
+        error = g_strdup_printf("%s: %s", job->uri, msg ? msg : "unknown libvirt error");
+    }
+    g_mutex_lock(&job->lock);
+    job->conn = conn;
+    job->error = error;
+    job->bad_uri = bad;
+    job->done = TRUE;
+    g_cond_signal(&job->cond);
+    g_mutex_unlock(&job->lock);
+    return NULL;
+}
+
+static gpointer virt_open_thread_main(gpointer data)
+{
+    virt_open_thread(data);
+    virt_job_unref(data); /* the thread's reference */
+    return NULL;
+}
+
+/* The open finished (in the job): attach on success. FALSE with error. */
+static gboolean virt_finish_open(Virt *v, VirtOpenJob *job, GError **error)
+{
+    virConnectPtr conn = g_steal_pointer(&job->conn);
+
+    job->consumed = TRUE;
+    if (v->open_job == job) {
+        v->open_job = NULL;
+        virt_job_unref(job); /* the Virt's reference */
+    }
+    if (conn == NULL) {
+        g_set_error_literal(error, VIRT_ERROR, job->bad_uri ? VIRT_ERROR_BAD_URI : 0,
+                            job->error ? job->error : "cannot connect");
+        return FALSE;
+    }
+    return virt_attach(v, conn, error);
+}
+
+/* The thread's idle on the main loop. */
+static gboolean virt_open_done(gpointer data)
+{
+    VirtOpenJob *job = data;
+    g_autoptr(GError) e = NULL;
+    Virt *v;
+
+    g_mutex_lock(&job->lock);
+    if (!job->done) {
+        g_mutex_unlock(&job->lock);
+        return G_SOURCE_CONTINUE;
+    }
+    v = job->v;
+    g_mutex_unlock(&job->lock);
+    if (v == NULL || job->consumed) {
+        virt_job_unref(job); /* closes a connection nobody wants any more */
+        return G_SOURCE_REMOVE;
+    }
+    if (virt_finish_open(v, job, &e)) {
+        if (v->cb.connected)
+            v->cb.connected(v, v->user_data);
+    } else {
         virt_schedule_reconnect(v);
         if (v->cb.connect_failed)
             v->cb.connect_failed(v, e->message, v->backoff_ms, v->user_data);
-        return G_SOURCE_REMOVE;
     }
-    if (v->cb.connected)
-        v->cb.connected(v, v->user_data);
+    virt_job_unref(job);
+    return G_SOURCE_REMOVE;
+}
+
+static VirtOpenJob *virt_start_open(Virt *v)
+{
+    VirtOpenJob *job = g_new0(VirtOpenJob, 1);
+
+    g_mutex_init(&job->lock);
+    g_cond_init(&job->cond);
+    job->refs = 3; /* the Virt, the thread's idle, the thread */
+    job->v = v;
+    job->uri = g_strdup(v->uri);
+    v->open_job = job;
+    /* Polled from the main loop: the thread touches no GSource. */
+    g_timeout_add(50, virt_open_done, job);
+    g_thread_unref(g_thread_new("virt-open", virt_open_thread_main, job));
+    return job;
+}
+
+static gboolean virt_reconnect_cb(gpointer user_data)
+{
+    Virt *v = user_data;
+
+    v->reconnect_id = 0;
+    if (v->open_job == NULL)
+        virt_start_open(v);
     return G_SOURCE_REMOVE;
 }
 
 static void virt_schedule_reconnect(Virt *v)
 {
-    if (v->reconnect_id != 0)
+    if (v->reconnect_id != 0 || v->open_job != NULL)
         return;
     v->backoff_ms =
         (guint)(backoff_fail(&v->backoff, &v->backoff_spec, g_get_monotonic_time()) / 1000);
@@ -422,10 +550,30 @@ static void virt_schedule_reconnect(Virt *v)
 
 gboolean virt_connect(Virt *v, GError **error)
 {
+    VirtOpenJob *job;
+    gint64 deadline = g_get_monotonic_time() + VIRT_OPEN_WAIT_US;
+    gboolean done;
+
     if (v->connected)
         return TRUE;
     virt_event_init();
-    if (virt_open(v, error)) {
+    if (v->open_job != NULL) {
+        g_set_error(error, VIRT_ERROR, 0, "%s: still connecting", v->uri);
+        return FALSE;
+    }
+    job = virt_start_open(v);
+    g_mutex_lock(&job->lock);
+    while (!job->done)
+        if (!g_cond_wait_until(&job->cond, &job->lock, deadline))
+            break;
+    done = job->done;
+    g_mutex_unlock(&job->lock);
+    if (!done) {
+        /* Left to finish in the background (virt_open_done). */
+        g_set_error(error, VIRT_ERROR, 0, "%s: libvirtd does not answer (still waiting)", v->uri);
+        return FALSE;
+    }
+    if (virt_finish_open(v, job, error)) {
         if (v->cb.connected)
             v->cb.connected(v, v->user_data);
         return TRUE;
@@ -453,6 +601,14 @@ void virt_free(Virt *v)
         return;
     g_clear_handle_id(&v->reconnect_id, g_source_remove);
     g_clear_handle_id(&v->close_idle, g_source_remove);
+    if (v->open_job != NULL) {
+        /* The thread may still be blocked in virConnectOpen: it keeps the
+         * job alive and its idle closes what it opens. */
+        g_mutex_lock(&v->open_job->lock);
+        v->open_job->v = NULL;
+        g_mutex_unlock(&v->open_job->lock);
+        virt_job_unref(g_steal_pointer(&v->open_job));
+    }
     virt_teardown(v);
     g_hash_table_destroy(v->domains);
     g_free(v->uri);

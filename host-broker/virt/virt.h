@@ -106,6 +106,10 @@ gboolean virt_error_is_bad_uri(const GError *error);
 gboolean virt_is_connected(const Virt *v);
 const char *virt_uri(const Virt *v);
 
+/* The uid QEMU runs as under libvirt's system driver (Debian: libvirt-qemu,
+ * elsewhere qemu), -1 when no such user exists. */
+gint64 virt_qemu_uid(void);
+
 /* Drop the connection as if libvirtd went away (tests, and reload of --connect). */
 void virt_force_reconnect(Virt *v, const char *why);
 

@@ -764,6 +764,208 @@ static void test_host(void)
     g_rmdir(dir);
 }
 
+/* ---- stopping while requests arrive ---- */
+
+typedef struct {
+    char *path;
+    gint stop;
+    guint answered;
+} Hammer;
+
+/* ballastctl status in a tight loop: connect, ask, read what comes back.
+ * Refused or cut connections are expected while the broker stops. */
+static gpointer hammer_thread(gpointer data)
+{
+    Hammer *h = data;
+
+    while (!g_atomic_int_get(&h->stop)) {
+        g_autoptr(GSocketClient) client = g_socket_client_new();
+        g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(h->path);
+        g_autoptr(GSocketConnection) conn =
+            g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, NULL);
+        const char *line = "{\"cmd\":\"status\"}\n";
+        char buf[4096];
+
+        if (conn == NULL) {
+            g_usleep(200);
+            continue;
+        }
+        if (!g_output_stream_write_all(g_io_stream_get_output_stream(G_IO_STREAM(conn)), line,
+                                       strlen(line), NULL, NULL, NULL))
+            continue;
+        if (g_input_stream_read(g_io_stream_get_input_stream(G_IO_STREAM(conn)), buf, sizeof(buf),
+                                NULL, NULL) > 0)
+            g_atomic_int_inc(&h->answered);
+    }
+    return NULL;
+}
+
+static gboolean quit_soon(gpointer data)
+{
+    broker_quit(data, "test stop");
+    return G_SOURCE_REMOVE;
+}
+
+/* Requests keep arriving while ballastd stops (the final drain of the main
+ * context, broker_free): none may reach a freed VM table or a freed control
+ * socket. Under AddressSanitizer the old order (VM table freed before the
+ * control socket) reports heap-use-after-free here. */
+static void test_stop_under_requests(Fixture *f, gconstpointer data)
+{
+    Hammer h = {.path = f->ctl};
+    GThread *threads[2];
+    guint answered_before = 0;
+
+    for (guint round = 0; round < 6; round++) {
+        g_autoptr(GError) e = NULL;
+
+        start(f);
+        g_atomic_int_set(&h.stop, FALSE);
+        for (guint i = 0; i < G_N_ELEMENTS(threads); i++)
+            threads[i] = g_thread_new("hammer", hammer_thread, &h);
+        g_timeout_add(150, quit_soon, f->b);
+        guint guard = g_timeout_add_seconds(30, hang_guard, NULL);
+        g_assert_true(broker_run(f->b, &e));
+        g_source_remove(guard);
+        /* The threads still knock while the broker is freed. */
+        broker_free(f->b);
+        f->b = NULL;
+        g_atomic_int_set(&h.stop, TRUE);
+        for (guint i = 0; i < G_N_ELEMENTS(threads); i++)
+            g_thread_join(threads[i]);
+        /* Each round answered requests: the loop did run under load. */
+        g_assert_cmpuint(g_atomic_int_get(&h.answered), >, answered_before);
+        answered_before = g_atomic_int_get(&h.answered);
+    }
+}
+
+/* A guest cannot fill the disk through the event log: per VM and event kind
+ * a rate limit (counted, "suppressed" on the next line), and a size cap that
+ * a reopen (SIGHUP after logrotate) lifts. */
+static void test_evlog_bounds(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("ballast-evlog-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "events.json", NULL);
+    g_autofree char *rotated = g_build_filename(dir, "events.json.1", NULL);
+    g_autoptr(GError) e = NULL;
+    Evlog *log = evlog_new(path, &e);
+    g_autofree char *text = NULL;
+
+    g_assert_no_error(e);
+    for (int i = 0; i < 1000; i++) {
+        evlog_emit(log, "report", "flooder", NULL);
+        evlog_emit(log, "report", "honest", NULL); /* its own bucket */
+    }
+    evlog_emit(log, "connect", NULL, NULL); /* host events are not limited */
+    /* the burst of each, and nothing more at a standing clock */
+    g_assert_cmpuint(evlog_suppressed(log), >=, 2 * (1000 - (guint)EVLOG_VM_BURST) - 4);
+    g_assert_cmpuint(evlog_suppressed(log), <=, 2 * (1000 - (guint)EVLOG_VM_BURST));
+    g_usleep(G_USEC_PER_SEC / 2); /* a couple of tokens come back */
+    evlog_emit(log, "report", "flooder", NULL);
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "\"suppressed\":"));
+    g_assert_nonnull(strstr(text, "\"event\":\"connect\""));
+    g_clear_pointer(&text, g_free);
+
+    /* the size cap: one "event-log-full" line, then nothing */
+    evlog_set_max_bytes(log, 4096 + evlog_bytes_written(log));
+    for (int i = 0; i < 200; i++)
+        evlog_emit(log, "connect", NULL, NULL);
+    GStatBuf st;
+    g_assert_cmpint(g_stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, <=, (goffset)(4096 + evlog_bytes_written(log)));
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "event-log-full"));
+    gsize full_size = strlen(text);
+    g_clear_pointer(&text, g_free);
+    evlog_emit(log, "connect", NULL, NULL);
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_cmpuint(strlen(text), ==, full_size);
+    g_clear_pointer(&text, g_free);
+
+    /* logrotate moves it, SIGHUP reopens: written again */
+    g_assert_cmpint(g_rename(path, rotated), ==, 0);
+    g_assert_true(evlog_reopen(log, &e));
+    evlog_emit(log, "connect", NULL, NULL);
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "\"event\":\"connect\""));
+    evlog_free(log);
+    g_unlink(path);
+    g_unlink(rotated);
+    g_rmdir(dir);
+}
+
+/* ---- a libvirtd that never answers ---- */
+
+typedef struct {
+    Fixture *f;
+    char *reply;
+    gint64 took_us;
+    gint done;
+} HungCtx;
+
+static gpointer hung_status_thread(gpointer data)
+{
+    HungCtx *c = data;
+    gint64 t0 = g_get_monotonic_time();
+
+    /* the control socket exists once broker_run is in its loop */
+    while (!g_file_test(c->f->ctl, G_FILE_TEST_EXISTS))
+        g_usleep(10000);
+    c->reply = ctl_request(c->f->ctl, "{\"cmd\":\"status\"}\n");
+    c->took_us = g_get_monotonic_time() - t0;
+    g_atomic_int_set(&c->done, TRUE);
+    return NULL;
+}
+
+static gboolean hung_check(gpointer data)
+{
+    HungCtx *c = data;
+
+    if (!g_atomic_int_get(&c->done))
+        return G_SOURCE_CONTINUE;
+    broker_quit(c->f->b, "test done");
+    return G_SOURCE_REMOVE;
+}
+
+/* A libvirtd that accepts the connection and never says a word (hung, or
+ * SIGSTOPped): the broker's loop still runs, ballastctl status answers and
+ * says libvirt is not connected. With virConnectOpen on the main loop the
+ * start blocked forever here. */
+static void test_hung_libvirtd(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "libvirt-sock", NULL);
+    g_autoptr(GSocket) listener =
+        g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(sock);
+    g_autoptr(GError) e = NULL;
+    HungCtx c = {.f = f};
+
+    g_assert_true(g_socket_bind(listener, addr, TRUE, &e));
+    g_assert_true(g_socket_listen(listener, &e)); /* and never accept */
+    g_free(f->uri);
+    f->uri = g_strdup_printf("qemu+unix:///system?socket=%s&no_verify=1", sock);
+    start(f);
+    GThread *t = g_thread_new("status", hung_status_thread, &c);
+    g_timeout_add(20, hung_check, &c);
+    guint guard = g_timeout_add_seconds(40, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, &e));
+    g_assert_no_error(e);
+    g_source_remove(guard);
+    g_thread_join(t);
+
+    json_object *o = json_tokener_parse(c.reply);
+    g_assert_nonnull(o);
+    json_object *st = json_object_object_get(o, "status");
+    g_assert_nonnull(st);
+    g_assert_cmpstr(sget(st, "connected"), ==, "false");
+    json_object_put(o);
+    g_free(c.reply);
+    /* the daemon goes away: the open in flight fails and is cleaned up */
+    g_socket_close(listener, NULL);
+    g_unlink(sock);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -777,9 +979,12 @@ int main(int argc, char **argv)
     T("bad-config", test_bad_config);
     T("reload-keeps-running", test_reload_keeps_running);
     T("bad-uri", test_bad_uri);
+    T("stop-under-requests", test_stop_under_requests);
+    T("hung-libvirtd", test_hung_libvirtd);
     g_test_add_func("/broker/control-idle-client", test_control_idle_client);
     g_test_add_func("/broker/note-key", test_note_key);
     g_test_add_func("/broker/evlog", test_evlog);
+    g_test_add_func("/broker/evlog-bounds", test_evlog_bounds);
     g_test_add_func("/broker/host", test_host);
     return g_test_run();
 }

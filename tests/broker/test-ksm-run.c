@@ -314,9 +314,12 @@ static void test_vms(Fixture *f, gconstpointer data)
     g_assert_cmpstr(field_str(o, "why_not_applied"), ==, "no libvirt");
     json_object_put(ev);
 
+    /* nothing could apply it: not excluded, and status says so */
     o = json_object_new_object();
     ksm_run_vm_status(run, "u1", o);
-    g_assert_true(field_bool(o, "excluded"));
+    g_assert_false(field_bool(o, "excluded"));
+    g_assert_cmpstr(field_str(o, "exclusion"), ==, "failed");
+    g_assert_cmpstr(field_str(o, "error"), ==, "no libvirt connection");
     g_assert_cmpint(field_int(o, "merging_pages"), ==, 17084);
     g_assert_cmpint(field_int(o, "profit_bytes"), ==, 61587456);
     g_assert_cmpint(field_int(o, "pid"), ==, 4242);
@@ -412,6 +415,209 @@ static void test_no_ksm(Fixture *f, gconstpointer data)
     ksm_run_free(run);
 }
 
+/* ---- exclusions recorded only when they take effect ---- */
+
+typedef struct {
+    guint calls;
+    gboolean last_exclude, last_live_allowed;
+    gboolean monitor_answers; /* the qom-set switch answers */
+    gboolean define_ok;
+} FakeVirt;
+
+static gboolean fake_apply(gpointer data, const char *uuid, gboolean exclude, gboolean live_allowed,
+                           VirtKsmResult *r, GError **error)
+{
+    FakeVirt *fv = data;
+
+    memset(r, 0, sizeof(*r));
+    fv->calls++;
+    fv->last_exclude = exclude;
+    fv->last_live_allowed = live_allowed;
+    r->active = TRUE;
+    r->persistent = TRUE;
+    r->persistent_done = fv->define_ok;
+    r->persistent_changed = fv->define_ok;
+    if (live_allowed) {
+        r->live_attempted = TRUE;
+        r->live = fv->monitor_answers;
+        r->n_backends = 1;
+    }
+    if (!fv->define_ok || (live_allowed && !fv->monitor_answers)) {
+        g_set_error(error, VIRT_KSM_ERROR, 0, "fake: refused");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static KsmRunVmInfo vm_info(KsmRun *run, const char *uuid)
+{
+    KsmRunVmInfo info;
+
+    g_assert_true(ksm_run_vm_info(run, uuid, &info));
+    return info;
+}
+
+static void unmerge_smaps(Fixture *f)
+{
+    g_autofree char *text = ksm_fixture_read(f->root, "proc/4242/smaps");
+    g_autoptr(GString) t = g_string_new(text);
+
+    g_string_replace(t, "ac sd nh mg", "ac sd nh", 1);
+    ksm_fixture_write(f->root, "proc/4242/smaps", t->str);
+}
+
+static void test_exclusion_verified(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    FakeVirt fv = {.monitor_answers = TRUE, .define_ok = TRUE};
+    KsmRunVm vm = {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_NEVER};
+    json_object *ev;
+
+    ksm_run_set_applier(run, fake_apply, &fv);
+    /* the switch answered, but the QEMU's RAM still has "mg": pending */
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 1 * S);
+    g_assert_cmpuint(fv.calls, ==, 1);
+    g_assert_true(fv.last_live_allowed);
+    g_assert_cmpint(vm_info(run, "u1").state, ==, KSM_RUN_PENDING);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "state"), ==, "pending");
+    json_object_put(ev);
+    json_object *o = json_object_new_object();
+    ksm_run_vm_status(run, "u1", o);
+    g_assert_false(field_bool(o, "excluded"));
+    g_assert_cmpstr(field_str(o, "exclusion"), ==, "pending");
+    json_object_put(o);
+    /* still mergeable past the deadline: failed, with the reason */
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 5 * S);
+    g_assert_cmpint(vm_info(run, "u1").state, ==, KSM_RUN_PENDING);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 12 * S);
+    KsmRunVmInfo info = vm_info(run, "u1");
+    g_assert_cmpint(info.state, ==, KSM_RUN_FAILED);
+    g_assert_nonnull(strstr(info.error, "still mergeable"));
+    g_assert_cmpuint(info.failures, ==, 1);
+    ev = events_of(f, "ksm-exclusion");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "state"), ==, "failed");
+    json_object_put(ev);
+    /* retried with back-off: not before 10 s, then again */
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 15 * S);
+    g_assert_cmpuint(fv.calls, ==, 1);
+    unmerge_smaps(f);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 23 * S);
+    g_assert_cmpuint(fv.calls, ==, 2);
+    /* the RAM mapping lost "mg" and the definition has <nosharepages/> */
+    info = vm_info(run, "u1");
+    g_assert_cmpint(info.state, ==, KSM_RUN_PERSISTENT);
+    g_assert_cmpuint(info.failures, ==, 0);
+    o = json_object_new_object();
+    ksm_run_vm_status(run, "u1", o);
+    g_assert_true(field_bool(o, "excluded"));
+    g_assert_cmpstr(field_str(o, "exclusion"), ==, "persistent");
+    json_object_put(o);
+    ev = events_of(f, "ksm-exclusion");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 2);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 1), "state"), ==, "persistent");
+    g_assert_nonnull(
+        strstr(field_str(json_object_array_get_idx(ev, 1), "evidence"), "no longer mergeable"));
+    json_object_put(ev);
+    ksm_run_free(run);
+}
+
+/* Live holds but the definition cannot be changed: live, and the
+ * persistent part is retried until it holds. */
+static void test_exclusion_persistent_retry(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    FakeVirt fv = {.monitor_answers = TRUE, .define_ok = FALSE};
+    KsmRunVm vm = {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_NEVER};
+
+    ksm_run_set_applier(run, fake_apply, &fv);
+    unmerge_smaps(f);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 1 * S);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 2 * S);
+    KsmRunVmInfo info = vm_info(run, "u1");
+    g_assert_cmpint(info.state, ==, KSM_RUN_LIVE);
+    g_assert_cmpuint(info.failures, ==, 1);
+    g_assert_nonnull(strstr(info.error, "persistent definition"));
+    fv.define_ok = TRUE;
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 5 * S);
+    g_assert_cmpuint(fv.calls, ==, 1); /* back-off */
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 13 * S);
+    g_assert_cmpuint(fv.calls, ==, 2);
+    info = vm_info(run, "u1");
+    g_assert_cmpint(info.state, ==, KSM_RUN_PERSISTENT);
+    g_assert_cmpuint(info.failures, ==, 0);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, &vm, 1, 60 * S);
+    g_assert_cmpuint(fv.calls, ==, 2); /* done: not applied again */
+    ksm_run_free(run);
+}
+
+/* allow_qemu_monitor=false: the definition changes, nothing claims live. */
+static void test_exclusion_next_boot(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    FakeVirt fv = {.monitor_answers = TRUE, .define_ok = TRUE};
+    KsmRunVm vm = {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_NEVER};
+
+    ksm_run_set_applier(run, fake_apply, &fv);
+    for (gint64 t = 1; t < 40; t += 3)
+        ksm_run_tick(run, &f->config, FALSE, &f->host, &vm, 1, t * S);
+    g_assert_cmpuint(fv.calls, ==, 1);
+    g_assert_false(fv.last_live_allowed);
+    KsmRunVmInfo info = vm_info(run, "u1");
+    g_assert_cmpint(info.state, ==, KSM_RUN_NEXT_BOOT);
+    json_object *o = json_object_new_object();
+    ksm_run_vm_status(run, "u1", o);
+    g_assert_false(field_bool(o, "excluded"));
+    g_assert_cmpstr(field_str(o, "exclusion"), ==, "next-boot");
+    json_object_put(o);
+
+    /* the definition cannot be changed either: failed, retried */
+    fv.define_ok = FALSE;
+    vm.active = FALSE;
+    ksm_run_tick(run, &f->config, FALSE, &f->host, &vm, 1, 41 * S);
+    vm.active = TRUE;
+    ksm_run_tick(run, &f->config, FALSE, &f->host, &vm, 1, 42 * S);
+    info = vm_info(run, "u1");
+    g_assert_cmpint(info.state, ==, KSM_RUN_FAILED);
+    g_assert_cmpstr(info.error, ==, "fake: refused");
+    ksm_run_tick(run, &f->config, FALSE, &f->host, &vm, 1, 53 * S);
+    g_assert_cmpuint(fv.calls, ==, 3);
+    g_assert_cmpuint(vm_info(run, "u1").failures, ==, 2);
+    ksm_run_free(run);
+}
+
+/* A low-profit exclusion made by an earlier ballastd is measured again at
+ * start; an operator's ksm="never" is kept. */
+static void test_low_profit_restart(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    FakeVirt fv = {.monitor_answers = TRUE, .define_ok = TRUE};
+    KsmRunVm vms[] = {
+        {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_AUTO},
+        {.uuid = "u3", .name = "vm3", .active = TRUE, .ksm = POLICY_KSM_NEVER},
+    };
+    json_object *ev;
+
+    ksm_fixture_write(f->root, "var/lib/ballast/ksm-low-profit", "u1\nu3\n");
+    ksm_run_set_applier(run, fake_apply, &fv);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, G_N_ELEMENTS(vms), 1 * S);
+    ev = events_of(f, "ksm-include");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "vm"), ==, "vm1");
+    g_assert_nonnull(strstr(field_str(json_object_array_get_idx(ev, 0), "reason"), "reconsidered"));
+    json_object_put(ev);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "vm"), ==, "vm3");
+    json_object_put(ev);
+    g_assert_cmpint(vm_info(run, "u1").state, ==, KSM_RUN_SHARED);
+    /* neither is listed any more: vm1 shares, vm3 is the operator's */
+    g_autofree char *list = ksm_fixture_read(f->root, "var/lib/ballast/ksm-low-profit");
+    g_assert_cmpstr(list, ==, "");
+    ksm_run_free(run);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -424,6 +630,14 @@ int main(int argc, char **argv)
     g_test_add("/ksm/run/not-managed", Fixture, NULL, fixture_setup, test_not_managed,
                fixture_teardown);
     g_test_add("/ksm/run/vms", Fixture, NULL, fixture_setup, test_vms, fixture_teardown);
+    g_test_add("/ksm/run/exclusion-verified", Fixture, NULL, fixture_setup, test_exclusion_verified,
+               fixture_teardown);
+    g_test_add("/ksm/run/exclusion-persistent-retry", Fixture, NULL, fixture_setup,
+               test_exclusion_persistent_retry, fixture_teardown);
+    g_test_add("/ksm/run/exclusion-next-boot", Fixture, NULL, fixture_setup,
+               test_exclusion_next_boot, fixture_teardown);
+    g_test_add("/ksm/run/low-profit-restart", Fixture, NULL, fixture_setup, test_low_profit_restart,
+               fixture_teardown);
     g_test_add("/ksm/run/ksmd-cpu", Fixture, NULL, fixture_setup, test_ksmd_cpu, fixture_teardown);
     g_test_add("/ksm/run/old-kernel", Fixture, "ksm-6.1", fixture_setup, test_old_kernel,
                fixture_teardown);

@@ -146,6 +146,49 @@ static void test_stat_read(void)
     ksm_fixture_free(root);
 }
 
+#define QEMU_UID 64055 /* the fixtures' libvirt-qemu */
+
+static void test_smaps(void)
+{
+    char *root = ksm_fixture_new("ksm-6.18");
+    g_autoptr(GError) error = NULL;
+    KsmProcSmaps m;
+    guint32 uid = 0;
+
+    g_assert_true(ksm_proc_read_smaps(root, 4242, &m, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(m.n_mappings, ==, 4);
+    g_assert_cmpuint(m.largest_kib, ==, 1048576);
+    g_assert_true(m.largest_mergeable);
+    g_assert_cmpuint(m.mergeable_kib, ==, 1048576 + 16384);
+    /* after qom-set merge=false: the RAM lost "mg", the VGA RAM kept it */
+    g_autofree char *text = ksm_fixture_read(root, "proc/4242/smaps");
+    g_autofree char *after = NULL;
+    {
+        g_autoptr(GString) t = g_string_new(text);
+        g_string_replace(t, "ac sd nh mg", "ac sd nh", 1);
+        after = g_string_free(g_steal_pointer(&t), FALSE);
+    }
+    g_assert_true(ksm_proc_parse_smaps(after, strlen(after), &m, &error));
+    g_assert_false(m.largest_mergeable);
+    g_assert_cmpuint(m.mergeable_kib, ==, 16384);
+    /* cut off in the middle: the mappings seen whole count, nothing past len */
+    g_assert_true(ksm_proc_parse_smaps(text, 300, &m, &error));
+    g_assert_cmpuint(m.largest_kib, ==, 5548);
+    g_assert_false(ksm_proc_parse_smaps("garbage", 7, &m, &error));
+    g_assert_error(error, PROCFS_ERROR, PROCFS_ERROR_PARSE);
+    g_clear_error(&error);
+    g_assert_false(ksm_proc_read_smaps(root, 4300, &m, &error)); /* no smaps file */
+    g_clear_error(&error);
+
+    const char *st = "Name:\tq\nUid:\t64055\t0\t0\t0\n";
+    g_assert_true(ksm_proc_parse_uid(st, strlen(st), &uid, &error));
+    g_assert_cmpuint(uid, ==, 64055);
+    g_assert_false(ksm_proc_parse_uid("Uid:\tx\n", 7, &uid, &error));
+    g_clear_error(&error);
+    ksm_fixture_free(root);
+}
+
 static void test_find_pid(void)
 {
     char *root = ksm_fixture_new("ksm-6.18");
@@ -153,30 +196,44 @@ static void test_find_pid(void)
     gint pid = 0;
 
     /* pid file, confirmed by cmdline */
-    g_assert_true(ksm_proc_find_qemu_pid(root, NULL, "vm1", &pid, &error));
+    g_assert_true(ksm_proc_find_qemu_pid(root, NULL, "vm1", QEMU_UID, &pid, &error));
     g_assert_no_error(error);
     g_assert_cmpint(pid, ==, 4242);
     /* no pid file; QEMU's ",," escaping of a comma in the name */
-    g_assert_true(ksm_proc_find_qemu_pid(root, NULL, "vm,2", &pid, &error));
+    g_assert_true(ksm_proc_find_qemu_pid(root, NULL, "vm,2", QEMU_UID, &pid, &error));
     g_assert_cmpint(pid, ==, 4300);
     /* stale pid file pointing at another guest: the scan finds the right one */
-    g_assert_true(ksm_proc_find_qemu_pid(root, NULL, "vm3", &pid, &error));
+    g_assert_true(ksm_proc_find_qemu_pid(root, NULL, "vm3", QEMU_UID, &pid, &error));
     g_assert_cmpint(pid, ==, 4400);
     /* a prefix of a name, or "vm" matching "vm,,2" up to the comma: no */
-    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "vm", &pid, &error));
+    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "vm", QEMU_UID, &pid, &error));
     g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
     g_clear_error(&error);
-    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "vm1,debug-threads=on", &pid, &error));
+    g_assert_false(
+        ksm_proc_find_qemu_pid(root, NULL, "vm1,debug-threads=on", QEMU_UID, &pid, &error));
     g_clear_error(&error);
     /* names that would escape the pid directory */
-    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "../../etc/passwd", &pid, &error));
+    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "../../etc/passwd", QEMU_UID, &pid, &error));
     g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL);
     g_clear_error(&error);
-    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "", &pid, &error));
+    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "", QEMU_UID, &pid, &error));
     g_clear_error(&error);
+    /* a process of another user that names a guest in its argv is not its
+     * QEMU: only libvirt's pid file, or a process of the QEMU user, is */
+    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "vm6", QEMU_UID, &pid, &error));
+    g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+    g_clear_error(&error);
+    g_assert_true(ksm_proc_find_qemu_pid(root, NULL, "vm6", 1000, &pid, &error));
+    g_assert_cmpint(pid, ==, 4600);
+    /* no QEMU user known: the pid file or nothing */
+    g_assert_false(ksm_proc_find_qemu_pid(root, NULL, "vm,2", -1, &pid, &error));
+    g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+    g_clear_error(&error);
+    g_assert_true(ksm_proc_find_qemu_pid(root, NULL, "vm1", -1, &pid, &error));
+    g_assert_cmpint(pid, ==, 4242);
     /* another pid directory (qemu:///session keeps them elsewhere) */
     ksm_fixture_write(root, "home/run/vm,2.pid", "4300\n");
-    g_assert_true(ksm_proc_find_qemu_pid(root, "home/run", "vm,2", &pid, &error));
+    g_assert_true(ksm_proc_find_qemu_pid(root, "home/run", "vm,2", QEMU_UID, &pid, &error));
     g_assert_cmpint(pid, ==, 4300);
     ksm_fixture_free(root);
 
@@ -438,6 +495,7 @@ int main(int argc, char **argv)
     g_test_add_func("/ksm/vm/stat-parse", test_stat_parse);
     g_test_add_func("/ksm/vm/stat-parse-bad", test_stat_parse_bad);
     g_test_add_func("/ksm/vm/stat-read", test_stat_read);
+    g_test_add_func("/ksm/vm/smaps", test_smaps);
     g_test_add_func("/ksm/vm/find-pid", test_find_pid);
     g_test_add_func("/ksm/vm/never-always", test_decide_never_always);
     g_test_add_func("/ksm/vm/latency", test_decide_latency);

@@ -242,10 +242,25 @@ static void test_hello_welcome(Fixture *f, gconstpointer data)
     session_on_readable(f->s);
     g_assert_cmpuint(count_events(f, "\"event\":\"hello\""), ==, 2);
     /* A restarted agent (it reported since its hello) is logged at once. */
+    fake_now += 2 * G_USEC_PER_SEC;
     send_report(f, 1, "periodic");
     agent_sendz(f, hello_line);
     session_on_readable(f->s);
     g_assert_cmpuint(count_events(f, "\"event\":\"hello\""), ==, 3);
+    /* ... but a guest alternating reports and hellos (each one "a restart")
+     * is logged once a second, not once per message; each is answered. */
+    for (int i = 0; i < 30; i++) {
+        send_report(f, (guint64)i + 2, "periodic");
+        agent_sendz(f, hello_line);
+    }
+    session_on_readable(f->s);
+    g_assert_cmpuint(count_events(f, "\"event\":\"hello\""), ==, 3);
+    fake_now += 2 * G_USEC_PER_SEC;
+    send_report(f, 40, "periodic");
+    agent_sendz(f, hello_line);
+    session_on_readable(f->s);
+    g_assert_cmpuint(count_events(f, "\"event\":\"hello\""), ==, 4);
+    g_assert_cmpuint(count_events(f, "\"hellos_not_logged\":30"), ==, 1);
     g_autoptr(GString) outm = agent_recv(f);
 
     /* A new interval on reload reaches the agent in a fresh welcome. */
@@ -425,6 +440,37 @@ static void test_flood(Fixture *f, gconstpointer data)
     g_assert_cmpuint(count_events(f, "\"what\":\"rate-limited\""), ==, 2);
 }
 
+/* A guest that keeps flooding past its byte budget loses its session (and
+ * with it the libvirt stream's queue); a burst alone does not. */
+static void test_byte_budget(Fixture *f, gconstpointer data)
+{
+    g_autofree char *l = report_line(1, "periodic", 1000);
+    gsize per = strlen(l);
+    guint n = (guint)(3 * 1024 * 1024 / per); /* 3 MiB of reports */
+    guint64 max_per_call = 0;
+
+    flood(f, n, &max_per_call);
+    fake_now += G_USEC_PER_SEC;
+    flood(f, n, &max_per_call);
+    g_assert_true(session_is_open(f->s)); /* 6 MiB in a second: a burst */
+    fake_now += G_USEC_PER_SEC;
+    g_autoptr(GString) all = g_string_new(NULL);
+    for (guint i = 0; i < 2 * n; i++) /* 6 MiB more: past what is left */
+        g_string_append(all, l);
+    gsize off = 0;
+    while (off < all->len && session_is_open(f->s)) {
+        gssize w = write(f->agent_fd, all->str + off, all->len - off);
+        if (w > 0)
+            off += (gsize)w;
+        session_on_readable(f->s);
+    }
+    g_assert_false(session_is_open(f->s));
+    g_assert_cmpuint(f->closes, ==, 1);
+    g_assert_true(g_str_has_prefix(f->close_why, "flooding: more than 1024 KiB/s"));
+    /* read no further than the budget: 8 MiB + 2 s at 1 MiB/s, plus one read */
+    g_assert_cmpuint(session_bytes(f->s), <=, 10 * 1024 * 1024 + f->cfg.read_budget_bytes);
+}
+
 static void test_wrong_major(Fixture *f, gconstpointer data)
 {
     agent_sendz(f, "{\"type\":\"hello\",\"v\":2,\"whatever\":[1,2,3]}\n");
@@ -593,6 +639,7 @@ int main(int argc, char **argv)
 #define T(name, fn)                                                                                \
     g_test_add("/session/" name, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
     T("hello-welcome", test_hello_welcome);
+    T("byte-budget", test_byte_budget);
     T("reports", test_reports);
     T("ping", test_ping);
     T("garbage", test_garbage);

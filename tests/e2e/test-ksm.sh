@@ -57,6 +57,11 @@ ex=$(ev_wait 60 ".event==\"ksm-exclude\" and .vm==\"$excl\"") || bail "no ksm-ex
 log "ksm-exclude: $ex"
 check "exclusion applied live and persistently" \
     "$(jtrue "$ex" '.applied == true and .live == true and .persistent == true' && echo 1)"
+check "the exclusion is pending until seen" "$(jtrue "$ex" '.state == "pending"' && echo 1)"
+eff=$(ev_wait 30 ".event==\"ksm-exclusion\" and .vm==\"$excl\"") || bail "no ksm-exclusion event for $excl"
+log "ksm-exclusion: $eff"
+check "the exclusion was seen to take effect (smaps mg / merging pages): persistent" \
+    "$(jtrue "$eff" '.state == "persistent"' && echo 1)"
 t_ex=$SECONDS
 for i in $(seq 60); do
     m2=$(ksm_merging "$excl")
@@ -89,6 +94,8 @@ check "status reports $excl's merging pages after the exclusion ($st_m2 vs /proc
     "$([ -n "$st_m2" ] && [ "$st_m2" != null ] && [ "$st_m2" -lt $((excl_before / 20)) ] && echo 1)"
 check "status: $keep not excluded, $excl excluded" \
     "$([ "$st_ex1" = false ] && [ "$st_ex2" = true ] && echo 1)"
+st_state=$(echo "$status" | jq -r ".vms[] | select(.name==\"$excl\") | .ksm.exclusion")
+check "status: $excl's exclusion is persistent ($st_state)" "$([ "$st_state" = persistent ] && echo 1)"
 
 virsh dumpxml --inactive "$excl" | grep -q '<nosharepages/>'
 check "$excl's persistent XML has <nosharepages/>" "$([ $? = 0 ] && echo 1)"

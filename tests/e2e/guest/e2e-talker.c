@@ -4,6 +4,8 @@
  *
  *   e2e-talker --hostile [--flood N]   garbage, overlong lines, bad values and a
  *                                      flood of N valid-looking lines per second
+ *                                      (reports, one in ten a lie claiming
+ *                                      pressure, and a hello every 1000)
  *   e2e-talker --newer-minor [--minor M]  a well-behaved agent that announces
  *                                      protocol minor M (default 7) and sends
  *                                      fields and (every 5th report) a message
@@ -115,24 +117,50 @@ static int agent_lines(char *hello, char *report)
     return strchr(hello, '{') && strchr(report, '{');
 }
 
+/* Where the value of "key": starts in line, or NULL. */
+static char *find_value(char *line, const char *key)
+{
+    char pat[64];
+    char *v;
+
+    snprintf(pat, sizeof(pat), "\"%s\"", key);
+    v = strstr(line, pat);
+    if (!v)
+        return NULL;
+    v += strlen(pat);
+    while (*v == ' ' || *v == ':')
+        v++;
+    return v;
+}
+
 /* Replace the number after "key": in line (in place, LINE_MAX_LEN buffer). */
 static void set_number(char *line, const char *key, unsigned long long value)
 {
-    char pat[64], num[32], tmp[LINE_MAX_LEN];
-    char *p, *v, *e;
+    char num[32], tmp[LINE_MAX_LEN];
+    char *v = find_value(line, key), *e;
 
-    snprintf(pat, sizeof(pat), "\"%s\"", key);
-    p = strstr(line, pat);
-    if (!p)
+    if (!v)
         return;
-    v = p + strlen(pat);
-    while (*v == ' ' || *v == ':')
-        v++;
     e = v;
     while (*e >= '0' && *e <= '9')
         e++;
     snprintf(num, sizeof(num), "%llu", value);
     snprintf(tmp, sizeof(tmp), "%.*s%s%s", (int)(v - line), line, num, e);
+    strcpy(line, tmp);
+}
+
+/* Replace the string after "key": in line (in place, LINE_MAX_LEN buffer). */
+static void set_string(char *line, const char *key, const char *value)
+{
+    char tmp[LINE_MAX_LEN];
+    char *v = find_value(line, key), *e;
+
+    if (!v || *v != '"')
+        return;
+    e = strchr(v + 1, '"');
+    if (!e)
+        return;
+    snprintf(tmp, sizeof(tmp), "%.*s\"%s%s", (int)(v - line), line, value, e);
     strcpy(line, tmp);
 }
 
@@ -236,7 +264,8 @@ static int newer_minor(unsigned minor)
 
 static int hostile(unsigned flood)
 {
-    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], line[LINE_MAX_LEN + 2];
+    static char hello[LINE_MAX_LEN], report[LINE_MAX_LEN], lie[LINE_MAX_LEN],
+        line[LINE_MAX_LEN + 2];
     static const char *bad[] = {
         "{\"type\":\"report\"",
         "not json at all",
@@ -260,6 +289,10 @@ static int hostile(unsigned flood)
         fprintf(stderr, "e2e-talker: cannot get template lines from '%s'\n", AGENT);
         return 1;
     }
+    /* a lie: pressure claimed, nothing touched (every 10th report) */
+    memcpy(lie, report, sizeof(lie));
+    set_string(lie, "reason", "pressure");
+    set_number(lie, "available_kib", 1024);
     memset(big, 'A', overlong);
     big[0] = '{';
     big[overlong] = '\n';
@@ -287,9 +320,12 @@ static int hostile(unsigned flood)
                 drain();
                 sleep_s(t0 + (double)i / flood - now_s());
             }
-            if (i % 1000 == 0)
+            if (i % 1000 == 0) {
                 snprintf(line, sizeof(line), "%s\n", hello);
-            else {
+            } else if (i % 10 == 0) {
+                set_number(lie, "seq", ++seq);
+                snprintf(line, sizeof(line), "%s\n", lie);
+            } else {
                 set_number(report, "seq", ++seq);
                 snprintf(line, sizeof(line), "%s\n", report);
             }
