@@ -63,6 +63,12 @@ static void vm_apply_settings(Broker *b, BrokerVm *vm)
     vm->latency_sensitive = vm->xml.has_policy && p->has_latency_sensitive && p->latency_sensitive;
     /* The floor travels with the VM: metadata first, then <min_guarantee>. */
     vm->floor_kib = vm->xml.has_policy && p->has_min ? p->min_kib : vm->xml.min_guarantee_kib;
+    broker_ctl_apply_overrides(vm); /* ballastctl set wins while set */
+}
+
+void broker_vm_apply_settings(Broker *b, BrokerVm *vm)
+{
+    vm_apply_settings(b, vm);
 }
 
 static gboolean vm_refresh_xml(Broker *b, BrokerVm *vm)
@@ -344,8 +350,8 @@ static gboolean on_request_report(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64 target,
-                         const char *reason, PolicyMode mode)
+static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, PolicyReason code,
+                         guint64 target, const char *reason, PolicyMode mode)
 {
     guint64 from = vm->has_stats ? vm->stats.current_kib : 0;
     guint64 floor = broker_vm_floor(b, vm);
@@ -382,6 +388,9 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     g_strlcpy(vm->last.reason, reason, sizeof(vm->last.reason));
     vm->last.mono_us = broker_now_us();
     vm->last.applied = applied;
+    vm->last.has_code = TRUE;
+    vm->last.code = code;
+    broker_history_decision(b, vm, code, why_not);
     if (!applied)
         return;
 
@@ -454,6 +463,7 @@ static void broker_notes(Broker *b, GPtrArray *notes, gint64 now)
         json_object_object_add(f, "text", json_object_new_string(text));
         evlog_emit(b->log, "note", NULL, f);
         evlog_say(b->log, TRUE, "note: %s", text);
+        broker_history_note(b, text);
     }
     /* Forget notes gone for a while, so that they are logged when they return. */
     GHashTableIter it;
@@ -511,6 +521,7 @@ static void broker_ksm_tick(Broker *b, gint64 now)
         list[n].active = vm->active && vm->has_xml; /* decide on its metadata, not defaults */
         list[n].ksm = vm->ksm;
         list[n].latency_sensitive = vm->latency_sensitive;
+        list[n].hold = vm->released;
         n++;
     }
     ksm_run_tick(b->ksm, &b->cfg.ksm, b->cfg.allow_qemu_monitor, b->has_host ? &b->host : NULL,
@@ -626,6 +637,10 @@ static void broker_cycle(Broker *b, gboolean fast)
                       "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
                       " MiB): not pushing it further for now",
                       vm->name, pvms[i].actual_kib / MIB, target / MIB);
+            broker_history_vm_note(b, vm,
+                                   "balloon stuck at %" G_GUINT64_FORMAT
+                                   " MiB (target %" G_GUINT64_FORMAT " MiB)",
+                                   pvms[i].actual_kib / MIB, target / MIB);
         }
     }
     for (guint i = 0; i < plan->actions->len; i++) {
@@ -633,7 +648,8 @@ static void broker_cycle(Broker *b, gboolean fast)
         if (a->vm >= vms->len)
             continue;
         acted[a->vm] = TRUE;
-        broker_apply(b, vms->pdata[a->vm], a->kind, a->target_kib, a->reason, pvms[a->vm].mode);
+        broker_apply(b, vms->pdata[a->vm], a->kind, a->code, a->target_kib, a->reason,
+                     pvms[a->vm].mode);
     }
 
     /* Never leave a guest below its floor, whatever the policy thought. */
@@ -666,6 +682,8 @@ static void broker_cycle(Broker *b, gboolean fast)
                       " MiB, below its floor %" G_GUINT64_FORMAT " MiB: asking again every %u s",
                       vm->name, vm->stats.current_kib / MIB, floor / MIB,
                       (guint)(backoff_us / G_USEC_PER_SEC));
+            broker_history_vm_note(b, vm, "balloon still below its floor %" G_GUINT64_FORMAT " MiB",
+                                   floor / MIB);
         }
         vm->floor_asks++;
         vm->floor_asked_us = now;
@@ -675,7 +693,8 @@ static void broker_cycle(Broker *b, gboolean fast)
                    " MiB is below its floor %" G_GUINT64_FORMAT " MiB)",
                    vm->name, (floor - vm->stats.current_kib) / MIB, vm->stats.current_kib / MIB,
                    floor / MIB);
-        broker_apply(b, vm, POLICY_ACTION_DEFLATE, floor, reason, pvms[i].mode);
+        broker_apply(b, vm, POLICY_ACTION_DEFLATE, POLICY_REASON_FLOOR, floor, reason,
+                     pvms[i].mode);
     }
     broker_notes(b, plan->notes, now);
     /* KSM decisions are slow ones (minutes): the tick is soon enough, and the
@@ -968,6 +987,8 @@ gboolean broker_reload(Broker *b, GError **error)
     }
     if (timers && b->loop)
         broker_arm_timers(b);
+    if (b->control && !control_set_group(b->control, b->cfg.control_group, &e))
+        evlog_say(b->log, TRUE, "control socket left root-only: %s", e->message);
     json_object *f = json_object_new_object();
     json_object_object_add(f, "ok", json_object_new_boolean(TRUE));
     evlog_emit(b->log, "reload", NULL, f);
@@ -1017,6 +1038,10 @@ void broker_quit(Broker *b, const char *why)
     gpointer v;
 
     evlog_say(b->log, FALSE, "stopping: %s", why);
+    /* [broker] on_stop = release: hand every guest its memory back first. */
+    if (b->cfg.on_stop == CONFIG_ON_STOP_RELEASE && !b->stopping)
+        json_object_put(broker_ctl_release_all(b));
+    b->stopping = TRUE;
     /* Tell every agent we are going, so that it does not wait for a welcome. */
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v))
@@ -1042,7 +1067,7 @@ gboolean broker_run(Broker *b, GError **error)
     g_autoptr(GError) e = NULL;
 
     b->control = control_new(b->control_path, broker_on_control, b, error);
-    if (b->control == NULL)
+    if (b->control == NULL || !control_set_group(b->control, b->cfg.control_group, error))
         return FALSE;
     b->loop = g_main_loop_new(NULL, FALSE);
     b->sig_ids[0] = g_unix_signal_add(SIGHUP, on_sighup, b);

@@ -90,6 +90,11 @@ gboolean config_parse_ksm(const char *text, PolicyKsm *ksm)
     return FALSE;
 }
 
+const char *config_on_stop_name(ConfigOnStop on_stop)
+{
+    return on_stop == CONFIG_ON_STOP_RELEASE ? "release" : "keep";
+}
+
 /* ---- locating a key's line (GKeyFile does not report line numbers) ---- */
 
 static gboolean line_is_group(const char *s, gsize n, const char *group)
@@ -174,6 +179,8 @@ typedef enum {
     KEY_KSM,
     KEY_PATH,
     KEY_PSI_TRIGGER,
+    KEY_GROUP,
+    KEY_ON_STOP,
 } KeyType;
 
 typedef struct {
@@ -195,6 +202,8 @@ static const KeyDesc broker_keys[] = {
     {"default_ksm", KEY_KSM, G_STRUCT_OFFSET(Config, default_ksm), 0, 0},
     {"allow_qemu_monitor", KEY_BOOL, G_STRUCT_OFFSET(Config, allow_qemu_monitor), 0, 0},
     {"control_socket", KEY_PATH, G_STRUCT_OFFSET(Config, control_socket), 0, 0},
+    {"control_group", KEY_GROUP, G_STRUCT_OFFSET(Config, control_group), 0, 0},
+    {"on_stop", KEY_ON_STOP, G_STRUCT_OFFSET(Config, on_stop), 0, 0},
     {"psi_trigger", KEY_PSI_TRIGGER, G_STRUCT_OFFSET(Config, psi_trigger), 0, 0},
     K_UINT(psi_trigger_stall_us, 1000, BL_PROTO_PSI_WINDOW_MAX_US),
     K_UINT(psi_trigger_window_us, BL_PROTO_PSI_WINDOW_MIN_US, BL_PROTO_PSI_WINDOW_MAX_US),
@@ -268,6 +277,25 @@ static gboolean load_broker_key(Config *cfg, GKeyFile *kf, const KeyDesc *d, GEr
         }
         g_strlcpy(field, v, CONFIG_PATH_MAX);
         return TRUE;
+    case KEY_GROUP:
+        /* A group name as useradd(8) takes it; whether it exists is checked
+         * when the socket is made. */
+        if (strlen(v) >= CONFIG_GROUP_MAX ||
+            (v[0] != '\0' && !g_regex_match_simple("^[a-z_][a-z0-9_-]*\\$?$", v, 0, 0))) {
+            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
+                        "invalid value \"%s\" (want a group name, or nothing for root only)", v);
+            return FALSE;
+        }
+        g_strlcpy(field, v, CONFIG_GROUP_MAX);
+        return TRUE;
+    case KEY_ON_STOP:
+        if (g_strcmp0(v, "keep") == 0 || g_strcmp0(v, "release") == 0) {
+            *(ConfigOnStop *)field = v[0] == 'k' ? CONFIG_ON_STOP_KEEP : CONFIG_ON_STOP_RELEASE;
+            return TRUE;
+        }
+        g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
+                    "invalid value \"%s\" (want keep or release)", v);
+        return FALSE;
     case KEY_PSI_TRIGGER: {
         static const char *const names[] = {"none", "some", "full"};
         for (guint i = 0; i < G_N_ELEMENTS(names); i++) {

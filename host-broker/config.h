@@ -34,6 +34,14 @@ typedef enum {
     CONFIG_PSI_TRIGGER_FULL,
 } ConfigPsiTrigger;
 
+/* What happens to the guests when ballastd stops. */
+typedef enum {
+    CONFIG_ON_STOP_KEEP,    /* leave balloons where they are */
+    CONFIG_ON_STOP_RELEASE, /* as ballastctl release --all: deflate to maximum */
+} ConfigOnStop;
+
+#define CONFIG_GROUP_MAX 64
+
 typedef struct {
     /* [broker] */
     guint32 interval_ms;         /* report interval asked of every agent (welcome) */
@@ -43,6 +51,8 @@ typedef struct {
     PolicyKsm default_ksm;       /* likewise */
     gboolean allow_qemu_monitor; /* KSM live exclusion through the QEMU monitor */
     char control_socket[CONFIG_PATH_MAX];
+    char control_group[CONFIG_GROUP_MAX]; /* "" = root only */
+    ConfigOnStop on_stop;
     ConfigPsiTrigger psi_trigger; /* PSI trigger asked of agents */
     guint32 psi_trigger_stall_us;
     guint32 psi_trigger_window_us;
@@ -88,3 +98,4 @@ const char *config_mode_name(PolicyMode mode);
 gboolean config_parse_mode(const char *text, PolicyMode *mode);
 const char *config_ksm_name(PolicyKsm ksm);
 gboolean config_parse_ksm(const char *text, PolicyKsm *ksm);
+const char *config_on_stop_name(ConfigOnStop on_stop);
