@@ -54,6 +54,7 @@ BrokerVm *broker_ctl_find_vm(Broker *b, const char *name)
 
 void broker_ctl_apply_overrides(BrokerVm *vm)
 {
+    vm->configured_mode = vm->mode;
     if (vm->ovr.has_mode)
         vm->mode = vm->ovr.mode;
     if (vm->ovr.has_floor)
@@ -320,6 +321,63 @@ static json_object *cmd_set(Broker *b, json_object *req)
 
 /* ---- release ---- */
 
+/* Set the balloon to max for a release, said as a decision and its call,
+ * like the policy's own. */
+static gboolean release_balloon(Broker *b, BrokerVm *vm, guint64 max, json_object *done,
+                                GError **error)
+{
+    gboolean act = !b->opt.dry_run;
+    guint64 from = vm->has_stats ? vm->stats.current_kib : 0;
+
+    vm->last.has = TRUE;
+    vm->last.kind = POLICY_ACTION_DEFLATE;
+    vm->last.has_code = TRUE;
+    vm->last.code = POLICY_REASON_RELEASE;
+    vm->last.from_kib = from;
+    vm->last.target_kib = max;
+    g_snprintf(vm->last.reason, sizeof(vm->last.reason),
+               "%s: released by the operator: balloon to its maximum %" G_GUINT64_FORMAT " MiB",
+               vm->name, max / MIB);
+    vm->last.mono_us = broker_now_us();
+    vm->last.applied = act;
+    broker_history_decision(b, vm, POLICY_REASON_RELEASE, act ? NULL : "dry-run");
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "kind", json_object_new_string("deflate"));
+    json_object_object_add(f, "from_kib", json_object_new_uint64(from));
+    json_object_object_add(f, "target_kib", json_object_new_uint64(max));
+    json_object_object_add(f, "reason", json_object_new_string(vm->last.reason));
+    json_object_object_add(f, "reason_code", json_object_new_string("release"));
+    json_object_object_add(f, "applied", json_object_new_boolean(act));
+    json_object_object_add(f, "why_not_applied", act ? NULL : json_object_new_string("dry-run"));
+    evlog_emit(b->log, "decision", vm->name, f);
+    g_autofree char *m = g_strdup_printf("balloon %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT
+                                         " MiB (its maximum)%s",
+                                         from / MIB, max / MIB, act ? "" : " (dry-run: not done)");
+    if (!act) {
+        json_object_array_add(done, json_object_new_string(m));
+        return TRUE;
+    }
+
+    gint64 t0 = broker_now_us();
+    gboolean ok = virt_set_memory(b->virt, vm->uuid, max, error);
+    f = json_object_new_object();
+    json_object_object_add(f, "target_kib", json_object_new_uint64(max));
+    json_object_object_add(f, "ok", json_object_new_boolean(ok));
+    if (!ok)
+        json_object_object_add(f, "error", json_object_new_string((*error)->message));
+    json_object_object_add(f, "call_us", json_object_new_int64(broker_now_us() - t0));
+    evlog_emit(b->log, "set-memory", vm->name, f);
+    if (!ok)
+        return FALSE;
+    vm->target_kib = max;
+    vm->target_at_us = t0;
+    /* The policy starts afresh when the VM is resumed. */
+    vm->memory.last_target_kib = 0;
+    vm->memory.stuck_until_us = 0;
+    json_object_array_add(done, json_object_new_string(m));
+    return TRUE;
+}
+
 /* Deflate to the maximum, mode off, undo ballast's own KSM exclusion. */
 static json_object *release_vm(Broker *b, BrokerVm *vm)
 {
@@ -328,7 +386,6 @@ static json_object *release_vm(Broker *b, BrokerVm *vm)
     g_autoptr(GError) e = NULL;
     gboolean ok = TRUE;
     guint64 max = vm_max_kib(vm);
-    guint64 from = vm->has_stats ? vm->stats.current_kib : 0;
 
     /* First stop managing it, so that no cycle undoes what follows. */
     vm->ovr.has_mode = TRUE;
@@ -343,52 +400,10 @@ static json_object *release_vm(Broker *b, BrokerVm *vm)
         ok = FALSE;
         e = g_error_new_literal(G_FILE_ERROR, G_FILE_ERROR_FAILED,
                                 "its maximum memory is not known yet");
-    } else if (vm->has_stats && from >= max) {
+    } else if (vm->has_stats && vm->stats.current_kib >= max) {
         json_object_array_add(done, json_object_new_string("balloon already at its maximum"));
     } else {
-        gboolean act = !b->opt.dry_run;
-        if (act && !virt_set_memory(b->virt, vm->uuid, max, &e))
-            ok = FALSE;
-        vm->last.has = TRUE;
-        vm->last.kind = POLICY_ACTION_DEFLATE;
-        vm->last.has_code = TRUE;
-        vm->last.code = POLICY_REASON_RELEASE;
-        vm->last.from_kib = from;
-        vm->last.target_kib = max;
-        g_snprintf(vm->last.reason, sizeof(vm->last.reason),
-                   "%s: released by the operator: balloon to its maximum %" G_GUINT64_FORMAT " MiB",
-                   vm->name, max / MIB);
-        vm->last.mono_us = broker_now_us();
-        vm->last.applied = act && ok;
-        broker_history_decision(b, vm, POLICY_REASON_RELEASE,
-                                !act ? "dry-run"
-                                : ok ? NULL
-                                     : "failed");
-        json_object *f = json_object_new_object();
-        json_object_object_add(f, "kind", json_object_new_string("deflate"));
-        json_object_object_add(f, "from_kib", json_object_new_uint64(from));
-        json_object_object_add(f, "target_kib", json_object_new_uint64(max));
-        json_object_object_add(f, "reason", json_object_new_string(vm->last.reason));
-        json_object_object_add(f, "reason_code", json_object_new_string("release"));
-        json_object_object_add(f, "applied", json_object_new_boolean(vm->last.applied));
-        json_object_object_add(f, "why_not_applied",
-                               !act ? json_object_new_string("dry-run")
-                               : ok ? NULL
-                                    : json_object_new_string(e->message));
-        evlog_emit(b->log, "decision", vm->name, f);
-        if (ok) {
-            vm->target_kib = max;
-            vm->target_at_us = vm->last.mono_us;
-            /* The policy starts afresh when it is resumed. */
-            vm->memory.last_target_kib = 0;
-            vm->memory.stuck_until_us = 0;
-            g_autofree char *m = g_strdup_printf("balloon %" G_GUINT64_FORMAT
-                                                 " -> %" G_GUINT64_FORMAT " MiB (its maximum)",
-                                                 from / MIB, max / MIB);
-            json_object_array_add(done, json_object_new_string(m));
-            if (!act)
-                json_object_array_add(done, json_object_new_string("(dry-run: not applied)"));
-        }
+        ok = release_balloon(b, vm, max, done, &e);
     }
 
     g_autoptr(GString) ksm = g_string_new(NULL);
@@ -445,7 +460,22 @@ static json_object *release_list(Broker *b, GPtrArray *vms)
 json_object *broker_ctl_release_all(Broker *b)
 {
     g_autoptr(GPtrArray) vms = vms_sorted(b);
-    return release_list(b, vms);
+    g_autoptr(GPtrArray) managed = g_ptr_array_new();
+    json_object *skipped = json_object_new_array();
+
+    /* A VM whose metadata or configuration says off was never ballast's to
+     * balloon (its operator may size it by hand): --all leaves it alone; it
+     * can still be released by name. */
+    for (guint i = 0; i < vms->len; i++) {
+        BrokerVm *vm = vms->pdata[i];
+        if (vm->configured_mode == POLICY_MODE_OFF && !vm->ovr.has_mode)
+            json_object_array_add(skipped, json_object_new_string(vm->name));
+        else
+            g_ptr_array_add(managed, vm);
+    }
+    json_object *resp = release_list(b, managed);
+    json_object_object_add(resp, "skipped_mode_off", skipped);
+    return resp;
 }
 
 static json_object *cmd_release(Broker *b, json_object *req)

@@ -120,6 +120,7 @@ typedef struct {
 
     /* ballastctl: overrides, release, history (broker-ctl.c) */
     BrokerOverrides ovr;
+    PolicyMode configured_mode; /* the mode without the override (metadata or configuration) */
     gboolean released; /* ballastctl release: KSM left alone until mode is set again */
     BrokerHistoryEntry history[BROKER_HISTORY_MAX];
     guint history_next, history_len;

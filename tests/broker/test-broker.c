@@ -12,6 +12,10 @@
 #include <json-c/json.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -701,6 +705,411 @@ static void test_host(void)
     g_rmdir(dir);
 }
 
+/* ---- ballastctl against the running loop ---- */
+
+typedef struct {
+    int rc;
+    char *out, *err;
+} CtlRun;
+
+static void ctl_run_clear(CtlRun *r)
+{
+    g_clear_pointer(&r->out, g_free);
+    g_clear_pointer(&r->err, g_free);
+}
+
+/* The NULL-terminated arguments after `last` (a va_list). */
+static GPtrArray *args_of(va_list ap)
+{
+    GPtrArray *a = g_ptr_array_new();
+    for (char *arg; (arg = va_arg(ap, char *)) != NULL;)
+        g_ptr_array_add(a, arg);
+    return a;
+}
+
+/* Run ballastctl --control SOCK ARGS... and wait for it. */
+static CtlRun ctl_args(const char *sock, GPtrArray *args)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) e = NULL;
+    CtlRun r = {0};
+    int status = 0;
+    char control[] = "--control";
+
+    g_assert_nonnull(g_getenv("BALLASTCTL"));
+    g_ptr_array_add(argv, (char *)g_getenv("BALLASTCTL"));
+    g_ptr_array_add(argv, control);
+    g_ptr_array_add(argv, (char *)sock);
+    for (guint i = 0; i < args->len; i++)
+        g_ptr_array_add(argv, args->pdata[i]);
+    g_ptr_array_add(argv, NULL);
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &r.out, &r.err, &status, &e));
+    g_assert_no_error(e);
+    g_assert_true(WIFEXITED(status));
+    r.rc = WEXITSTATUS(status);
+    return r;
+}
+
+static CtlRun ctl(const char *sock, ...)
+{
+    va_list ap;
+
+    va_start(ap, sock);
+    g_autoptr(GPtrArray) args = args_of(ap);
+    va_end(ap);
+    return ctl_args(sock, args);
+}
+
+/* Refused with exit 1 and a one-line message containing want. */
+static void ctl_refused(const char *sock, const char *want, ...)
+{
+    va_list ap;
+
+    va_start(ap, want);
+    g_autoptr(GPtrArray) args = args_of(ap);
+    va_end(ap);
+    CtlRun r = ctl_args(sock, args);
+    g_test_message("ballastctl %s ...: rc %d: %s", args->len ? (char *)args->pdata[0] : "", r.rc,
+                   r.err);
+    g_assert_cmpint(r.rc, ==, 1);
+    g_assert_nonnull(strstr(r.err, want));
+    g_assert_true(g_str_has_prefix(r.err, "ballastctl: "));
+    g_assert_true(strchr(r.err, '\n') == r.err + strlen(r.err) - 1); /* one line */
+    g_assert_cmpstr(r.out, ==, "");
+    ctl_run_clear(&r);
+}
+
+static json_object *ctl_json(const char *sock, const char *cmd, const char *vm)
+{
+    CtlRun r = ctl(sock, cmd, "--json", vm, NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    json_object *o = json_tokener_parse(r.out);
+    g_assert_nonnull(o);
+    ctl_run_clear(&r);
+    return o;
+}
+
+static json_object *jget(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    g_assert_true(json_object_object_get_ex(o, k, &v));
+    return v;
+}
+
+/* One VM's status object, asked by name. */
+static json_object *ctl_vm(const char *sock, const char *name)
+{
+    json_object *st = ctl_json(sock, "status", name);
+    json_object *vms = jget(st, "vms");
+    g_assert_cmpuint(json_object_array_length(vms), ==, 1);
+    json_object *vm = json_object_get(json_object_array_get_idx(vms, 0));
+    json_object_put(st);
+    g_assert_cmpstr(sget(vm, "name"), ==, name);
+    return vm;
+}
+
+/* Wait (bounded by the test's guard) until the event log has n events like these. */
+static json_object *wait_event(Fixture *f, const char *event, const char *vm, const char *key,
+                               const char *value, guint n)
+{
+    for (;;) {
+        g_autoptr(GPtrArray) ev = events(f);
+        guint seen = 0;
+        for (guint i = 0; i < ev->len; i++) {
+            json_object *o = ev->pdata[i];
+            if (g_strcmp0(sget(o, "event"), event) == 0 && g_strcmp0(sget(o, "vm"), vm) == 0 &&
+                (key == NULL || g_strcmp0(sget(o, key), value) == 0) && ++seen == n)
+                return json_object_get(o);
+        }
+        g_usleep(20000);
+    }
+}
+
+static gpointer ctl_script(gpointer data)
+{
+    Fixture *f = data;
+    const char *s = f->ctl;
+    CtlRun r;
+
+    /* status: every VM, or those named; the new fields are there. */
+    json_object *st = ctl_json(s, "status", NULL);
+    json_object *host = jget(st, "host");
+    g_assert_cmpint(json_object_get_int64(jget(host, "reserve_kib")), >, 0);
+    g_assert_cmpint(json_object_get_int64(jget(host, "short_kib")), ==, 0);
+    g_assert_cmpstr(sget(st, "on_stop"), ==, "keep");
+    g_assert_cmpuint(json_object_array_length(jget(st, "vms")), ==, 3);
+    json_object_put(st);
+    json_object *vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(jget(vm, "trust"), "trusted"), ==, "true");
+    g_assert_true(json_object_is_type(jget(vm, "entitlement_kib"), json_type_null));
+    g_assert_cmpuint(json_object_object_length(jget(vm, "overrides")), ==, 0);
+    g_assert_cmpstr(sget(vm, "released"), ==, "false");
+    g_assert_cmpstr(sget(jget(vm, "last_decision"), "reason_code"), ==, "floor");
+    g_assert_true(json_object_is_type(jget(jget(vm, "agent"), "protocol"), json_type_null));
+    json_object_put(vm);
+    r = ctl(s, "status", NULL); /* the table */
+    g_assert_cmpint(r.rc, ==, 0);
+    g_assert_nonnull(strstr(r.out, "reserve"));
+    g_assert_nonnull(strstr(r.out, "[floor]"));
+    ctl_run_clear(&r);
+    ctl_refused(s, "unknown VM \"nope\"", "status", "bk-floor", "nope", NULL);
+
+    /* explain: newest first, with its inputs. */
+    json_object *ex = ctl_json(s, "explain", "bk-floor");
+    json_object *entries = jget(ex, "entries");
+    g_assert_cmpuint(json_object_array_length(entries), >=, 1);
+    g_assert_cmpint(json_object_get_int(jget(ex, "bound")), ==, 64);
+    json_object *h = json_object_array_get_idx(entries, 0);
+    g_assert_cmpstr(sget(h, "what"), ==, "decision");
+    g_assert_cmpstr(sget(h, "reason_code"), ==, "floor");
+    g_assert_cmpstr(sget(h, "target_kib"), ==, "3145728");
+    g_assert_cmpstr(sget(jget(h, "inputs"), "actual_kib"), ==, "2097152");
+    g_assert_cmpstr(sget(jget(h, "inputs"), "host_available_kib"), ==, "21000000");
+    g_assert_nonnull(strstr(sget(h, "text"), "below its floor"));
+    json_object_put(ex);
+    r = ctl(s, "explain", "bk-floor", "--last", "1", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    g_assert_nonnull(strstr(r.out, "saw: balloon 2048 of 4096 MiB"));
+    ctl_run_clear(&r);
+    ctl_refused(s, "unknown VM \"nope\"", "explain", "nope", NULL);
+    ctl_refused(s, "bad --last 0", "explain", "bk-floor", "--last", "0", NULL);
+    ctl_refused(s, "exactly one VM", "explain", NULL);
+
+    /* set: bad input changes nothing. */
+    ctl_refused(s, "bad size \"12XB\"", "set", "bk-floor", "floor", "12XB", NULL);
+    ctl_refused(s, "above bk-floor's maximum", "set", "bk-floor", "floor", "5GiB", NULL);
+    ctl_refused(s, "bad mode \"obs\"", "set", "bk-floor", "mode", "obs", NULL);
+    ctl_refused(s, "bad shares \"0\"", "set", "bk-floor", "shares", "0", NULL);
+    ctl_refused(s, "unknown setting \"colour\"", "set", "bk-floor", "colour", "red", NULL);
+    ctl_refused(s, "unknown VM \"nope\"", "set", "nope", "mode", "auto", NULL);
+    ctl_refused(s, "wants VM mode|floor|shares VALUE", "set", "bk-floor", "mode", NULL);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "mode"), ==, "auto");
+    g_assert_cmpstr(sget(vm, "floor_kib"), ==, "3145728");
+    g_assert_cmpuint(json_object_object_length(jget(vm, "overrides")), ==, 0);
+    json_object_put(vm);
+
+    /* shares and floor override the metadata until cleared. */
+    r = ctl(s, "set", "bk-floor", "shares", "300", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    g_assert_nonnull(strstr(r.out, "shares 300"));
+    ctl_run_clear(&r);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "shares"), ==, "300");
+    g_assert_cmpstr(sget(jget(vm, "overrides"), "shares"), ==, "300");
+    json_object_put(vm);
+    r = ctl(s, "set", "bk-floor", "shares", "default", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    ctl_run_clear(&r);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "shares"), ==, "500"); /* the metadata's again */
+    json_object_put(vm);
+    r = ctl(s, "set", "bk-floor", "floor", "3500MiB", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    ctl_run_clear(&r);
+    json_object_put(wait_event(f, "decision", "bk-floor", "target_kib", "3584000", 1));
+
+    /* mode: the observed VM, set to auto, is acted on; default puts it back. */
+    r = ctl(s, "set", "bk-observe", "mode", "auto", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    ctl_run_clear(&r);
+    json_object *set = wait_event(f, "set-memory", "bk-observe", NULL, NULL, 1);
+    g_assert_cmpstr(sget(set, "target_kib"), ==, "1572864");
+    json_object_put(set);
+    vm = ctl_vm(s, "bk-observe");
+    g_assert_cmpstr(sget(vm, "mode"), ==, "auto");
+    g_assert_cmpstr(sget(jget(vm, "overrides"), "mode"), ==, "auto");
+    json_object_put(vm);
+    r = ctl(s, "status", NULL);
+    g_assert_nonnull(strstr(r.out, "auto*"));
+    ctl_run_clear(&r);
+    r = ctl(s, "set", "bk-observe", "mode", "default", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    ctl_run_clear(&r);
+    vm = ctl_vm(s, "bk-observe");
+    g_assert_cmpstr(sget(vm, "mode"), ==, "observe");
+    g_assert_cmpuint(json_object_object_length(jget(vm, "overrides")), ==, 0);
+    json_object_put(vm);
+
+    /* release: a typo releases nothing; a good name deflates to the maximum. */
+    ctl_refused(s, "unknown VM \"nope\"", "release", "bk-floor", "nope", NULL);
+    ctl_refused(s, "VM names or --all", "release", NULL);
+    ctl_refused(s, "VM names or --all", "release", "--all", "bk-floor", NULL);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "released"), ==, "false");
+    json_object_put(vm);
+    r = ctl(s, "release", "bk-floor", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    g_assert_nonnull(strstr(r.out, "bk-floor: released"));
+    g_assert_nonnull(strstr(r.out, "4096 MiB (its maximum)"));
+    ctl_run_clear(&r);
+    set = wait_event(f, "set-memory", "bk-floor", "target_kib", "4194304", 1);
+    json_object_put(set);
+    json_object *d = wait_event(f, "decision", "bk-floor", "reason_code", "release", 1);
+    g_assert_cmpstr(sget(d, "applied"), ==, "true");
+    json_object_put(d);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "mode"), ==, "off");
+    g_assert_cmpstr(sget(vm, "released"), ==, "true");
+    g_assert_cmpstr(sget(jget(vm, "last_decision"), "reason_code"), ==, "release");
+    json_object_put(vm);
+    ex = ctl_json(s, "explain", "bk-floor");
+    h = json_object_array_get_idx(jget(ex, "entries"), 0);
+    g_assert_cmpstr(sget(h, "what"), ==, "operator");
+    g_assert_nonnull(strstr(sget(h, "text"), "released"));
+    json_object_put(ex);
+    /* ... and resumed. */
+    r = ctl(s, "set", "bk-floor", "mode", "default", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    ctl_run_clear(&r);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "mode"), ==, "auto");
+    g_assert_cmpstr(sget(vm, "released"), ==, "false");
+    json_object_put(vm);
+
+    /* release --all: every VM but the one off by its own metadata. */
+    r = ctl(s, "release", "--all", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    g_assert_nonnull(strstr(r.out, "bk-observe: released"));
+    g_assert_nonnull(strstr(r.out, "bk-off: left alone"));
+    ctl_run_clear(&r);
+    json_object_put(wait_event(f, "set-memory", "bk-observe", "target_kib", "4194304", 1));
+
+    /* reload; commands that do not exist; no broker there (exit 2). */
+    r = ctl(s, "reload", NULL);
+    g_assert_cmpint(r.rc, ==, 0);
+    ctl_run_clear(&r);
+    ctl_refused(s, "unknown command \"frobnicate\"", "frobnicate", NULL);
+    ctl_refused(s, "--last is for explain", "status", "--last", "3", NULL);
+    g_autofree char *none = g_build_filename(f->dir, "none.sock", NULL);
+    r = ctl(none, "status", NULL);
+    g_assert_cmpint(r.rc, ==, 2);
+    g_assert_nonnull(strstr(r.err, "cannot reach ballastd"));
+    g_assert_nonnull(strstr(r.err, "is ballastd running?"));
+    ctl_run_clear(&r);
+
+    g_atomic_int_set(&f->ctl_done, TRUE);
+    return NULL;
+}
+
+static gboolean check_ctl(gpointer data)
+{
+    Fixture *f = data;
+    static GThread *t;
+
+    if (t == NULL) {
+        g_autoptr(GPtrArray) ev = events(f);
+        if (find(ev, "decision", "bk-floor", NULL) == NULL ||
+            find(ev, "decision", "bk-observe", NULL) == NULL)
+            return G_SOURCE_CONTINUE;
+        t = g_thread_new("ballastctl", ctl_script, f);
+    }
+    if (!g_atomic_int_get(&f->ctl_done))
+        return G_SOURCE_CONTINUE;
+    g_thread_join(t);
+    t = NULL;
+    broker_quit(f->b, "test done");
+    return G_SOURCE_REMOVE;
+}
+
+/* Every ballastctl command, as a person runs it, against the running loop. */
+static void test_ctl(Fixture *f, gconstpointer data)
+{
+    start(f);
+    g_timeout_add(20, check_ctl, f);
+    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
+    g_assert_true(g_atomic_int_get(&f->ctl_done)); /* stopped by the script, not a signal */
+}
+
+/* [broker] on_stop = release: stopping deflates every managed VM to its maximum. */
+static void test_on_stop_release(Fixture *f, gconstpointer data)
+{
+    g_assert_true(
+        g_file_set_contents(f->conf, "[broker]\ntick_ms = 100\non_stop = release\n", -1, NULL));
+    f->dry_run = TRUE; /* check() stops at the first decisions */
+    start(f);
+    run(f);
+    g_autoptr(GPtrArray) ev = events(f);
+    /* dry-run: said, not done */
+    g_assert_null(find(ev, "set-memory", NULL, NULL));
+    json_object *d = find(ev, "decision", "bk-observe", NULL);
+    guint n = 0;
+    for (guint i = 0; i < ev->len; i++)
+        if (g_strcmp0(sget(ev->pdata[i], "reason_code"), "release") == 0)
+            d = ev->pdata[i], n++;
+    g_assert_cmpuint(n, ==, 2); /* bk-floor and bk-observe; bk-off is off by metadata */
+    g_assert_cmpstr(sget(d, "target_kib"), ==, "4194304");
+    g_assert_cmpstr(sget(d, "why_not_applied"), ==, "dry-run");
+    g_assert_null(find(ev, "operator", "bk-off", NULL));
+    g_assert_nonnull(find(ev, "operator", "bk-floor", NULL));
+}
+
+/* The same, applied: after the stop, libvirt has every managed VM at its maximum. */
+static void test_on_stop_release_applied(Fixture *f, gconstpointer data)
+{
+    g_assert_true(
+        g_file_set_contents(f->conf, "[broker]\ntick_ms = 100\non_stop = release\n", -1, NULL));
+    f->only = "bk-o*";
+    start(f);
+    g_timeout_add(20, check_observe_only, f);
+    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
+    g_autoptr(GPtrArray) ev = events(f);
+    guint n;
+    json_object *s = find(ev, "set-memory", "bk-observe", &n);
+    g_assert_cmpuint(n, ==, 1);
+    g_assert_cmpstr(sget(s, "target_kib"), ==, "4194304");
+    g_assert_cmpstr(sget(s, "ok"), ==, "true");
+    g_assert_null(find(ev, "set-memory", "bk-off", NULL));
+}
+
+/* The control socket is root-only, or root and control_group; an unknown
+ * group stops the start with the group named. */
+static void test_control_group(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) e = NULL;
+    GStatBuf st;
+
+    f->dry_run = TRUE;
+    start(f);
+    g_timeout_add(20, check_observe_only, f);
+    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
+    g_assert_cmpint(g_stat(f->ctl, &st), ==, 0); /* there until broker_free */
+    g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+    broker_free(f->b);
+    f->b = NULL;
+
+    g_assert_true(
+        g_file_set_contents(f->conf, "[broker]\ncontrol_group = nosuchgroupxyz\n", -1, NULL));
+    start(f);
+    g_assert_false(broker_run(f->b, &e));
+    g_assert_nonnull(strstr(e->message, "control_group \"nosuchgroupxyz\": no such group"));
+    g_assert_cmpint(g_stat(f->ctl, &st), ==, 0);
+    g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+    broker_free(f->b);
+    f->b = NULL;
+    g_clear_error(&e);
+
+    struct group *gr = getgrgid(getgid());
+    g_assert_nonnull(gr);
+    g_autofree char *conf = g_strdup_printf("[broker]\ncontrol_group = %s\n", gr->gr_name);
+    g_assert_true(g_file_set_contents(f->conf, conf, -1, NULL));
+    start(f);
+    g_timeout_add(20, check_observe_only, f);
+    guard = g_timeout_add_seconds(60, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
+    g_assert_cmpint(g_stat(f->ctl, &st), ==, 0);
+    g_assert_cmpint(st.st_mode & 0777, ==, 0660);
+    g_assert_cmpint(st.st_gid, ==, gr->gr_gid);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -713,6 +1122,10 @@ int main(int argc, char **argv)
     T("grace", test_grace);
     T("bad-config", test_bad_config);
     T("bad-uri", test_bad_uri);
+    T("ctl", test_ctl);
+    T("on-stop-release", test_on_stop_release);
+    T("on-stop-release-applied", test_on_stop_release_applied);
+    T("control-group", test_control_group);
     g_test_add_func("/broker/control-idle-client", test_control_idle_client);
     g_test_add_func("/broker/note-key", test_note_key);
     g_test_add_func("/broker/evlog", test_evlog);
