@@ -357,6 +357,78 @@ static void test_vms(Fixture *f, gconstpointer data)
     ksm_run_free(run);
 }
 
+/* ballastctl release: ballast's own exclusion (low profit) is undone and not
+ * made again while held; the operator's (ksm=never) stays. */
+static void test_release(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    KsmRunVm vms[] = {
+        {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_NEVER},
+        {.uuid = "u2", .name = "vm,2", .active = TRUE, .ksm = POLICY_KSM_AUTO},
+    };
+    g_autoptr(GString) done = g_string_new(NULL);
+    g_autoptr(GError) e = NULL;
+    gint64 step = (gint64)f->config.interval_s * S;
+    json_object *ev, *o;
+
+    f->config.vm_full_scans = 1; /* vm,2 loses money: excluded after one full scan */
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S);
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "8\n");
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + step);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 2);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 1), "vm"), ==, "vm,2");
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 1), "why"), ==, "low-profit");
+    json_object_put(ev);
+
+    /* the operator's exclusion: nothing done */
+    g_assert_true(ksm_run_release(run, "u1", FALSE, done, &e));
+    g_assert_no_error(e);
+    g_assert_cmpstr(done->str, ==, "");
+    o = json_object_new_object();
+    ksm_run_vm_status(run, "u1", o);
+    g_assert_true(field_bool(o, "excluded"));
+    json_object_put(o);
+
+    /* ballast's own: re-included, said so */
+    g_assert_true(ksm_run_release(run, "u2", FALSE, done, &e));
+    g_assert_no_error(e);
+    g_assert_nonnull(strstr(done->str, "re-included in KSM"));
+    ev = events_of(f, "ksm-include");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "why"), ==, "release");
+    json_object_put(ev);
+    o = json_object_new_object();
+    ksm_run_vm_status(run, "u2", o);
+    g_assert_false(field_bool(o, "excluded"));
+    json_object_put(o);
+
+    /* held: still losing money, not excluded again; figures still read */
+    vms[1].hold = TRUE;
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "9\n");
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + 2 * step);
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "10\n");
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + 3 * step);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 2);
+    json_object_put(ev);
+    o = json_object_new_object();
+    ksm_run_vm_status(run, "u2", o);
+    g_assert_cmpint(field_int(o, "merging_pages"), ==, 10);
+    json_object_put(o);
+
+    /* resumed: ballast decides again */
+    vms[1].hold = FALSE;
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "11\n");
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + 4 * step);
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "12\n");
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + 5 * step);
+    ev = events_of(f, "ksm-exclude");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 3);
+    json_object_put(ev);
+    ksm_run_free(run);
+}
+
 static void test_ksmd_cpu(Fixture *f, gconstpointer data)
 {
     KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
@@ -424,6 +496,7 @@ int main(int argc, char **argv)
     g_test_add("/ksm/run/not-managed", Fixture, NULL, fixture_setup, test_not_managed,
                fixture_teardown);
     g_test_add("/ksm/run/vms", Fixture, NULL, fixture_setup, test_vms, fixture_teardown);
+    g_test_add("/ksm/run/release", Fixture, NULL, fixture_setup, test_release, fixture_teardown);
     g_test_add("/ksm/run/ksmd-cpu", Fixture, NULL, fixture_setup, test_ksmd_cpu, fixture_teardown);
     g_test_add("/ksm/run/old-kernel", Fixture, "ksm-6.1", fixture_setup, test_old_kernel,
                fixture_teardown);
