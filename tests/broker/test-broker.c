@@ -30,6 +30,7 @@ typedef struct {
     const char *only;
     /* control thread results */
     char *status_reply, *reload_reply, *bad_reply;
+    GThreadFunc script; /* the control thread; NULL: ctl_thread */
     gboolean ctl_done;
 } Fixture;
 
@@ -189,7 +190,7 @@ static gboolean check(gpointer data)
     }
     static GThread *t;
     if (t == NULL)
-        t = g_thread_new("ctl", ctl_thread, f);
+        t = g_thread_new("ctl", f->script ? f->script : ctl_thread, f);
     if (!g_atomic_int_get(&f->ctl_done))
         return G_SOURCE_CONTINUE;
     g_thread_join(t);
@@ -213,6 +214,15 @@ static gboolean check_observe_only(gpointer data)
         return G_SOURCE_CONTINUE;
     broker_quit(f->b, "test done");
     return G_SOURCE_REMOVE;
+}
+
+/* Run the loop until bk-observe has a decision. */
+static void run_observe(Fixture *f)
+{
+    g_timeout_add(20, check_observe_only, f);
+    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
 }
 
 static void run(Fixture *f)
@@ -323,10 +333,7 @@ static void test_only(Fixture *f, gconstpointer data)
     f->only = "bk-o*";
     start(f);
     /* bk-floor is not followed: bk-observe's decision is the sign the cycle ran. */
-    g_timeout_add(20, check_observe_only, f);
-    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
-    g_assert_true(broker_run(f->b, NULL));
-    g_source_remove(guard);
+    run_observe(f);
 
     g_autoptr(GPtrArray) ev = events(f);
     g_assert_null(find(ev, "decision", "bk-floor", NULL));
@@ -751,18 +758,10 @@ static CtlRun ctl_args(const char *sock, GPtrArray *args)
     return r;
 }
 
-static CtlRun ctl(const char *sock, ...)
-{
-    va_list ap;
-
-    va_start(ap, sock);
-    g_autoptr(GPtrArray) args = args_of(ap);
-    va_end(ap);
-    return ctl_args(sock, args);
-}
-
-/* Refused with exit 1 and a one-line message containing want. */
-static void ctl_refused(const char *sock, const char *want, ...)
+/* ballastctl ARGS... exits with rc, and says want (if not NULL): on stdout
+ * when it succeeds, else on stderr, as one line "ballastctl: ...", with
+ * nothing on stdout. */
+static void ctl_expect(const char *sock, int rc, const char *want, ...)
 {
     va_list ap;
 
@@ -770,19 +769,33 @@ static void ctl_refused(const char *sock, const char *want, ...)
     g_autoptr(GPtrArray) args = args_of(ap);
     va_end(ap);
     CtlRun r = ctl_args(sock, args);
+    const char *said = rc == 0 ? r.out : r.err;
     g_test_message("ballastctl %s ...: rc %d: %s", args->len ? (char *)args->pdata[0] : "", r.rc,
-                   r.err);
-    g_assert_cmpint(r.rc, ==, 1);
-    g_assert_nonnull(strstr(r.err, want));
-    g_assert_true(g_str_has_prefix(r.err, "ballastctl: "));
-    g_assert_true(strchr(r.err, '\n') == r.err + strlen(r.err) - 1); /* one line */
-    g_assert_cmpstr(r.out, ==, "");
+                   said);
+    g_assert_cmpint(r.rc, ==, rc);
+    if (want != NULL && strstr(said, want) == NULL)
+        g_error("ballastctl %s: \"%s\" not in: %s", (char *)args->pdata[0], want, said);
+    if (rc != 0) {
+        g_assert_true(g_str_has_prefix(r.err, "ballastctl: "));
+        g_assert_true(strchr(r.err, '\n') == r.err + strlen(r.err) - 1); /* one line */
+        g_assert_cmpstr(r.out, ==, "");
+    }
     ctl_run_clear(&r);
 }
 
+#define ctl_ok(sock, want, ...)      ctl_expect(sock, 0, want, __VA_ARGS__)
+#define ctl_refused(sock, want, ...) ctl_expect(sock, 1, want, __VA_ARGS__)
+
 static json_object *ctl_json(const char *sock, const char *cmd, const char *vm)
 {
-    CtlRun r = ctl(sock, cmd, "--json", vm, NULL);
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    char json[] = "--json";
+
+    g_ptr_array_add(args, (char *)cmd);
+    g_ptr_array_add(args, json);
+    if (vm != NULL)
+        g_ptr_array_add(args, (char *)vm);
+    CtlRun r = ctl_args(sock, args);
     g_assert_cmpint(r.rc, ==, 0);
     json_object *o = json_tokener_parse(r.out);
     g_assert_nonnull(o);
@@ -809,6 +822,15 @@ static json_object *ctl_vm(const char *sock, const char *name)
     return vm;
 }
 
+static void assert_vm_mode(const char *sock, const char *name, const char *mode,
+                           const char *released)
+{
+    json_object *vm = ctl_vm(sock, name);
+    g_assert_cmpstr(sget(vm, "mode"), ==, mode);
+    g_assert_cmpstr(sget(vm, "released"), ==, released);
+    json_object_put(vm);
+}
+
 /* Wait (bounded by the test's guard) until the event log has n events like these. */
 static json_object *wait_event(Fixture *f, const char *event, const char *vm, const char *key,
                                const char *value, guint n)
@@ -830,7 +852,6 @@ static gpointer ctl_script(gpointer data)
 {
     Fixture *f = data;
     const char *s = f->ctl;
-    CtlRun r;
 
     /* status: every VM, or those named; the new fields are there. */
     json_object *st = ctl_json(s, "status", NULL);
@@ -848,11 +869,7 @@ static gpointer ctl_script(gpointer data)
     g_assert_cmpstr(sget(jget(vm, "last_decision"), "reason_code"), ==, "floor");
     g_assert_true(json_object_is_type(jget(jget(vm, "agent"), "protocol"), json_type_null));
     json_object_put(vm);
-    r = ctl(s, "status", NULL); /* the table */
-    g_assert_cmpint(r.rc, ==, 0);
-    g_assert_nonnull(strstr(r.out, "reserve"));
-    g_assert_nonnull(strstr(r.out, "[floor]"));
-    ctl_run_clear(&r);
+    ctl_ok(s, "    last: deflate to 3072 MiB [floor]", "status", NULL); /* the table */
     ctl_refused(s, "unknown VM \"nope\"", "status", "bk-floor", "nope", NULL);
 
     /* explain: newest first, with its inputs. */
@@ -868,10 +885,7 @@ static gpointer ctl_script(gpointer data)
     g_assert_cmpstr(sget(jget(h, "inputs"), "host_available_kib"), ==, "21000000");
     g_assert_nonnull(strstr(sget(h, "text"), "below its floor"));
     json_object_put(ex);
-    r = ctl(s, "explain", "bk-floor", "--last", "1", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    g_assert_nonnull(strstr(r.out, "saw: balloon 2048 of 4096 MiB"));
-    ctl_run_clear(&r);
+    ctl_ok(s, "saw: balloon 2048 of 4096 MiB", "explain", "bk-floor", "--last", "1", NULL);
     ctl_refused(s, "unknown VM \"nope\"", "explain", "nope", NULL);
     ctl_refused(s, "bad --last 0", "explain", "bk-floor", "--last", "0", NULL);
     ctl_refused(s, "exactly one VM", "explain", NULL);
@@ -891,29 +905,20 @@ static gpointer ctl_script(gpointer data)
     json_object_put(vm);
 
     /* shares and floor override the metadata until cleared. */
-    r = ctl(s, "set", "bk-floor", "shares", "300", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    g_assert_nonnull(strstr(r.out, "shares 300"));
-    ctl_run_clear(&r);
+    ctl_ok(s, "shares 300", "set", "bk-floor", "shares", "300", NULL);
     vm = ctl_vm(s, "bk-floor");
     g_assert_cmpstr(sget(vm, "shares"), ==, "300");
     g_assert_cmpstr(sget(jget(vm, "overrides"), "shares"), ==, "300");
     json_object_put(vm);
-    r = ctl(s, "set", "bk-floor", "shares", "default", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    ctl_run_clear(&r);
+    ctl_ok(s, NULL, "set", "bk-floor", "shares", "default", NULL);
     vm = ctl_vm(s, "bk-floor");
     g_assert_cmpstr(sget(vm, "shares"), ==, "500"); /* the metadata's again */
     json_object_put(vm);
-    r = ctl(s, "set", "bk-floor", "floor", "3500MiB", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    ctl_run_clear(&r);
+    ctl_ok(s, NULL, "set", "bk-floor", "floor", "3500MiB", NULL);
     json_object_put(wait_event(f, "decision", "bk-floor", "target_kib", "3584000", 1));
 
     /* mode: the observed VM, set to auto, is acted on; default puts it back. */
-    r = ctl(s, "set", "bk-observe", "mode", "auto", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    ctl_run_clear(&r);
+    ctl_ok(s, NULL, "set", "bk-observe", "mode", "auto", NULL);
     json_object *set = wait_event(f, "set-memory", "bk-observe", NULL, NULL, 1);
     g_assert_cmpstr(sget(set, "target_kib"), ==, "1572864");
     json_object_put(set);
@@ -921,12 +926,8 @@ static gpointer ctl_script(gpointer data)
     g_assert_cmpstr(sget(vm, "mode"), ==, "auto");
     g_assert_cmpstr(sget(jget(vm, "overrides"), "mode"), ==, "auto");
     json_object_put(vm);
-    r = ctl(s, "status", NULL);
-    g_assert_nonnull(strstr(r.out, "auto*"));
-    ctl_run_clear(&r);
-    r = ctl(s, "set", "bk-observe", "mode", "default", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    ctl_run_clear(&r);
+    ctl_ok(s, "auto*", "status", NULL);
+    ctl_ok(s, NULL, "set", "bk-observe", "mode", "default", NULL);
     vm = ctl_vm(s, "bk-observe");
     g_assert_cmpstr(sget(vm, "mode"), ==, "observe");
     g_assert_cmpuint(json_object_object_length(jget(vm, "overrides")), ==, 0);
@@ -936,91 +937,50 @@ static gpointer ctl_script(gpointer data)
     ctl_refused(s, "unknown VM \"nope\"", "release", "bk-floor", "nope", NULL);
     ctl_refused(s, "VM names or --all", "release", NULL);
     ctl_refused(s, "VM names or --all", "release", "--all", "bk-floor", NULL);
-    vm = ctl_vm(s, "bk-floor");
-    g_assert_cmpstr(sget(vm, "released"), ==, "false");
-    json_object_put(vm);
-    r = ctl(s, "release", "bk-floor", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    g_assert_nonnull(strstr(r.out, "bk-floor: released"));
-    g_assert_nonnull(strstr(r.out, "4096 MiB (its maximum)"));
-    ctl_run_clear(&r);
+    assert_vm_mode(s, "bk-floor", "auto", "false");
+    ctl_ok(s, "bk-floor: released\n    mode off (override)\n    balloon 3500 -> 4096 MiB",
+           "release", "bk-floor", NULL);
     set = wait_event(f, "set-memory", "bk-floor", "target_kib", "4194304", 1);
     json_object_put(set);
     json_object *d = wait_event(f, "decision", "bk-floor", "reason_code", "release", 1);
     g_assert_cmpstr(sget(d, "applied"), ==, "true");
     json_object_put(d);
-    vm = ctl_vm(s, "bk-floor");
-    g_assert_cmpstr(sget(vm, "mode"), ==, "off");
-    g_assert_cmpstr(sget(vm, "released"), ==, "true");
-    g_assert_cmpstr(sget(jget(vm, "last_decision"), "reason_code"), ==, "release");
-    json_object_put(vm);
+    assert_vm_mode(s, "bk-floor", "off", "true");
     ex = ctl_json(s, "explain", "bk-floor");
     h = json_object_array_get_idx(jget(ex, "entries"), 0);
     g_assert_cmpstr(sget(h, "what"), ==, "operator");
     g_assert_nonnull(strstr(sget(h, "text"), "released"));
+    h = json_object_array_get_idx(jget(ex, "entries"), 1);
+    g_assert_cmpstr(sget(h, "reason_code"), ==, "release");
+    g_assert_cmpstr(sget(h, "target_kib"), ==, "4194304");
     json_object_put(ex);
     /* ... and resumed. */
-    r = ctl(s, "set", "bk-floor", "mode", "default", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    ctl_run_clear(&r);
-    vm = ctl_vm(s, "bk-floor");
-    g_assert_cmpstr(sget(vm, "mode"), ==, "auto");
-    g_assert_cmpstr(sget(vm, "released"), ==, "false");
-    json_object_put(vm);
+    ctl_ok(s, NULL, "set", "bk-floor", "mode", "default", NULL);
+    assert_vm_mode(s, "bk-floor", "auto", "false");
 
     /* release --all: every VM but the one off by its own metadata. */
-    r = ctl(s, "release", "--all", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    g_assert_nonnull(strstr(r.out, "bk-observe: released"));
-    g_assert_nonnull(strstr(r.out, "bk-off: left alone"));
-    ctl_run_clear(&r);
+    ctl_ok(s, "bk-off: left alone", "release", "--all", NULL);
     json_object_put(wait_event(f, "set-memory", "bk-observe", "target_kib", "4194304", 1));
 
     /* reload; commands that do not exist; no broker there (exit 2). */
-    r = ctl(s, "reload", NULL);
-    g_assert_cmpint(r.rc, ==, 0);
-    ctl_run_clear(&r);
+    ctl_ok(s, NULL, "reload", NULL);
     ctl_refused(s, "unknown command \"frobnicate\"", "frobnicate", NULL);
     ctl_refused(s, "--last is for explain", "status", "--last", "3", NULL);
     g_autofree char *none = g_build_filename(f->dir, "none.sock", NULL);
-    r = ctl(none, "status", NULL);
-    g_assert_cmpint(r.rc, ==, 2);
-    g_assert_nonnull(strstr(r.err, "cannot reach ballastd"));
-    g_assert_nonnull(strstr(r.err, "is ballastd running?"));
-    ctl_run_clear(&r);
+    g_autofree char *want = g_strdup_printf("ballastctl: cannot reach ballastd at %s: ", none);
+    ctl_expect(none, 2, want, "status", NULL);
+    ctl_expect(none, 2, "(is ballastd running?)", "reload", NULL);
 
     g_atomic_int_set(&f->ctl_done, TRUE);
     return NULL;
 }
 
-static gboolean check_ctl(gpointer data)
-{
-    Fixture *f = data;
-    static GThread *t;
-
-    if (t == NULL) {
-        g_autoptr(GPtrArray) ev = events(f);
-        if (find(ev, "decision", "bk-floor", NULL) == NULL ||
-            find(ev, "decision", "bk-observe", NULL) == NULL)
-            return G_SOURCE_CONTINUE;
-        t = g_thread_new("ballastctl", ctl_script, f);
-    }
-    if (!g_atomic_int_get(&f->ctl_done))
-        return G_SOURCE_CONTINUE;
-    g_thread_join(t);
-    t = NULL;
-    broker_quit(f->b, "test done");
-    return G_SOURCE_REMOVE;
-}
-
 /* Every ballastctl command, as a person runs it, against the running loop. */
 static void test_ctl(Fixture *f, gconstpointer data)
 {
+    f->script = ctl_script;
     start(f);
-    g_timeout_add(20, check_ctl, f);
-    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
-    g_assert_true(broker_run(f->b, NULL));
-    g_source_remove(guard);
+    run(f);
     g_assert_true(g_atomic_int_get(&f->ctl_done)); /* stopped by the script, not a signal */
 }
 
@@ -1054,10 +1014,7 @@ static void test_on_stop_release_applied(Fixture *f, gconstpointer data)
         g_file_set_contents(f->conf, "[broker]\ntick_ms = 100\non_stop = release\n", -1, NULL));
     f->only = "bk-o*";
     start(f);
-    g_timeout_add(20, check_observe_only, f);
-    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
-    g_assert_true(broker_run(f->b, NULL));
-    g_source_remove(guard);
+    run_observe(f);
     g_autoptr(GPtrArray) ev = events(f);
     guint n;
     json_object *s = find(ev, "set-memory", "bk-observe", &n);
@@ -1076,10 +1033,7 @@ static void test_control_group(Fixture *f, gconstpointer data)
 
     f->dry_run = TRUE;
     start(f);
-    g_timeout_add(20, check_observe_only, f);
-    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
-    g_assert_true(broker_run(f->b, NULL));
-    g_source_remove(guard);
+    run_observe(f);
     g_assert_cmpint(g_stat(f->ctl, &st), ==, 0); /* there until broker_free */
     g_assert_cmpint(st.st_mode & 0777, ==, 0600);
     broker_free(f->b);
@@ -1101,10 +1055,7 @@ static void test_control_group(Fixture *f, gconstpointer data)
     g_autofree char *conf = g_strdup_printf("[broker]\ncontrol_group = %s\n", gr->gr_name);
     g_assert_true(g_file_set_contents(f->conf, conf, -1, NULL));
     start(f);
-    g_timeout_add(20, check_observe_only, f);
-    guard = g_timeout_add_seconds(60, hang_guard, NULL);
-    g_assert_true(broker_run(f->b, NULL));
-    g_source_remove(guard);
+    run_observe(f);
     g_assert_cmpint(g_stat(f->ctl, &st), ==, 0);
     g_assert_cmpint(st.st_mode & 0777, ==, 0660);
     g_assert_cmpint(st.st_gid, ==, gr->gr_gid);

@@ -357,6 +357,35 @@ static void test_vms(Fixture *f, gconstpointer data)
     ksm_run_free(run);
 }
 
+/* ksmd has finished full_scans scans when the tick at now_us comes. */
+static void scan_and_tick(Fixture *f, KsmRun *run, const KsmRunVm *vms, gsize n, int full_scans,
+                          gint64 now_us)
+{
+    g_autofree char *v = g_strdup_printf("%d\n", full_scans);
+
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", v);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, n, now_us);
+}
+
+static gboolean vm_excluded(KsmRun *run, const char *uuid)
+{
+    json_object *o = json_object_new_object();
+
+    ksm_run_vm_status(run, uuid, o);
+    gboolean excluded = field_bool(o, "excluded");
+    json_object_put(o);
+    return excluded;
+}
+
+static gsize n_events(Fixture *f, const char *kind)
+{
+    json_object *ev = events_of(f, kind);
+    gsize n = json_object_array_length(ev);
+
+    json_object_put(ev);
+    return n;
+}
+
 /* ballastctl release: ballast's own exclusion (low profit) is undone and not
  * made again while held; the operator's (ksm=never) stays. */
 static void test_release(Fixture *f, gconstpointer data)
@@ -373,8 +402,7 @@ static void test_release(Fixture *f, gconstpointer data)
 
     f->config.vm_full_scans = 1; /* vm,2 loses money: excluded after one full scan */
     ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S);
-    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "8\n");
-    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + step);
+    scan_and_tick(f, run, vms, 2, 8, 1 * S + step);
     ev = events_of(f, "ksm-exclude");
     g_assert_cmpuint(json_object_array_length(ev), ==, 2);
     g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 1), "vm"), ==, "vm,2");
@@ -385,10 +413,7 @@ static void test_release(Fixture *f, gconstpointer data)
     g_assert_true(ksm_run_release(run, "u1", FALSE, done, &e));
     g_assert_no_error(e);
     g_assert_cmpstr(done->str, ==, "");
-    o = json_object_new_object();
-    ksm_run_vm_status(run, "u1", o);
-    g_assert_true(field_bool(o, "excluded"));
-    json_object_put(o);
+    g_assert_true(vm_excluded(run, "u1"));
 
     /* ballast's own: re-included, said so */
     g_assert_true(ksm_run_release(run, "u2", FALSE, done, &e));
@@ -398,20 +423,13 @@ static void test_release(Fixture *f, gconstpointer data)
     g_assert_cmpuint(json_object_array_length(ev), ==, 1);
     g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "why"), ==, "release");
     json_object_put(ev);
-    o = json_object_new_object();
-    ksm_run_vm_status(run, "u2", o);
-    g_assert_false(field_bool(o, "excluded"));
-    json_object_put(o);
+    g_assert_false(vm_excluded(run, "u2"));
 
     /* held: still losing money, not excluded again; figures still read */
     vms[1].hold = TRUE;
-    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "9\n");
-    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + 2 * step);
-    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "10\n");
-    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + 3 * step);
-    ev = events_of(f, "ksm-exclude");
-    g_assert_cmpuint(json_object_array_length(ev), ==, 2);
-    json_object_put(ev);
+    for (int i = 2; i <= 3; i++)
+        scan_and_tick(f, run, vms, 2, 7 + i, 1 * S + i * step);
+    g_assert_cmpuint(n_events(f, "ksm-exclude"), ==, 2);
     o = json_object_new_object();
     ksm_run_vm_status(run, "u2", o);
     g_assert_cmpint(field_int(o, "merging_pages"), ==, 10);
@@ -419,13 +437,9 @@ static void test_release(Fixture *f, gconstpointer data)
 
     /* resumed: ballast decides again */
     vms[1].hold = FALSE;
-    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "11\n");
-    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + 4 * step);
-    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", "12\n");
-    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S + 5 * step);
-    ev = events_of(f, "ksm-exclude");
-    g_assert_cmpuint(json_object_array_length(ev), ==, 3);
-    json_object_put(ev);
+    for (int i = 4; i <= 5; i++)
+        scan_and_tick(f, run, vms, 2, 7 + i, 1 * S + i * step);
+    g_assert_cmpuint(n_events(f, "ksm-exclude"), ==, 3);
     ksm_run_free(run);
 }
 
