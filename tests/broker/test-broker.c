@@ -714,6 +714,9 @@ static void test_host(void)
 
 /* ---- ballastctl against the running loop ---- */
 
+/* Debian's nogroup, the group of user nobody (65534). */
+#define NOGROUP_GID 65534
+
 typedef struct {
     int rc;
     char *out, *err;
@@ -734,8 +737,9 @@ static GPtrArray *args_of(va_list ap)
     return a;
 }
 
-/* Run ballastctl --control SOCK ARGS... and wait for it. */
-static CtlRun ctl_args(const char *sock, GPtrArray *args)
+/* Run ballastctl --control SOCK ARGS... and wait for it; as user nobody in
+ * group as_gid only, unless as_gid is -1. */
+static CtlRun ctl_args_as(const char *sock, gint as_gid, GPtrArray *args)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) e = NULL;
@@ -743,6 +747,15 @@ static CtlRun ctl_args(const char *sock, GPtrArray *args)
     int status = 0;
     char control[] = "--control";
 
+    g_autofree char *regid = g_strdup_printf("--regid=%d", as_gid);
+    char setpriv[] = "setpriv", reuid[] = "--reuid=65534", clear[] = "--clear-groups";
+
+    if (as_gid >= 0) {
+        g_ptr_array_add(argv, setpriv);
+        g_ptr_array_add(argv, reuid);
+        g_ptr_array_add(argv, regid);
+        g_ptr_array_add(argv, clear);
+    }
     g_assert_nonnull(g_getenv("BALLASTCTL"));
     g_ptr_array_add(argv, (char *)g_getenv("BALLASTCTL"));
     g_ptr_array_add(argv, control);
@@ -750,12 +763,27 @@ static CtlRun ctl_args(const char *sock, GPtrArray *args)
     for (guint i = 0; i < args->len; i++)
         g_ptr_array_add(argv, args->pdata[i]);
     g_ptr_array_add(argv, NULL);
-    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
                                &r.out, &r.err, &status, &e));
     g_assert_no_error(e);
     g_assert_true(WIFEXITED(status));
     r.rc = WEXITSTATUS(status);
     return r;
+}
+
+static CtlRun ctl_args(const char *sock, GPtrArray *args)
+{
+    return ctl_args_as(sock, -1, args);
+}
+
+/* ballastctl status as nobody, in group gid only. */
+static CtlRun ctl_status_as(const char *sock, gint gid)
+{
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    char status[] = "status";
+
+    g_ptr_array_add(args, status);
+    return ctl_args_as(sock, gid, args);
 }
 
 /* ballastctl ARGS... exits with rc, and says want (if not NULL): on stdout
@@ -1024,18 +1052,40 @@ static void test_on_stop_release_applied(Fixture *f, gconstpointer data)
     g_assert_null(find(ev, "set-memory", "bk-off", NULL));
 }
 
+/* A member of control_group (nobody in nogroup) may use the socket. */
+static gpointer nogroup_script(gpointer data)
+{
+    Fixture *f = data;
+    CtlRun r = ctl_status_as(f->ctl, NOGROUP_GID);
+
+    g_assert_cmpint(r.rc, ==, 0);
+    g_assert_nonnull(strstr(r.out, "bk-observe"));
+    ctl_run_clear(&r);
+    g_atomic_int_set(&f->ctl_done, TRUE);
+    return NULL;
+}
+
 /* The control socket is root-only, or root and control_group; an unknown
  * group stops the start with the group named. */
 static void test_control_group(Fixture *f, gconstpointer data)
 {
     g_autoptr(GError) e = NULL;
     GStatBuf st;
+    struct group *gr = getgrgid(NOGROUP_GID);
 
+    g_assert_nonnull(gr);
+    g_assert_cmpint(g_chmod(f->dir, 0755), ==, 0); /* others may reach the socket */
     f->dry_run = TRUE;
     start(f);
     run_observe(f);
     g_assert_cmpint(g_stat(f->ctl, &st), ==, 0); /* there until broker_free */
     g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+    /* Anyone else: refused by the kernel, exit 2, the way in named. */
+    CtlRun r = ctl_status_as(f->ctl, NOGROUP_GID);
+    g_assert_cmpint(r.rc, ==, 2);
+    g_assert_nonnull(strstr(r.err, "Permission denied"));
+    g_assert_nonnull(strstr(r.err, "control_group"));
+    ctl_run_clear(&r);
     broker_free(f->b);
     f->b = NULL;
 
@@ -1048,17 +1098,17 @@ static void test_control_group(Fixture *f, gconstpointer data)
     g_assert_cmpint(st.st_mode & 0777, ==, 0600);
     broker_free(f->b);
     f->b = NULL;
-    g_clear_error(&e);
 
-    struct group *gr = getgrgid(getgid());
-    g_assert_nonnull(gr);
     g_autofree char *conf = g_strdup_printf("[broker]\ncontrol_group = %s\n", gr->gr_name);
     g_assert_true(g_file_set_contents(f->conf, conf, -1, NULL));
+    f->script = nogroup_script;
+    f->dry_run = FALSE; /* check() runs the script only then */
     start(f);
-    run_observe(f);
+    run(f);
+    g_assert_true(g_atomic_int_get(&f->ctl_done));
     g_assert_cmpint(g_stat(f->ctl, &st), ==, 0);
     g_assert_cmpint(st.st_mode & 0777, ==, 0660);
-    g_assert_cmpint(st.st_gid, ==, gr->gr_gid);
+    g_assert_cmpint(st.st_gid, ==, NOGROUP_GID);
 }
 
 int main(int argc, char **argv)
