@@ -19,9 +19,49 @@
 #include "virt.h"
 #include "broker.h"
 
+/* One entry of a VM's decision history (ballastctl explain): what was
+ * decided or noted, why, and the figures the decision saw. */
+typedef enum {
+    BROKER_HISTORY_DECISION, /* a balloon decision (applied or not) */
+    BROKER_HISTORY_NOTE,     /* a plan note about this VM, or a stuck balloon */
+    BROKER_HISTORY_OPERATOR, /* ballastctl set / release */
+} BrokerHistoryKind;
+
+typedef struct {
+    BrokerHistoryKind what;
+    PolicyActionKind kind; /* decisions */
+    gboolean has_code;
+    PolicyReason code;
+    gboolean applied;
+    char why_not[16]; /* "observe", "dry-run", "failed" or "" */
+    guint64 from_kib, target_kib;
+    char text[256];
+    gint64 mono_us;
+    /* the inputs: 0 / FALSE when unknown */
+    gboolean has_actual, has_report, has_psi, has_host;
+    guint64 actual_kib, max_kib, floor_kib;
+    guint64 available_kib; /* the agent's MemAvailable */
+    double psi_some_avg10;
+    guint64 host_available_kib;
+} BrokerHistoryEntry;
+
+/* Bound of the in-memory history per VM (about 400 bytes an entry). */
+#define BROKER_HISTORY_MAX 64
+
+/* ballastctl set: runtime overrides, winning over metadata and configuration
+ * until cleared ("default") or ballastd restarts. */
+typedef struct {
+    gboolean has_mode, has_floor, has_shares;
+    PolicyMode mode;
+    guint64 floor_kib;
+    guint32 shares;
+} BrokerOverrides;
+
 typedef struct {
     gboolean has;
     PolicyActionKind kind;
+    gboolean has_code;
+    PolicyReason code;
     guint64 from_kib, target_kib;
     char reason[256];
     gint64 mono_us;
@@ -67,6 +107,13 @@ typedef struct {
     gint64 target_at_us;     /* ... when */
     gint64 setmem_failed_us; /* when the last set-memory call failed; 0: it worked */
     BrokerDecision last;
+
+    /* ballastctl: overrides, release, history (broker-ctl.c) */
+    BrokerOverrides ovr;
+    PolicyMode configured_mode; /* the mode without the override (metadata or configuration) */
+    gboolean released; /* ballastctl release: KSM left alone until mode is set again */
+    BrokerHistoryEntry history[BROKER_HISTORY_MAX];
+    guint history_next, history_len;
 } BrokerVm;
 
 struct Broker {
@@ -88,13 +135,31 @@ struct Broker {
     gboolean host_error_logged;
     EvlogOnce *notes; /* plan notes by broker_note_key(), said once a minute */
     guint64 cycles;
+    gboolean stopping; /* broker_quit ran (on_stop acts once) */
 };
 
 /* broker-status.c: the control socket's command handler. */
 json_object *broker_on_control(const char *cmd, json_object *req, gpointer user_data);
 
+/* broker-ctl.c: the control commands that act (explain, set, release), the
+ * overrides and the per-VM history. */
+json_object *broker_ctl_command(Broker *b, const char *cmd, json_object *req, gboolean *handled);
+BrokerVm *broker_ctl_find_vm(Broker *b, const char *name);
+/* After the metadata and configuration settings: the overrides win. */
+void broker_ctl_apply_overrides(BrokerVm *vm);
+/* Remember a decision (called where broker_apply records vm->last). */
+void broker_history_decision(Broker *b, BrokerVm *vm, PolicyReason code, const char *why_not);
+/* A plan note: kept in the history of the VM it starts with ("vm: ..."). */
+void broker_history_note(Broker *b, const char *text);
+/* A note about one VM (stuck balloon and the like). */
+void broker_history_vm_note(Broker *b, BrokerVm *vm, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* ballastctl release for every VM: on_stop = release. */
+json_object *broker_ctl_release_all(Broker *b);
+
 /* broker.c: helpers the other broker files share. */
 gint64 broker_now_us(void);
 guint64 broker_vm_floor(Broker *b, const BrokerVm *vm);
+/* Mode, floor, shares from metadata and configuration, then the overrides. */
+void broker_vm_apply_settings(Broker *b, BrokerVm *vm);
 gint64 broker_grace_us(const Broker *b);
 const char *broker_kind_name(PolicyActionKind kind);

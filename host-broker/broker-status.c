@@ -21,6 +21,21 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
     json_object_object_add(o, "name", json_object_new_string(vm->name));
     json_object_object_add(o, "uuid", json_object_new_string(vm->uuid));
     json_object_object_add(o, "mode", json_object_new_string(config_mode_name(vm->mode)));
+    /* ballastctl set: what is overridden at run time (lost at restart). */
+    json_object *ov = json_object_new_object();
+    if (vm->ovr.has_mode)
+        json_object_object_add(ov, "mode", json_object_new_string(config_mode_name(vm->ovr.mode)));
+    if (vm->ovr.has_floor)
+        json_object_object_add(ov, "floor_kib", json_object_new_uint64(vm->ovr.floor_kib));
+    if (vm->ovr.has_shares)
+        json_object_object_add(ov, "shares", json_object_new_uint64(vm->ovr.shares));
+    json_object_object_add(o, "overrides", ov);
+    json_object_object_add(o, "released", json_object_new_boolean(vm->released));
+    json_object *tr = json_object_new_object();
+    json_object_object_add(tr, "trusted", json_object_new_boolean(!vm->memory.untrusted));
+    json_object_object_add(
+        tr, "why", vm->memory.untrusted ? json_object_new_string(vm->memory.untrusted_why) : NULL);
+    json_object_object_add(o, "trust", tr);
     json_object_object_add(
         o, "state", json_object_new_string(vm->active ? virt_state_name(vm->state) : "shutoff"));
     json_object_object_add(o, "floor_kib", json_object_new_uint64(broker_vm_floor(b, vm)));
@@ -32,7 +47,7 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
         json_object_new_uint64(vm->has_stats ? vm->stats.maximum_kib : vm->xml.memory_kib));
     json_object_object_add(o, "actual_kib", json_u64_or_null(vm->has_stats, vm->stats.current_kib));
     json_object_object_add(o, "target_kib", json_u64_or_null(vm->target_kib > 0, vm->target_kib));
-    /* policy rules 8 and 6: null while the host is not short / the guest is trusted */
+    /* policy rules 10 and 6: null while the host is not short / the guest is trusted */
     json_object_object_add(
         o, "entitlement_kib",
         json_u64_or_null(vm->memory.entitlement_kib > 0, vm->memory.entitlement_kib));
@@ -53,6 +68,8 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
                                : vm->xml.channel == DOMXML_CHANNEL_DISCONNECTED ? "disconnected"
                                                                                 : "unknown"));
     json_object_object_add(a, "version", h ? json_object_new_string(h->agent_version) : NULL);
+    g_autofree char *proto = h ? g_strdup_printf("%d.%u", BL_PROTO_MAJOR, h->minor) : NULL;
+    json_object_object_add(a, "protocol", proto ? json_object_new_string(proto) : NULL);
     json_object_object_add(a, "other_major", json_object_new_boolean(vm->other_major));
     json_object_object_add(a, "stale", json_object_new_boolean(s && session_is_stale(s, now)));
     json_object_object_add(
@@ -84,6 +101,9 @@ static json_object *vm_status(Broker *b, BrokerVm *vm, gint64 now)
         json_object_object_add(d, "kind", json_object_new_string(broker_kind_name(vm->last.kind)));
         json_object_object_add(d, "target_kib", json_object_new_uint64(vm->last.target_kib));
         json_object_object_add(d, "reason", json_object_new_string(vm->last.reason));
+        json_object_object_add(
+            d, "reason_code",
+            vm->last.has_code ? json_object_new_string(policy_reason_name(vm->last.code)) : NULL);
         json_object_object_add(d, "mono_us", json_object_new_int64(vm->last.mono_us));
         json_object_object_add(d, "applied", json_object_new_boolean(vm->last.applied));
         json_object_object_add(o, "last_decision", d);
@@ -110,7 +130,8 @@ static gint vm_by_name(gconstpointer a, gconstpointer b)
     return g_strcmp0((*(BrokerVm *const *)a)->name, (*(BrokerVm *const *)b)->name);
 }
 
-json_object *broker_status(Broker *b)
+/* The status object; only the VMs in `only` (all when NULL). */
+static json_object *status_of(Broker *b, GPtrArray *only)
 {
     json_object *o = json_object_new_object();
     gint64 now = broker_now_us();
@@ -121,6 +142,8 @@ json_object *broker_status(Broker *b)
     json_object_object_add(o, "dry_run", json_object_new_boolean(b->opt.dry_run));
     json_object_object_add(o, "mono_us", json_object_new_int64(now));
     json_object_object_add(o, "cycles", json_object_new_uint64(b->cycles));
+    json_object_object_add(o, "on_stop",
+                           json_object_new_string(config_on_stop_name(b->cfg.on_stop)));
 
     json_object *h = json_object_new_object();
     json_object_object_add(h, "mem_total_kib",
@@ -130,6 +153,12 @@ json_object *broker_status(Broker *b)
     json_object_object_add(
         h, "psi_some_avg10",
         b->has_host && b->host.has_psi ? json_object_new_double(b->host.psi.some.avg10) : NULL);
+    guint64 reserve = b->has_host ? policy_host_reserve_kib(&b->host, &b->cfg.policy) : 0;
+    json_object_object_add(h, "reserve_kib", json_u64_or_null(b->has_host, reserve));
+    json_object_object_add(h, "short_kib",
+                           json_u64_or_null(b->has_host, reserve > b->host.mem_available_kib
+                                                             ? reserve - b->host.mem_available_kib
+                                                             : 0));
     json_object_object_add(o, "host", h);
     /* KSM: the KSM module reports the host's KSM state here. */
     json_object_object_add(o, "ksm", ksm_run_status(b->ksm));
@@ -139,7 +168,8 @@ json_object *broker_status(Broker *b)
     gpointer v;
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v))
-        g_ptr_array_add(list, v);
+        if (only == NULL || g_ptr_array_find(only, v, NULL))
+            g_ptr_array_add(list, v);
     g_ptr_array_sort(list, vm_by_name);
     json_object *vms = json_object_new_array();
     for (guint i = 0; i < list->len; i++)
@@ -149,16 +179,50 @@ json_object *broker_status(Broker *b)
     return o;
 }
 
+json_object *broker_status(Broker *b)
+{
+    return status_of(b, NULL);
+}
+
+/* {"cmd":"status","vms":[names]}: an unknown name is refused. */
+static json_object *cmd_status(Broker *b, json_object *req)
+{
+    json_object *names = NULL;
+    g_autoptr(GPtrArray) only = NULL;
+
+    if (json_object_object_get_ex(req, "vms", &names) &&
+        json_object_is_type(names, json_type_array) && json_object_array_length(names) > 0) {
+        only = g_ptr_array_new();
+        for (size_t i = 0; i < json_object_array_length(names); i++) {
+            const char *n = json_object_get_string(json_object_array_get_idx(names, i));
+            BrokerVm *vm = broker_ctl_find_vm(b, n);
+            if (vm == NULL) {
+                g_autofree char *msg =
+                    g_strdup_printf("unknown VM \"%.*s\" (not a domain ballastd follows)",
+                                    VIRT_NAME_MAX, n ? n : "");
+                return control_error(msg);
+            }
+            g_ptr_array_add(only, vm);
+        }
+    }
+    json_object *resp = json_object_new_object();
+    json_object_object_add(resp, "ok", json_object_new_boolean(TRUE));
+    json_object_object_add(resp, "status", status_of(b, only));
+    return resp;
+}
+
 json_object *broker_on_control(const char *cmd, json_object *req, gpointer user_data)
 {
     Broker *b = user_data;
-    json_object *resp = json_object_new_object();
+    gboolean handled = FALSE;
+    json_object *resp;
 
-    if (strcmp(cmd, "status") == 0) {
-        json_object_object_add(resp, "ok", json_object_new_boolean(TRUE));
-        json_object_object_add(resp, "status", broker_status(b));
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(b, req);
+    resp = broker_ctl_command(b, cmd, req, &handled);
+    if (handled)
         return resp;
-    }
+    resp = json_object_new_object();
     if (strcmp(cmd, "reload") == 0) {
         g_autoptr(GError) e = NULL;
         gboolean ok = broker_reload(b, &e);
@@ -168,6 +232,7 @@ json_object *broker_on_control(const char *cmd, json_object *req, gpointer user_
         return resp;
     }
     json_object_put(resp);
-    g_autofree char *msg = g_strdup_printf("unknown command \"%.64s\" (status, reload)", cmd);
+    g_autofree char *msg =
+        g_strdup_printf("unknown command \"%.64s\" (status, explain, set, release, reload)", cmd);
     return control_error(msg);
 }

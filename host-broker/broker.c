@@ -66,6 +66,12 @@ static void vm_apply_settings(Broker *b, BrokerVm *vm)
     vm->latency_sensitive = vm->xml.has_policy && p->has_latency_sensitive && p->latency_sensitive;
     /* The floor travels with the VM: metadata first, then <min_guarantee>. */
     vm->floor_kib = vm->xml.has_policy && p->has_min ? p->min_kib : vm->xml.min_guarantee_kib;
+    broker_ctl_apply_overrides(vm); /* ballastctl set wins while set */
+}
+
+void broker_vm_apply_settings(Broker *b, BrokerVm *vm)
+{
+    vm_apply_settings(b, vm);
 }
 
 static gboolean vm_refresh_xml(Broker *b, BrokerVm *vm)
@@ -403,6 +409,8 @@ static void broker_apply(Broker *b, BrokerVm *vm, const PolicyAction *a, PolicyM
                   " MiB, below its floor %" G_GUINT64_FORMAT " MiB: asking again every %u s",
                   vm->name, from / KIB_PER_MIB, target / KIB_PER_MIB,
                   (guint)(policy_floor_retry_us(&b->cfg.policy) / G_USEC_PER_SEC));
+        broker_history_vm_note(b, vm, "balloon still below its floor %" G_GUINT64_FORMAT " MiB",
+                               target / KIB_PER_MIB);
     }
 
     json_object *f = json_object_new_object();
@@ -422,6 +430,9 @@ static void broker_apply(Broker *b, BrokerVm *vm, const PolicyAction *a, PolicyM
     g_strlcpy(vm->last.reason, a->reason, sizeof(vm->last.reason));
     vm->last.mono_us = broker_now_us();
     vm->last.applied = applied;
+    vm->last.has_code = TRUE;
+    vm->last.code = a->code;
+    broker_history_decision(b, vm, a->code, why_not);
     if (!applied)
         return;
 
@@ -462,6 +473,7 @@ static void broker_notes(Broker *b, GPtrArray *notes, gint64 now)
         json_object_object_add(f, "text", json_object_new_string(text));
         evlog_emit(b->log, "note", NULL, f);
         evlog_say(b->log, TRUE, "note: %s", text);
+        broker_history_note(b, text);
     }
     /* Forget notes gone for a while, so that they are logged when they return. */
     evlog_once_expire(b->notes, now);
@@ -513,6 +525,7 @@ static void broker_ksm_tick(Broker *b, gint64 now)
         list[n].active = vm->active && vm->has_xml; /* decide on its metadata, not defaults */
         list[n].ksm = vm->ksm;
         list[n].latency_sensitive = vm->latency_sensitive;
+        list[n].hold = vm->released;
         n++;
     }
     ksm_run_tick(b->ksm, &b->cfg.ksm, b->cfg.allow_qemu_monitor, b->has_host ? &b->host : NULL,
@@ -653,6 +666,10 @@ static void broker_remember(Broker *b, GPtrArray *vms, const PolicyVm *pvms, con
                   "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
                   " MiB): not pushing it further for now",
                   vm->name, pvms[i].actual_kib / KIB_PER_MIB, target / KIB_PER_MIB);
+        broker_history_vm_note(b, vm,
+                               "balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
+                               " MiB)",
+                               pvms[i].actual_kib / KIB_PER_MIB, target / KIB_PER_MIB);
     }
 }
 
@@ -982,6 +999,8 @@ gboolean broker_reload(Broker *b, GError **error)
     }
     if (timers && b->loop)
         broker_arm_timers(b);
+    if (b->control && !control_set_group(b->control, b->cfg.control_group, &e))
+        evlog_say(b->log, TRUE, "control socket left root-only: %s", e->message);
     json_object *f = json_object_new_object();
     json_object_object_add(f, "ok", json_object_new_boolean(TRUE));
     evlog_emit(b->log, "reload", NULL, f);
@@ -1033,6 +1052,10 @@ void broker_quit(Broker *b, const char *why)
     gpointer v;
 
     evlog_say(b->log, FALSE, "stopping: %s", why);
+    /* [broker] on_stop = release: hand every guest its memory back first. */
+    if (b->cfg.on_stop == CONFIG_ON_STOP_RELEASE && !b->stopping)
+        json_object_put(broker_ctl_release_all(b));
+    b->stopping = TRUE;
     /* Tell every agent we are going, so that it does not wait for a welcome. */
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v))
@@ -1058,7 +1081,7 @@ gboolean broker_run(Broker *b, GError **error)
     g_autoptr(GError) e = NULL;
 
     b->control = control_new(b->control_path, broker_on_control, b, error);
-    if (b->control == NULL)
+    if (b->control == NULL || !control_set_group(b->control, b->cfg.control_group, error))
         return FALSE;
     b->loop = g_main_loop_new(NULL, FALSE);
     b->sig_ids[0] = g_unix_signal_add(SIGHUP, on_sighup, b);

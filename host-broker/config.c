@@ -56,6 +56,11 @@ void ksm_config_init_defaults(KsmConfig *config)
     *config = cfg.ksm; /* takes what it owns (latency_sensitive) */
 }
 
+const char *config_on_stop_name(ConfigOnStop on_stop)
+{
+    return on_stop == CONFIG_ON_STOP_RELEASE ? "release" : "keep";
+}
+
 /* ---- locating a key's line (GKeyFile does not report line numbers) ---- */
 
 static gboolean line_is_group(const char *s, gsize n, const char *group)

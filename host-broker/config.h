@@ -42,11 +42,13 @@ typedef enum {
     CONFIG_PSI_TRIGGER_FULL,
 } ConfigPsiTrigger;
 
-/* What ballastd does to its guests when it stops. */
+/* What happens to the guests when ballastd stops. */
 typedef enum {
     CONFIG_ON_STOP_KEEP,    /* leave balloons where they are */
-    CONFIG_ON_STOP_RELEASE, /* deflate every managed guest to its maximum */
+    CONFIG_ON_STOP_RELEASE, /* as ballastctl release --all: deflate to maximum */
 } ConfigOnStop;
+
+#define CONFIG_GROUP_MAX 64
 
 typedef struct {
     /* [broker] */
@@ -57,8 +59,8 @@ typedef struct {
     PolicyKsm default_ksm;       /* likewise */
     gboolean allow_qemu_monitor; /* KSM live exclusion through the QEMU monitor */
     char control_socket[CONFIG_PATH_MAX];
-    char control_group[64];       /* group allowed on the control socket; "" = root only */
-    ConfigOnStop on_stop;         /* what happens to guests when ballastd stops */
+    char control_group[CONFIG_GROUP_MAX]; /* "" = root only */
+    ConfigOnStop on_stop;
     ConfigPsiTrigger psi_trigger; /* PSI trigger asked of agents */
     guint32 psi_trigger_stall_us;
     guint32 psi_trigger_window_us;
@@ -142,3 +144,4 @@ void config_session(const Config *cfg, SessionConfig *out);
 struct DomxmlPolicy;
 gboolean config_meta_set(struct DomxmlPolicy *policy, const char *attr, const char *value,
                          GError **error);
+const char *config_on_stop_name(ConfigOnStop on_stop);

@@ -2,6 +2,8 @@
 #include "control.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <unistd.h>
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
@@ -191,11 +193,38 @@ Control *control_new(const char *path, ControlHandler handler, gpointer user_dat
         g_free(c);
         return NULL;
     }
-    /* Status is harmless, but reload is not: owner and group only. */
-    g_chmod(path, 0660);
+    /* Status is harmless, but set, release and reload are not: the owner
+     * (root) only, unless a group is let in. */
+    g_chmod(path, 0600);
     g_signal_connect(c->service, "incoming", G_CALLBACK(on_incoming), c);
     g_socket_service_start(c->service);
     return c;
+}
+
+gboolean control_set_group(Control *c, const char *group, GError **error)
+{
+    if (group == NULL || group[0] == '\0') {
+        if (g_chmod(c->path, 0600) < 0)
+            goto fail;
+        return TRUE;
+    }
+    struct group *gr = getgrnam(group);
+    if (gr == NULL) {
+        g_chmod(c->path, 0600);
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "control_group \"%s\": no such group",
+                    group);
+        return FALSE;
+    }
+    if (chown(c->path, (uid_t)-1, gr->gr_gid) < 0 || g_chmod(c->path, 0660) < 0)
+        goto fail;
+    return TRUE;
+fail : {
+    int saved = errno;
+    g_chmod(c->path, 0600);
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved), "%s: %s", c->path,
+                g_strerror(saved));
+    return FALSE;
+}
 }
 
 void control_set_client_timeout(Control *c, guint seconds)

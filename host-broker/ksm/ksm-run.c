@@ -755,6 +755,13 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
             v->was_active = FALSE;
             continue;
         }
+        if (vm->hold) {
+            /* Released: figures only, until the operator resumes it. */
+            v->was_active = TRUE;
+            if (sample)
+                ksm_run_sample_vm(run, v);
+            continue;
+        }
         /* A new QEMU: enforce an exclusion again (a transient domain, or a
          * failed redefinition, starts merging again). */
         if (!v->was_active) {
@@ -815,6 +822,39 @@ gboolean ksm_run_vm_info(const KsmRun *run, const char *uuid, KsmRunVmInfo *info
     info->pid = v->pid;
     info->has_merging_pages = v->has_stat && v->stat.has_merging_pages;
     info->merging_pages = v->stat.merging_pages;
+    return TRUE;
+}
+
+gboolean ksm_run_release(KsmRun *run, const char *uuid, gboolean live_allowed, GString *done,
+                         GError **error)
+{
+    KsmRunVmState *v = g_hash_table_lookup(run->vms, uuid);
+    VirtKsmResult r = {0};
+
+    /* Only an exclusion ballast chose itself: ksm=never and latency-sensitive
+     * are the operator's, and stay. */
+    if (v == NULL || !v->state.decided || !v->state.excluded ||
+        v->state.why != KSM_VM_WHY_LOW_PROFIT)
+        return TRUE;
+    gboolean ok = run->dry_run ||
+                  (run->applier != NULL
+                       ? run->applier(run->applier_data, uuid, FALSE, live_allowed, &r, error)
+                       : run->virt == NULL ||
+                             virt_ksm_apply_uuid(run->virt, uuid, FALSE, live_allowed, &r, error));
+    if (!ok)
+        return FALSE;
+    v->state.excluded = FALSE;
+    v->state.why = KSM_VM_WHY_NONE;
+    g_strlcpy(v->reason, "released by the operator", sizeof(v->reason));
+    g_string_append_printf(done, "%sre-included in KSM%s", run->dry_run ? "would have " : "",
+                           r.persistent_changed ? " (<nosharepages/> removed)" : "");
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "reason", json_object_new_string("released by the operator"));
+    json_object_object_add(f, "why", json_object_new_string("release"));
+    json_object_object_add(f, "live", json_object_new_boolean(r.live));
+    json_object_object_add(f, "persistent", json_object_new_boolean(r.persistent_done));
+    json_object_object_add(f, "applied", json_object_new_boolean(!run->dry_run && run->virt));
+    evlog_emit(run->log, "ksm-include", v->name, f);
     return TRUE;
 }
 

@@ -58,6 +58,7 @@ typedef struct {
     gboolean active;
     PolicyKsm ksm;              /* metadata ksm=, or [broker] default_ksm */
     gboolean latency_sensitive; /* metadata latency-sensitive="yes" */
+    gboolean hold;              /* released by the operator: measure, decide nothing */
 } KsmRunVm;
 
 /* root: host root (NULL = "/"); virt may be NULL (no per-VM actions). */
@@ -90,6 +91,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KsmRun, ksm_run_free)
  */
 void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_monitor,
                   const PolicyHost *host, const KsmRunVm *vms, gsize n_vms, gint64 now_us);
+
+/*
+ * ballastctl release: undo ballast's own exclusion of the VM (one it made
+ * because merging did not pay), not the operator's (ksm=never,
+ * latency-sensitive). Appends what was done to `done` ("" when nothing) and
+ * returns FALSE with error if re-including failed. live_allowed: as for
+ * ksm_run_tick ([broker] allow_qemu_monitor and [ksm] live_exclusion). Pass hold in the VM's
+ * KsmRunVm from then on, or the next tick decides again.
+ */
+gboolean ksm_run_release(KsmRun *run, const char *uuid, gboolean live_allowed, GString *done,
+                         GError **error);
 
 /* The host part of the status object ("ksm": {...}). */
 json_object *ksm_run_status(const KsmRun *run);

@@ -1141,6 +1141,12 @@ void policy_plan_free(PolicyPlan *plan)
     g_free(plan);
 }
 
+guint64 policy_host_reserve_kib(const PolicyHost *host, const PolicyConfig *cfg)
+{
+    guint64 total = MIN(host->mem_total_kib, KIB_LIMIT);
+    return MAX(cfg->host_reserve_kib, (guint64)((double)total * cfg->host_reserve_pct / 100));
+}
+
 const char *policy_reason_name(PolicyReason code)
 {
     /* A small fixed set: metrics label values and event-log fields. */

@@ -238,6 +238,10 @@ const char *policy_reason_name(PolicyReason code);
  * Hyper-V's balloon floor bands (docs/policy.md). */
 guint64 policy_headroom_kib(guint64 total_kib);
 
+/* The host MemAvailable the policy keeps free: host_reserve, or
+ * host_reserve_pct of MemTotal if larger. Pure. */
+guint64 policy_host_reserve_kib(const PolicyHost *host, const PolicyConfig *config);
+
 PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_vms,
                           const PolicyConfig *config, gint64 now_us);
 void policy_plan_free(PolicyPlan *plan);

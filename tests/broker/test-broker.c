@@ -12,6 +12,10 @@
 #include <json-c/json.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker-private.h" /* the configuration in force, for the reload test */
@@ -27,6 +31,7 @@ typedef struct {
     const char *only;
     /* control thread results */
     char *status_reply, *reload_reply, *bad_reply;
+    GThreadFunc script; /* the control thread; NULL: ctl_thread */
     gboolean ctl_done;
 } Fixture;
 
@@ -186,7 +191,7 @@ static gboolean check(gpointer data)
     }
     static GThread *t;
     if (t == NULL)
-        t = g_thread_new("ctl", ctl_thread, f);
+        t = g_thread_new("ctl", f->script ? f->script : ctl_thread, f);
     if (!g_atomic_int_get(&f->ctl_done))
         return G_SOURCE_CONTINUE;
     g_thread_join(t);
@@ -210,6 +215,15 @@ static gboolean check_observe_only(gpointer data)
         return G_SOURCE_CONTINUE;
     broker_quit(f->b, "test done");
     return G_SOURCE_REMOVE;
+}
+
+/* Run the loop until bk-observe has a decision. */
+static void run_observe(Fixture *f)
+{
+    g_timeout_add(20, check_observe_only, f);
+    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
+    g_assert_true(broker_run(f->b, NULL));
+    g_source_remove(guard);
 }
 
 static void run(Fixture *f)
@@ -320,10 +334,7 @@ static void test_only(Fixture *f, gconstpointer data)
     f->only = "bk-o*";
     start(f);
     /* bk-floor is not followed: bk-observe's decision is the sign the cycle ran. */
-    g_timeout_add(20, check_observe_only, f);
-    guint guard = g_timeout_add_seconds(60, hang_guard, NULL);
-    g_assert_true(broker_run(f->b, NULL));
-    g_source_remove(guard);
+    run_observe(f);
 
     g_autoptr(GPtrArray) ev = events(f);
     g_assert_null(find(ev, "decision", "bk-floor", NULL));
@@ -966,6 +977,405 @@ static void test_hung_libvirtd(Fixture *f, gconstpointer data)
     g_unlink(sock);
 }
 
+/* ---- ballastctl against the running loop ---- */
+
+/* Debian's nogroup, the group of user nobody (65534). */
+#define NOGROUP_GID 65534
+
+typedef struct {
+    int rc;
+    char *out, *err;
+} CtlRun;
+
+static void ctl_run_clear(CtlRun *r)
+{
+    g_clear_pointer(&r->out, g_free);
+    g_clear_pointer(&r->err, g_free);
+}
+
+/* The NULL-terminated arguments after `last` (a va_list). */
+static GPtrArray *args_of(va_list ap)
+{
+    GPtrArray *a = g_ptr_array_new();
+    for (char *arg; (arg = va_arg(ap, char *)) != NULL;)
+        g_ptr_array_add(a, arg);
+    return a;
+}
+
+/* Run ballastctl --control SOCK ARGS... and wait for it; as user nobody in
+ * group as_gid only, unless as_gid is -1. */
+static CtlRun ctl_args_as(const char *sock, gint as_gid, GPtrArray *args)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) e = NULL;
+    CtlRun r = {0};
+    int status = 0;
+    char control[] = "--control";
+
+    g_autofree char *regid = g_strdup_printf("--regid=%d", as_gid);
+    char setpriv[] = "setpriv", reuid[] = "--reuid=65534", clear[] = "--clear-groups";
+
+    if (as_gid >= 0) {
+        g_ptr_array_add(argv, setpriv);
+        g_ptr_array_add(argv, reuid);
+        g_ptr_array_add(argv, regid);
+        g_ptr_array_add(argv, clear);
+    }
+    g_assert_nonnull(g_getenv("BALLASTCTL"));
+    g_ptr_array_add(argv, (char *)g_getenv("BALLASTCTL"));
+    g_ptr_array_add(argv, control);
+    g_ptr_array_add(argv, (char *)sock);
+    for (guint i = 0; i < args->len; i++)
+        g_ptr_array_add(argv, args->pdata[i]);
+    g_ptr_array_add(argv, NULL);
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
+                               &r.out, &r.err, &status, &e));
+    g_assert_no_error(e);
+    g_assert_true(WIFEXITED(status));
+    r.rc = WEXITSTATUS(status);
+    return r;
+}
+
+static CtlRun ctl_args(const char *sock, GPtrArray *args)
+{
+    return ctl_args_as(sock, -1, args);
+}
+
+/* ballastctl status as nobody, in group gid only. */
+static CtlRun ctl_status_as(const char *sock, gint gid)
+{
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    char status[] = "status";
+
+    g_ptr_array_add(args, status);
+    return ctl_args_as(sock, gid, args);
+}
+
+/* ballastctl ARGS... exits with rc, and says want (if not NULL): on stdout
+ * when it succeeds, else on stderr, as one line "ballastctl: ...", with
+ * nothing on stdout. */
+static void ctl_expect(const char *sock, int rc, const char *want, ...)
+{
+    va_list ap;
+
+    va_start(ap, want);
+    g_autoptr(GPtrArray) args = args_of(ap);
+    va_end(ap);
+    CtlRun r = ctl_args(sock, args);
+    const char *said = rc == 0 ? r.out : r.err;
+    g_test_message("ballastctl %s ...: rc %d: %s", args->len ? (char *)args->pdata[0] : "", r.rc,
+                   said);
+    g_assert_cmpint(r.rc, ==, rc);
+    if (want != NULL && strstr(said, want) == NULL)
+        g_error("ballastctl %s: \"%s\" not in: %s", (char *)args->pdata[0], want, said);
+    if (rc != 0) {
+        g_assert_true(g_str_has_prefix(r.err, "ballastctl: "));
+        g_assert_true(strchr(r.err, '\n') == r.err + strlen(r.err) - 1); /* one line */
+        g_assert_cmpstr(r.out, ==, "");
+    }
+    ctl_run_clear(&r);
+}
+
+#define ctl_ok(sock, want, ...)      ctl_expect(sock, 0, want, __VA_ARGS__)
+#define ctl_refused(sock, want, ...) ctl_expect(sock, 1, want, __VA_ARGS__)
+
+static json_object *ctl_json(const char *sock, const char *cmd, const char *vm)
+{
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    char json[] = "--json";
+
+    g_ptr_array_add(args, (char *)cmd);
+    g_ptr_array_add(args, json);
+    if (vm != NULL)
+        g_ptr_array_add(args, (char *)vm);
+    CtlRun r = ctl_args(sock, args);
+    g_assert_cmpint(r.rc, ==, 0);
+    json_object *o = json_tokener_parse(r.out);
+    g_assert_nonnull(o);
+    ctl_run_clear(&r);
+    return o;
+}
+
+static json_object *jget(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    g_assert_true(json_object_object_get_ex(o, k, &v));
+    return v;
+}
+
+/* One VM's status object, asked by name. */
+static json_object *ctl_vm(const char *sock, const char *name)
+{
+    json_object *st = ctl_json(sock, "status", name);
+    json_object *vms = jget(st, "vms");
+    g_assert_cmpuint(json_object_array_length(vms), ==, 1);
+    json_object *vm = json_object_get(json_object_array_get_idx(vms, 0));
+    json_object_put(st);
+    g_assert_cmpstr(sget(vm, "name"), ==, name);
+    return vm;
+}
+
+static void assert_vm_mode(const char *sock, const char *name, const char *mode,
+                           const char *released)
+{
+    json_object *vm = ctl_vm(sock, name);
+    g_assert_cmpstr(sget(vm, "mode"), ==, mode);
+    g_assert_cmpstr(sget(vm, "released"), ==, released);
+    json_object_put(vm);
+}
+
+/* Wait (bounded by the test's guard) until the event log has n events like these. */
+static json_object *wait_event(Fixture *f, const char *event, const char *vm, const char *key,
+                               const char *value, guint n)
+{
+    for (;;) {
+        g_autoptr(GPtrArray) ev = events(f);
+        guint seen = 0;
+        for (guint i = 0; i < ev->len; i++) {
+            json_object *o = ev->pdata[i];
+            if (g_strcmp0(sget(o, "event"), event) == 0 && g_strcmp0(sget(o, "vm"), vm) == 0 &&
+                (key == NULL || g_strcmp0(sget(o, key), value) == 0) && ++seen == n)
+                return json_object_get(o);
+        }
+        g_usleep(20000);
+    }
+}
+
+static gpointer ctl_script(gpointer data)
+{
+    Fixture *f = data;
+    const char *s = f->ctl;
+
+    /* status: every VM, or those named; the new fields are there. */
+    json_object *st = ctl_json(s, "status", NULL);
+    json_object *host = jget(st, "host");
+    g_assert_cmpint(json_object_get_int64(jget(host, "reserve_kib")), >, 0);
+    g_assert_cmpint(json_object_get_int64(jget(host, "short_kib")), ==, 0);
+    g_assert_cmpstr(sget(st, "on_stop"), ==, "keep");
+    g_assert_cmpuint(json_object_array_length(jget(st, "vms")), ==, 3);
+    json_object_put(st);
+    json_object *vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(jget(vm, "trust"), "trusted"), ==, "true");
+    g_assert_true(json_object_is_type(jget(vm, "entitlement_kib"), json_type_null));
+    g_assert_cmpuint(json_object_object_length(jget(vm, "overrides")), ==, 0);
+    g_assert_cmpstr(sget(vm, "released"), ==, "false");
+    g_assert_cmpstr(sget(jget(vm, "last_decision"), "reason_code"), ==, "floor");
+    g_assert_true(json_object_is_type(jget(jget(vm, "agent"), "protocol"), json_type_null));
+    json_object_put(vm);
+    ctl_ok(s, "    last: deflate to 3072 MiB [floor]", "status", NULL); /* the table */
+    ctl_refused(s, "unknown VM \"nope\"", "status", "bk-floor", "nope", NULL);
+
+    /* explain: newest first, with its inputs. */
+    json_object *ex = ctl_json(s, "explain", "bk-floor");
+    json_object *entries = jget(ex, "entries");
+    g_assert_cmpuint(json_object_array_length(entries), >=, 1);
+    g_assert_cmpint(json_object_get_int(jget(ex, "bound")), ==, 64);
+    json_object *h = json_object_array_get_idx(entries, 0);
+    g_assert_cmpstr(sget(h, "what"), ==, "decision");
+    g_assert_cmpstr(sget(h, "reason_code"), ==, "floor");
+    g_assert_cmpstr(sget(h, "target_kib"), ==, "3145728");
+    g_assert_cmpstr(sget(jget(h, "inputs"), "actual_kib"), ==, "2097152");
+    g_assert_cmpstr(sget(jget(h, "inputs"), "host_available_kib"), ==, "21000000");
+    g_assert_nonnull(strstr(sget(h, "text"), "below its floor"));
+    json_object_put(ex);
+    ctl_ok(s, "saw: balloon 2048 of 4096 MiB", "explain", "bk-floor", "--last", "1", NULL);
+    ctl_refused(s, "unknown VM \"nope\"", "explain", "nope", NULL);
+    ctl_refused(s, "bad --last 0", "explain", "bk-floor", "--last", "0", NULL);
+    ctl_refused(s, "exactly one VM", "explain", NULL);
+
+    /* set: bad input changes nothing. */
+    ctl_refused(s, "bad size \"12XB\"", "set", "bk-floor", "floor", "12XB", NULL);
+    ctl_refused(s, "above bk-floor's maximum", "set", "bk-floor", "floor", "5GiB", NULL);
+    ctl_refused(s, "bad mode \"obs\"", "set", "bk-floor", "mode", "obs", NULL);
+    ctl_refused(s, "bad shares \"0\"", "set", "bk-floor", "shares", "0", NULL);
+    ctl_refused(s, "unknown setting \"colour\"", "set", "bk-floor", "colour", "red", NULL);
+    ctl_refused(s, "unknown VM \"nope\"", "set", "nope", "mode", "auto", NULL);
+    ctl_refused(s, "wants VM mode|floor|shares VALUE", "set", "bk-floor", "mode", NULL);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "mode"), ==, "auto");
+    g_assert_cmpstr(sget(vm, "floor_kib"), ==, "3145728");
+    g_assert_cmpuint(json_object_object_length(jget(vm, "overrides")), ==, 0);
+    json_object_put(vm);
+
+    /* shares and floor override the metadata until cleared. */
+    ctl_ok(s, "shares 300", "set", "bk-floor", "shares", "300", NULL);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "shares"), ==, "300");
+    g_assert_cmpstr(sget(jget(vm, "overrides"), "shares"), ==, "300");
+    json_object_put(vm);
+    ctl_ok(s, NULL, "set", "bk-floor", "shares", "default", NULL);
+    vm = ctl_vm(s, "bk-floor");
+    g_assert_cmpstr(sget(vm, "shares"), ==, "500"); /* the metadata's again */
+    json_object_put(vm);
+    ctl_ok(s, NULL, "set", "bk-floor", "floor", "3500MiB", NULL);
+    json_object_put(wait_event(f, "decision", "bk-floor", "target_kib", "3584000", 1));
+
+    /* mode: the observed VM, set to auto, is acted on; default puts it back. */
+    ctl_ok(s, NULL, "set", "bk-observe", "mode", "auto", NULL);
+    json_object *set = wait_event(f, "set-memory", "bk-observe", NULL, NULL, 1);
+    g_assert_cmpstr(sget(set, "target_kib"), ==, "1572864");
+    json_object_put(set);
+    vm = ctl_vm(s, "bk-observe");
+    g_assert_cmpstr(sget(vm, "mode"), ==, "auto");
+    g_assert_cmpstr(sget(jget(vm, "overrides"), "mode"), ==, "auto");
+    json_object_put(vm);
+    ctl_ok(s, "auto*", "status", NULL);
+    ctl_ok(s, NULL, "set", "bk-observe", "mode", "default", NULL);
+    vm = ctl_vm(s, "bk-observe");
+    g_assert_cmpstr(sget(vm, "mode"), ==, "observe");
+    g_assert_cmpuint(json_object_object_length(jget(vm, "overrides")), ==, 0);
+    json_object_put(vm);
+
+    /* release: a typo releases nothing; a good name deflates to the maximum. */
+    ctl_refused(s, "unknown VM \"nope\"", "release", "bk-floor", "nope", NULL);
+    ctl_refused(s, "VM names or --all", "release", NULL);
+    ctl_refused(s, "VM names or --all", "release", "--all", "bk-floor", NULL);
+    assert_vm_mode(s, "bk-floor", "auto", "false");
+    ctl_ok(s, "bk-floor: released\n    mode off (override)\n    balloon 3500 -> 4096 MiB",
+           "release", "bk-floor", NULL);
+    set = wait_event(f, "set-memory", "bk-floor", "target_kib", "4194304", 1);
+    json_object_put(set);
+    json_object *d = wait_event(f, "decision", "bk-floor", "reason_code", "release", 1);
+    g_assert_cmpstr(sget(d, "applied"), ==, "true");
+    json_object_put(d);
+    assert_vm_mode(s, "bk-floor", "off", "true");
+    ex = ctl_json(s, "explain", "bk-floor");
+    h = json_object_array_get_idx(jget(ex, "entries"), 0);
+    g_assert_cmpstr(sget(h, "what"), ==, "operator");
+    g_assert_nonnull(strstr(sget(h, "text"), "released"));
+    h = json_object_array_get_idx(jget(ex, "entries"), 1);
+    g_assert_cmpstr(sget(h, "reason_code"), ==, "release");
+    g_assert_cmpstr(sget(h, "target_kib"), ==, "4194304");
+    json_object_put(ex);
+    /* ... and resumed. */
+    ctl_ok(s, NULL, "set", "bk-floor", "mode", "default", NULL);
+    assert_vm_mode(s, "bk-floor", "auto", "false");
+
+    /* release --all: every VM but the one off by its own metadata. */
+    ctl_ok(s, "bk-off: left alone", "release", "--all", NULL);
+    json_object_put(wait_event(f, "set-memory", "bk-observe", "target_kib", "4194304", 1));
+
+    /* reload; commands that do not exist; no broker there (exit 2). */
+    ctl_ok(s, NULL, "reload", NULL);
+    ctl_refused(s, "unknown command \"frobnicate\"", "frobnicate", NULL);
+    ctl_refused(s, "--last is for explain", "status", "--last", "3", NULL);
+    g_autofree char *none = g_build_filename(f->dir, "none.sock", NULL);
+    g_autofree char *want = g_strdup_printf("ballastctl: cannot reach ballastd at %s: ", none);
+    ctl_expect(none, 2, want, "status", NULL);
+    ctl_expect(none, 2, "(is ballastd running?)", "reload", NULL);
+
+    g_atomic_int_set(&f->ctl_done, TRUE);
+    return NULL;
+}
+
+/* Every ballastctl command, as a person runs it, against the running loop. */
+static void test_ctl(Fixture *f, gconstpointer data)
+{
+    f->script = ctl_script;
+    start(f);
+    run(f);
+    g_assert_true(g_atomic_int_get(&f->ctl_done)); /* stopped by the script, not a signal */
+}
+
+/* [broker] on_stop = release: stopping deflates every managed VM to its maximum. */
+static void test_on_stop_release(Fixture *f, gconstpointer data)
+{
+    g_assert_true(
+        g_file_set_contents(f->conf, "[broker]\ntick_ms = 100\non_stop = release\n", -1, NULL));
+    f->dry_run = TRUE; /* check() stops at the first decisions */
+    start(f);
+    run(f);
+    g_autoptr(GPtrArray) ev = events(f);
+    /* dry-run: said, not done */
+    g_assert_null(find(ev, "set-memory", NULL, NULL));
+    json_object *d = find(ev, "decision", "bk-observe", NULL);
+    guint n = 0;
+    for (guint i = 0; i < ev->len; i++)
+        if (g_strcmp0(sget(ev->pdata[i], "reason_code"), "release") == 0)
+            d = ev->pdata[i], n++;
+    g_assert_cmpuint(n, ==, 2); /* bk-floor and bk-observe; bk-off is off by metadata */
+    g_assert_cmpstr(sget(d, "target_kib"), ==, "4194304");
+    g_assert_cmpstr(sget(d, "why_not_applied"), ==, "dry-run");
+    g_assert_null(find(ev, "operator", "bk-off", NULL));
+    g_assert_nonnull(find(ev, "operator", "bk-floor", NULL));
+}
+
+/* The same, applied: after the stop, libvirt has every managed VM at its maximum. */
+static void test_on_stop_release_applied(Fixture *f, gconstpointer data)
+{
+    g_assert_true(
+        g_file_set_contents(f->conf, "[broker]\ntick_ms = 100\non_stop = release\n", -1, NULL));
+    f->only = "bk-o*";
+    start(f);
+    run_observe(f);
+    g_autoptr(GPtrArray) ev = events(f);
+    guint n;
+    json_object *s = find(ev, "set-memory", "bk-observe", &n);
+    g_assert_cmpuint(n, ==, 1);
+    g_assert_cmpstr(sget(s, "target_kib"), ==, "4194304");
+    g_assert_cmpstr(sget(s, "ok"), ==, "true");
+    g_assert_null(find(ev, "set-memory", "bk-off", NULL));
+}
+
+/* A member of control_group (nobody in nogroup) may use the socket. */
+static gpointer nogroup_script(gpointer data)
+{
+    Fixture *f = data;
+    CtlRun r = ctl_status_as(f->ctl, NOGROUP_GID);
+
+    g_assert_cmpint(r.rc, ==, 0);
+    g_assert_nonnull(strstr(r.out, "bk-observe"));
+    ctl_run_clear(&r);
+    g_atomic_int_set(&f->ctl_done, TRUE);
+    return NULL;
+}
+
+/* The control socket is root-only, or root and control_group; an unknown
+ * group stops the start with the group named. */
+static void test_control_group(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) e = NULL;
+    GStatBuf st;
+    struct group *gr = getgrgid(NOGROUP_GID);
+
+    g_assert_nonnull(gr);
+    g_assert_cmpint(g_chmod(f->dir, 0755), ==, 0); /* others may reach the socket */
+    f->dry_run = TRUE;
+    start(f);
+    run_observe(f);
+    g_assert_cmpint(g_stat(f->ctl, &st), ==, 0); /* there until broker_free */
+    g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+    /* Anyone else: refused by the kernel, exit 2, the way in named. */
+    CtlRun r = ctl_status_as(f->ctl, NOGROUP_GID);
+    g_assert_cmpint(r.rc, ==, 2);
+    g_assert_nonnull(strstr(r.err, "Permission denied"));
+    g_assert_nonnull(strstr(r.err, "control_group"));
+    ctl_run_clear(&r);
+    broker_free(f->b);
+    f->b = NULL;
+
+    g_assert_true(
+        g_file_set_contents(f->conf, "[broker]\ncontrol_group = nosuchgroupxyz\n", -1, NULL));
+    start(f);
+    g_assert_false(broker_run(f->b, &e));
+    g_assert_nonnull(strstr(e->message, "control_group \"nosuchgroupxyz\": no such group"));
+    g_assert_cmpint(g_stat(f->ctl, &st), ==, 0);
+    g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+    broker_free(f->b);
+    f->b = NULL;
+
+    g_autofree char *conf = g_strdup_printf("[broker]\ncontrol_group = %s\n", gr->gr_name);
+    g_assert_true(g_file_set_contents(f->conf, conf, -1, NULL));
+    f->script = nogroup_script;
+    f->dry_run = FALSE; /* check() runs the script only then */
+    start(f);
+    run(f);
+    g_assert_true(g_atomic_int_get(&f->ctl_done));
+    g_assert_cmpint(g_stat(f->ctl, &st), ==, 0);
+    g_assert_cmpint(st.st_mode & 0777, ==, 0660);
+    g_assert_cmpint(st.st_gid, ==, NOGROUP_GID);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -981,6 +1391,10 @@ int main(int argc, char **argv)
     T("bad-uri", test_bad_uri);
     T("stop-under-requests", test_stop_under_requests);
     T("hung-libvirtd", test_hung_libvirtd);
+    T("ctl", test_ctl);
+    T("on-stop-release", test_on_stop_release);
+    T("on-stop-release-applied", test_on_stop_release_applied);
+    T("control-group", test_control_group);
     g_test_add_func("/broker/control-idle-client", test_control_idle_client);
     g_test_add_func("/broker/note-key", test_note_key);
     g_test_add_func("/broker/evlog", test_evlog);

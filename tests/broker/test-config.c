@@ -72,6 +72,8 @@ static void test_defaults(void)
     g_assert_cmpint(cfg.default_mode, ==, POLICY_MODE_AUTO);
     g_assert_false(cfg.allow_qemu_monitor);
     g_assert_cmpstr(cfg.control_socket, ==, "/run/ballast/ballastd.sock");
+    g_assert_cmpstr(cfg.control_group, ==, ""); /* root only */
+    g_assert_cmpint(cfg.on_stop, ==, CONFIG_ON_STOP_KEEP);
     g_assert_cmpuint(cfg.rate_limit_per_s, ==, 50);
     g_assert_cmpuint(cfg.rate_limit_burst, ==, 100);
     g_assert_cmpuint(cfg.read_budget_bytes, ==, 65536);
@@ -118,6 +120,8 @@ static void test_good(void)
                        "rate_limit_per_s = 20\n"
                        "rate_limit_burst = 40\n"
                        "stats_period_s = 0\n"
+                       "control_group = ballast-ops\n"
+                       "on_stop = release\n"
                        "\n"
                        "[policy]\n"
                        "# a comment in between\n"
@@ -132,6 +136,8 @@ static void test_good(void)
     g_assert_no_error(e);
     g_assert_cmpuint(cfg.interval_ms, ==, 500);
     g_assert_cmpuint(cfg.tick_ms, ==, 250);
+    g_assert_cmpstr(cfg.control_group, ==, "ballast-ops");
+    g_assert_cmpint(cfg.on_stop, ==, CONFIG_ON_STOP_RELEASE);
     g_assert_cmpint(cfg.default_mode, ==, POLICY_MODE_OBSERVE);
     g_assert_cmpint(cfg.default_ksm, ==, POLICY_KSM_NEVER);
     g_assert_true(cfg.allow_qemu_monitor);
@@ -177,6 +183,13 @@ static void test_bad_broker_values(void)
                  "t.conf:2: [broker] control_socket: ", NULL);
     expect_error("[broker]\npsi_trigger = half\n", CONFIG_ERROR_VALUE,
                  "t.conf:2: [broker] psi_trigger: ", NULL);
+    expect_error("[broker]\non_stop = deflate\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [broker] on_stop: ", "keep or release");
+    expect_error("[broker]\ncontrol_group = wheel;rm\n", CONFIG_ERROR_VALUE,
+                 "t.conf:2: [broker] control_group: ", "group name");
+    expect_error("[broker]\ncontrol_group = "
+                 "a-group-name-much-longer-than-any-group-name-that-one-might-really-use\n",
+                 CONFIG_ERROR_VALUE, "t.conf:2: [broker] control_group: ", NULL);
     /* Cross-key rules blame a key that is in the file. */
     expect_error("[broker]\npsi_trigger_window_us = 600000\npsi_trigger_stall_us = 700000\n",
                  CONFIG_ERROR_VALUE, "t.conf:3: [broker] psi_trigger_stall_us: ", NULL);

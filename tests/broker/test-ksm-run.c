@@ -360,6 +360,26 @@ static void test_vms(Fixture *f, gconstpointer data)
     ksm_run_free(run);
 }
 
+/* ksmd has finished full_scans scans when the tick at now_us comes. */
+static void scan_and_tick(Fixture *f, KsmRun *run, const KsmRunVm *vms, gsize n, int full_scans,
+                          gint64 now_us)
+{
+    g_autofree char *v = g_strdup_printf("%d\n", full_scans);
+
+    ksm_fixture_write(f->root, "sys/kernel/mm/ksm/full_scans", v);
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, n, now_us);
+}
+
+static gboolean vm_excluded(KsmRun *run, const char *uuid)
+{
+    json_object *o = json_object_new_object();
+
+    ksm_run_vm_status(run, uuid, o);
+    gboolean excluded = field_bool(o, "excluded");
+    json_object_put(o);
+    return excluded;
+}
+
 static void test_ksmd_cpu(Fixture *f, gconstpointer data)
 {
     KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
@@ -456,6 +476,88 @@ static KsmRunVmInfo vm_info(KsmRun *run, const char *uuid)
     g_assert_true(ksm_run_vm_info(run, uuid, &info));
     return info;
 }
+
+/* Events of one kind about one VM (retries of another VM's exclusion,
+ * which this test does not count, say their own events). */
+static gsize n_events_vm(Fixture *f, const char *kind, const char *vm)
+{
+    json_object *ev = events_of(f, kind);
+    gsize n = 0;
+
+    for (gsize i = 0; i < json_object_array_length(ev); i++)
+        if (g_strcmp0(field_str(json_object_array_get_idx(ev, i), "vm"), vm) == 0)
+            n++;
+    json_object_put(ev);
+    return n;
+}
+
+/* ballastctl release: ballast's own exclusion (low profit) is undone and not
+ * made again while held; the operator's (ksm=never) stays. */
+static void test_release(Fixture *f, gconstpointer data)
+{
+    KsmRun *run = ksm_run_new(f->root, f->log, NULL, FALSE);
+    FakeVirt fv = {.monitor_answers = TRUE, .define_ok = TRUE};
+    KsmRunVm vms[] = {
+        {.uuid = "u1", .name = "vm1", .active = TRUE, .ksm = POLICY_KSM_NEVER},
+        {.uuid = "u2", .name = "vm,2", .active = TRUE, .ksm = POLICY_KSM_AUTO},
+    };
+    g_autoptr(GString) done = g_string_new(NULL);
+    g_autoptr(GError) e = NULL;
+    gint64 step = (gint64)f->config.interval_s * S;
+    json_object *ev, *o;
+
+    ksm_run_set_applier(run, fake_apply, &fv);
+    /* vm,2's QEMU, as libvirt's pid file names it */
+    ksm_fixture_write(f->root, "run/libvirt/qemu/vm,2.pid", "4300\n");
+    f->config.vm_full_scans = 1; /* vm,2 loses money: excluded after one full scan */
+    ksm_run_tick(run, &f->config, TRUE, &f->host, vms, 2, 1 * S);
+    scan_and_tick(f, run, vms, 2, 8, 1 * S + step);
+    ev = events_of(f, "ksm-exclude");
+    gboolean low_profit = FALSE;
+    for (gsize i = 0; i < json_object_array_length(ev); i++) {
+        json_object *x = json_object_array_get_idx(ev, i);
+        if (g_strcmp0(field_str(x, "vm"), "vm,2") == 0)
+            low_profit = g_strcmp0(field_str(x, "why"), "low-profit") == 0;
+    }
+    g_assert_true(low_profit);
+    json_object_put(ev);
+    g_assert_cmpuint(n_events_vm(f, "ksm-exclude", "vm,2"), ==, 1);
+
+    /* the operator's exclusion: nothing done */
+    g_assert_true(ksm_run_release(run, "u1", FALSE, done, &e));
+    g_assert_no_error(e);
+    g_assert_cmpstr(done->str, ==, "");
+    g_assert_true(vm_info(run, "u1").want_exclude); /* still wanted (pending: QEMU keeps mg) */
+
+    /* ballast's own: re-included, said so */
+    g_assert_true(ksm_run_release(run, "u2", FALSE, done, &e));
+    g_assert_no_error(e);
+    g_assert_nonnull(strstr(done->str, "re-included in KSM"));
+    ev = events_of(f, "ksm-include");
+    g_assert_cmpuint(json_object_array_length(ev), ==, 1);
+    g_assert_cmpstr(field_str(json_object_array_get_idx(ev, 0), "why"), ==, "release");
+    json_object_put(ev);
+    g_assert_false(vm_info(run, "u2").want_exclude);
+    g_assert_false(vm_excluded(run, "u2"));
+
+    /* held: still losing money, not excluded again; figures still read */
+    vms[1].hold = TRUE;
+    for (int i = 2; i <= 3; i++)
+        scan_and_tick(f, run, vms, 2, 7 + i, 1 * S + i * step);
+    g_assert_cmpuint(n_events_vm(f, "ksm-exclude", "vm,2"), ==, 1);
+    o = json_object_new_object();
+    ksm_run_vm_status(run, "u2", o);
+    g_assert_cmpint(field_int(o, "merging_pages"), ==, 10);
+    json_object_put(o);
+
+    /* resumed: ballast decides again */
+    vms[1].hold = FALSE;
+    for (int i = 4; i <= 5; i++)
+        scan_and_tick(f, run, vms, 2, 7 + i, 1 * S + i * step);
+    g_assert_cmpuint(n_events_vm(f, "ksm-exclude", "vm,2"), ==, 2);
+    ksm_run_free(run);
+}
+
 
 static void unmerge_smaps(Fixture *f)
 {
@@ -638,6 +740,7 @@ int main(int argc, char **argv)
                test_exclusion_next_boot, fixture_teardown);
     g_test_add("/ksm/run/low-profit-restart", Fixture, NULL, fixture_setup, test_low_profit_restart,
                fixture_teardown);
+    g_test_add("/ksm/run/release", Fixture, NULL, fixture_setup, test_release, fixture_teardown);
     g_test_add("/ksm/run/ksmd-cpu", Fixture, NULL, fixture_setup, test_ksmd_cpu, fixture_teardown);
     g_test_add("/ksm/run/old-kernel", Fixture, "ksm-6.1", fixture_setup, test_old_kernel,
                fixture_teardown);

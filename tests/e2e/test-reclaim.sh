@@ -4,7 +4,10 @@
 # Reclaim. The host reserve is set above what the host has (MemAvailable +
 # 1 GiB, computed now), so the host "needs" memory. An idle guest must be
 # inflated toward its floor and never below it; a busy guest (memhog holding
-# most of its memory) must be left alone and keep its workload.
+# most of its memory) must be left alone and keep its workload. Then the
+# rollback: `ballastctl release --all` must give the idle guest its maximum
+# back and stop managing it (no inflate while the host still "needs" memory),
+# and `ballastctl set VM mode default` must resume it.
 #
 #   test-reclaim.sh BUILD_DIR
 . "$(dirname "$0")/lib.sh"
@@ -91,5 +94,46 @@ idle_avail=$(guest_meminfo "$idle" MemAvailable)
 check "idle guest healthy at its new size (MemAvailable $((${idle_avail:-0} / 1024)) MiB, oom_kill $idle_oom0 -> $idle_oom1)" \
     "$([ "${idle_avail:-0}" -gt $((32 * 1024)) ] && [ "$idle_oom0" = "$idle_oom1" ] && echo 1)"
 figure "idle guest inflated" "$start_mib -> $((idle_end / 1024)) MiB (floor $idle_floor_mib MiB)"
+
+# ---- rollback: ballastctl release --all, then resume ----
+mark=$(ev_mark)
+t0=$SECONDS
+"$BALLASTCTL" --control "$E2E_SOCK" release --all >"$E2E_WORK/release.out" 2>&1
+release_rc=$?
+sed 's/^/#   /' "$E2E_WORK/release.out"
+check "ballastctl release --all exits 0 ($release_rc) and reports the idle guest" \
+    "$([ "$release_rc" = 0 ] && grep -q "^$idle: released" "$E2E_WORK/release.out" && echo 1)"
+back=""
+for _ in $(seq 40); do
+    back=$(guest_balloon_actual "$idle")
+    [ "${back:-0}" -ge $((1024 * 1024 - 1024)) ] && break
+    sleep 0.5
+done
+release_s=$((SECONDS - t0))
+check "released guest back at its maximum 1024 MiB ($((${back:-0} / 1024)) MiB after ${release_s} s)" \
+    "$([ "${back:-0}" -ge $((1024 * 1024 - 1024)) ] && echo 1)"
+rel=$(ev_since "$mark" ".event==\"decision\" and .vm==\"$idle\" and .reason_code==\"release\"" | head -n1)
+check "a release decision, applied, target 1024 MiB" \
+    "$(jtrue "$rel" '.applied == true and .target_kib == 1048576' && echo 1)"
+idle_total=$(guest_meminfo "$idle" MemTotal)
+log "$idle: MemTotal $((${idle_total:-0} / 1024)) MiB after the release"
+status=$(ctl_status) || bail "ballastctl status --json failed"
+st=$(echo "$status" | jq -c ".vms[] | select(.name==\"$idle\") | {mode, overrides, released}")
+log "status after release: $st"
+check "status: mode off as an override, released" \
+    "$(jtrue "$st" '.mode == "off" and .overrides.mode == "off" and .released == true' && echo 1)"
+sleep 6 # six cycles: the host still short, a managed idle guest would be inflated again
+n_after=$(ev_since "$mark" ".event==\"decision\" and .vm==\"$idle\" and .kind==\"inflate\"" | wc -l)
+check "released guest left alone while the host is short ($n_after inflate decisions in 6 s)" \
+    "$([ "$n_after" = 0 ] && echo 1)"
+"$BALLASTCTL" --control "$E2E_SOCK" explain "$idle" --last 3 | sed 's/^/#   /'
+
+mark=$(ev_mark)
+"$BALLASTCTL" --control "$E2E_SOCK" set "$idle" mode default >/dev/null ||
+    bail "ballastctl set $idle mode default failed"
+resumed=$(ev_wait_since "$mark" 30 ".event==\"decision\" and .vm==\"$idle\" and .kind==\"inflate\" and .applied==true") ||
+    resumed=""
+check "set mode default resumes it: inflated again (${resumed:+yes})" "$([ -n "$resumed" ] && echo 1)"
+figure "release --all: idle guest back at its maximum" "${release_s} s"
 
 e2e_finish
