@@ -13,6 +13,7 @@
 #include "domxml.h"
 #include "evlog.h"
 #include "ksm-run.h"
+#include "metrics.h"
 #include "policy.h"
 #include "session.h"
 #include "virt.h"
@@ -69,6 +70,15 @@ typedef struct {
     guint floor_asks;      /* floor safety net: asks since the balloon was last at its floor */
     gint64 floor_asked_us; /* ... and when the last one was made */
 
+    /* the policy's entitlement for this VM (its shares of what the host can
+     * give); 0 until computed */
+    guint64 entitlement_kib;
+
+    /* metrics: decisions by kind and PolicyReason, and what earlier
+     * sessions rejected, by why */
+    guint64 decisions[METRICS_KIND_N][POLICY_REASON_N];
+    guint64 rejected_before_by[SESSION_REJECT_N];
+
     /* KSM (the KSM module fills these in) */
     gboolean ksm_excluded;
     char ksm_reason[128];
@@ -93,6 +103,14 @@ struct Broker {
     gboolean host_error_logged;
     GHashTable *notes; /* broker_note_key() -> BrokerNote */
     guint64 cycles;
+
+    /* metrics (metrics/) and systemd (broker-systemd.c) */
+    char *metrics_listen_opt; /* --metrics-listen, over [metrics] listen */
+    MetricsServer *metrics;
+    MetricsHistogram cycle_hist;
+    gboolean sd_ready; /* READY=1 sent */
+    char *sd_status;   /* the last STATUS= sent */
+    guint watchdog_id;
 };
 
 
@@ -104,3 +122,15 @@ gint64 broker_now_us(void);
 guint64 broker_vm_floor(Broker *b, const BrokerVm *vm);
 gint64 broker_grace_us(const Broker *b);
 const char *broker_kind_name(PolicyActionKind kind);
+
+/* broker-systemd.c: sd_notify(3) (a no-op outside a Type=notify unit) and
+ * the metrics listener's life. */
+void broker_sd_start(Broker *b);          /* arm the watchdog */
+void broker_sd_cycle_done(Broker *b);     /* READY=1 once connected and decided, STATUS= */
+void broker_sd_reloading(Broker *b);      /* RELOADING=1 */
+void broker_sd_reloaded(Broker *b);       /* READY=1 again */
+void broker_sd_stopping(Broker *b);       /* STOPPING=1 */
+char *broker_status_line(Broker *b);      /* the one-line STATUS= summary */
+/* Start, move or stop the metrics listener for cfg (the next configuration):
+ * FALSE (nothing changed) when the new address cannot be served. */
+gboolean broker_metrics_apply(Broker *b, const Config *cfg, GError **error);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <signal.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "config.h"
 #include "control.h"
@@ -202,6 +203,8 @@ static void on_session_closed(Session *s, const char *why, gpointer user_data)
     if (vm->session != s)
         return;
     vm->rejected_before += session_rejected_total(s);
+    for (guint w = 0; w < SESSION_REJECT_N; w++)
+        vm->rejected_before_by[w] += session_rejected(s, w);
     vm->session = NULL;
     g_idle_add(session_free_idle, s);
 
@@ -345,7 +348,7 @@ static gboolean on_request_report(gpointer data)
 }
 
 static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64 target,
-                         const char *reason, PolicyMode mode)
+                         PolicyReason code, const char *reason, PolicyMode mode)
 {
     guint64 from = vm->has_stats ? vm->stats.current_kib : 0;
     guint64 floor = broker_vm_floor(b, vm);
@@ -373,7 +376,10 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     json_object_object_add(f, "applied", json_object_new_boolean(applied));
     json_object_object_add(f, "why_not_applied", evlog_str_or_null(why_not));
     evlog_emit(b->log, "decision", vm->name, f);
-    evlog_say(b->log, TRUE, "%s%s", applied ? "" : "would: ", reason);
+    EvlogTags tags = {LOG_NOTICE, vm->name, broker_kind_name(kind), policy_reason_name(code)};
+    evlog_say_tagged(b->log, TRUE, &tags, "%s%s", applied ? "" : "would: ", reason);
+    if ((guint)kind < METRICS_KIND_N && (guint)code < POLICY_REASON_N)
+        vm->decisions[kind][code]++;
 
     vm->last.has = TRUE;
     vm->last.kind = kind;
@@ -397,7 +403,8 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     json_object_object_add(f, "call_us", json_object_new_int64(call_us));
     evlog_emit(b->log, "set-memory", vm->name, f);
     if (!ok) {
-        evlog_say(b->log, TRUE, "%s: setting the balloon to %" G_GUINT64_FORMAT " MiB failed: %s",
+        EvlogTags err = {LOG_ERR, vm->name, "set-memory", policy_reason_name(code)};
+        evlog_say_tagged(b->log, TRUE, &err, "%s: setting the balloon to %" G_GUINT64_FORMAT " MiB failed: %s",
                   vm->name, target / MIB, e->message);
         return;
     }
@@ -622,7 +629,8 @@ static void broker_cycle(Broker *b, gboolean fast)
             json_object_object_add(f, "target_kib", json_object_new_uint64(target));
             json_object_object_add(f, "actual_kib", json_object_new_uint64(pvms[i].actual_kib));
             evlog_emit(b->log, "balloon-stuck", vm->name, f);
-            evlog_say(b->log, TRUE,
+            EvlogTags tags = {LOG_WARNING, vm->name, "balloon-stuck", "stuck"};
+            evlog_say_tagged(b->log, TRUE, &tags,
                       "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
                       " MiB): not pushing it further for now",
                       vm->name, pvms[i].actual_kib / MIB, target / MIB);
@@ -633,7 +641,8 @@ static void broker_cycle(Broker *b, gboolean fast)
         if (a->vm >= vms->len)
             continue;
         acted[a->vm] = TRUE;
-        broker_apply(b, vms->pdata[a->vm], a->kind, a->target_kib, a->reason, pvms[a->vm].mode);
+        broker_apply(b, vms->pdata[a->vm], a->kind, a->target_kib, a->code, a->reason,
+                     pvms[a->vm].mode);
     }
 
     /* Never leave a guest below its floor, whatever the policy thought. */
@@ -675,7 +684,8 @@ static void broker_cycle(Broker *b, gboolean fast)
                    " MiB is below its floor %" G_GUINT64_FORMAT " MiB)",
                    vm->name, (floor - vm->stats.current_kib) / MIB, vm->stats.current_kib / MIB,
                    floor / MIB);
-        broker_apply(b, vm, POLICY_ACTION_DEFLATE, floor, reason, pvms[i].mode);
+        broker_apply(b, vm, POLICY_ACTION_DEFLATE, floor, POLICY_REASON_FLOOR, reason,
+                     pvms[i].mode);
     }
     broker_notes(b, plan->notes, now);
     /* KSM decisions are slow ones (minutes): the tick is soon enough, and the
@@ -684,9 +694,19 @@ static void broker_cycle(Broker *b, gboolean fast)
         broker_ksm_tick(b, now);
 }
 
+/* A cycle, timed for ballast_cycle_duration_seconds. */
+static void broker_cycle_timed(Broker *b, gboolean fast)
+{
+    gint64 t0 = broker_now_us();
+
+    broker_cycle(b, fast);
+    metrics_histogram_observe(&b->cycle_hist, (double)(broker_now_us() - t0) / G_USEC_PER_SEC);
+}
+
 static gboolean on_tick(gpointer user_data)
 {
-    broker_cycle(user_data, FALSE);
+    broker_cycle_timed(user_data, FALSE);
+    broker_sd_cycle_done(user_data);
     return G_SOURCE_CONTINUE;
 }
 
@@ -695,7 +715,7 @@ static gboolean on_kick(gpointer user_data)
     Broker *b = user_data;
 
     b->kick_id = 0;
-    broker_cycle(b, TRUE);
+    broker_cycle_timed(b, TRUE);
     return G_SOURCE_REMOVE;
 }
 
@@ -754,7 +774,8 @@ static void broker_resync(Broker *b)
     }
     evlog_say(b->log, FALSE, "following %u of %u domain(s)", g_hash_table_size(b->vms), doms->len);
     on_poll(b);
-    broker_cycle(b, FALSE);
+    broker_cycle_timed(b, FALSE);
+    broker_sd_cycle_done(b);
 }
 
 static void on_connected(Virt *v, gpointer user_data)
@@ -780,7 +801,8 @@ static void on_disconnected(Virt *v, const char *why, gpointer user_data)
     json_object_object_add(f, "uri", json_object_new_string(virt_uri(v)));
     json_object_object_add(f, "why", json_object_new_string(why));
     evlog_emit(b->log, "disconnect", NULL, f);
-    evlog_say(b->log, TRUE, "lost %s (%s): reconnecting", virt_uri(v), why);
+    EvlogTags tags = {LOG_WARNING, NULL, "disconnect", NULL};
+    evlog_say_tagged(b->log, TRUE, &tags, "lost %s (%s): reconnecting", virt_uri(v), why);
     /* The streams died with the connection; per-VM state (policy memory,
      * targets, counters) stays, keyed by UUID, for when we are back. */
     g_hash_table_iter_init(&it, b->vms);
@@ -800,7 +822,8 @@ static void on_connect_failed(Virt *v, const char *why, guint delay_ms, gpointer
     /* Say it when the reason changes, and once the backoff is at its cap
      * (every reconnect_max_ms), not at every attempt. */
     if (g_strcmp0(b->connect_error, why) != 0 || delay_ms >= b->cfg.reconnect_max_ms) {
-        evlog_say(b->log, TRUE, "still cannot connect: %s (next try in %.1f s)", why,
+        EvlogTags tags = {LOG_WARNING, NULL, "connect", NULL};
+        evlog_say_tagged(b->log, TRUE, &tags, "still cannot connect: %s (next try in %.1f s)", why,
                   delay_ms / 1000.0);
         g_free(b->connect_error);
         b->connect_error = g_strdup(why);
@@ -931,19 +954,22 @@ gboolean broker_reload(Broker *b, GError **error)
     Config next;
     g_autoptr(GError) e = NULL;
 
+    broker_sd_reloading(b);
     /* SIGHUP is also logrotate's way to say "reopen your log". */
     if (!evlog_reopen(b->log, &e)) {
         evlog_say(b->log, TRUE, "cannot reopen the event log, keeping the old one: %s", e->message);
         g_clear_error(&e);
     }
     config_init_defaults(&next);
-    if (!config_load_file(&next, b->config_path, b->opt.config_explicit, &e)) {
+    if (!config_load_file(&next, b->config_path, b->opt.config_explicit, &e) ||
+        !broker_metrics_apply(b, &next, &e)) {
         config_clear(&next);
         json_object *f = json_object_new_object();
         json_object_object_add(f, "ok", json_object_new_boolean(FALSE));
         json_object_object_add(f, "error", json_object_new_string(e->message));
         evlog_emit(b->log, "reload", NULL, f);
         evlog_say(b->log, TRUE, "reload failed, the running configuration stays: %s", e->message);
+        broker_sd_reloaded(b);
         g_propagate_error(error, g_steal_pointer(&e));
         return FALSE;
     }
@@ -972,6 +998,7 @@ gboolean broker_reload(Broker *b, GError **error)
     json_object_object_add(f, "ok", json_object_new_boolean(TRUE));
     evlog_emit(b->log, "reload", NULL, f);
     evlog_say(b->log, TRUE, "configuration reloaded from %s", b->config_path);
+    broker_sd_reloaded(b);
     return TRUE;
 }
 
@@ -987,10 +1014,11 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     b->uri = g_strdup(options->uri ? options->uri : "qemu:///system");
     b->config_path = g_strdup(options->config_path ? options->config_path : CONFIG_DEFAULT_PATH);
     b->host_root = g_strdup(options->host_root);
+    b->metrics_listen_opt = g_strdup(options->metrics_listen);
     if (options->only != NULL)
         b->only = g_pattern_spec_new(options->only);
     b->opt.uri = b->opt.config_path = b->opt.control_path = b->opt.event_log = NULL;
-    b->opt.host_root = b->opt.only = NULL;
+    b->opt.host_root = b->opt.only = b->opt.metrics_listen = NULL;
     b->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
     b->notes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     config_init_defaults(&b->cfg);
@@ -1017,6 +1045,7 @@ void broker_quit(Broker *b, const char *why)
     gpointer v;
 
     evlog_say(b->log, FALSE, "stopping: %s", why);
+    broker_sd_stopping(b);
     /* Tell every agent we are going, so that it does not wait for a welcome. */
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v))
@@ -1044,6 +1073,9 @@ gboolean broker_run(Broker *b, GError **error)
     b->control = control_new(b->control_path, broker_on_control, b, error);
     if (b->control == NULL)
         return FALSE;
+    if (!broker_metrics_apply(b, &b->cfg, error))
+        return FALSE;
+    broker_sd_start(b);
     b->loop = g_main_loop_new(NULL, FALSE);
     b->sig_ids[0] = g_unix_signal_add(SIGHUP, on_sighup, b);
     b->sig_ids[1] = g_unix_signal_add(SIGTERM, on_sigterm, b);
@@ -1081,6 +1113,8 @@ void broker_free(Broker *b)
     g_clear_handle_id(&b->tick_id, g_source_remove);
     g_clear_handle_id(&b->poll_id, g_source_remove);
     g_clear_handle_id(&b->kick_id, g_source_remove);
+    g_clear_handle_id(&b->watchdog_id, g_source_remove);
+    metrics_server_free(b->metrics);
     if (b->vms)
         g_hash_table_destroy(b->vms);
     if (b->notes)
@@ -1099,6 +1133,8 @@ void broker_free(Broker *b)
     g_free(b->control_path);
     g_free(b->host_root);
     g_free(b->connect_error);
+    g_free(b->metrics_listen_opt);
+    g_free(b->sd_status);
     if (b->only)
         g_pattern_spec_free(b->only);
     g_free(b);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "protocol.h"
 
 GQuark config_error_quark(void)
@@ -337,6 +338,36 @@ static gboolean load_ksm(Config *cfg, GKeyFile *kf, const char *group, char **ba
     return ksm_config_load(&cfg->ksm, kf, group, bad_key, error);
 }
 
+/* [metrics] listen = ADDR:PORT (empty: no listener). */
+static gboolean load_metrics(Config *cfg, GKeyFile *kf, const char *group, char **bad_key,
+                             GError **error)
+{
+    g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
+
+    for (guint i = 0; keys && keys[i]; i++) {
+        *bad_key = g_strdup(keys[i]);
+        if (strcmp(keys[i], "listen") != 0) {
+            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_KEY, "unknown key");
+            return FALSE;
+        }
+        g_autofree char *raw = g_key_file_get_value(kf, group, keys[i], error);
+        if (raw == NULL)
+            return FALSE;
+        g_autofree char *v = g_strstrip(g_strdup(raw));
+        g_autoptr(GSocketAddress) addr = NULL;
+        g_autoptr(GError) e = NULL;
+        if (v[0] != '\0' && (strlen(v) >= sizeof(cfg->metrics_listen) ||
+                             !metrics_parse_listen(v, &addr, &e))) {
+            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s",
+                        e ? e->message : "too long");
+            return FALSE;
+        }
+        g_strlcpy(cfg->metrics_listen, v, sizeof(cfg->metrics_listen));
+        g_clear_pointer(bad_key, g_free);
+    }
+    return TRUE;
+}
+
 /* One loader per group. */
 typedef gboolean (*ConfigGroupLoader)(Config *cfg, GKeyFile *kf, const char *group, char **bad_key,
                                       GError **error);
@@ -347,6 +378,7 @@ static const struct {
     {"broker", load_broker},
     {"policy", load_policy},
     {"ksm", load_ksm},
+    {"metrics", load_metrics},
 };
 
 gboolean config_load_data(Config *cfg, const char *name, const char *text, gsize len,

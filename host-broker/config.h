@@ -59,6 +59,9 @@ typedef struct {
 
     /* [ksm] (ksm.h, docs/ksm.md) */
     KsmConfig ksm;
+
+    /* [metrics] (docs/metrics.md) */
+    char metrics_listen[128]; /* "ADDR:PORT" of the Prometheus listener; "" = off */
 } Config;
 
 void config_init_defaults(Config *cfg);

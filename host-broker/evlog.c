@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <syslog.h>
 
 struct Evlog {
     FILE *file;
     char *path;
     gboolean verbose;
+    gboolean journal; /* stderr is the journal: structured lines */
     struct {
         gint64 mono_us;
         char *text;
@@ -18,6 +20,8 @@ struct Evlog {
 Evlog *evlog_new(const char *path, GError **error)
 {
     Evlog *log = g_new0(Evlog, 1);
+
+    log->journal = g_log_writer_is_journald(fileno(stderr));
 
     if (path != NULL) {
         log->file = fopen(path, "ae");
@@ -103,14 +107,46 @@ void evlog_emit(Evlog *log, const char *event, const char *vm, json_object *fiel
     json_object_put(o);
 }
 
-void evlog_say(Evlog *log, gboolean recent, const char *fmt, ...)
+gboolean evlog_to_journal(const Evlog *log)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *text = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
+    return log && log->journal;
+}
 
-    g_printerr("ballastd: %s\n", text);
+/* One human line to the journal (structured) or to stderr (plain). */
+static void evlog_output(const Evlog *log, gboolean recent, const EvlogTags *tags, const char *text)
+{
+    if (!evlog_to_journal(log)) {
+        g_printerr("ballastd: %s\n", text);
+        return;
+    }
+    int pri = tags && tags->priority > 0 ? tags->priority : recent ? LOG_NOTICE : LOG_INFO;
+    char pri_text[2] = {(char)('0' + CLAMP(pri, 0, 7)), '\0'};
+    GLogField fields[6] = {
+        {"MESSAGE", text, -1},
+        {"PRIORITY", pri_text, -1},
+        {"SYSLOG_IDENTIFIER", "ballastd", -1},
+    };
+    gsize n = 3;
+    if (tags && tags->domain)
+        fields[n++] = (GLogField){"BALLAST_DOMAIN", tags->domain, -1};
+    if (tags && tags->action)
+        fields[n++] = (GLogField){"BALLAST_ACTION", tags->action, -1};
+    if (tags && tags->reason)
+        fields[n++] = (GLogField){"BALLAST_REASON", tags->reason, -1};
+    /* G_LOG_LEVEL_MESSAGE whatever the priority: GLib's default writer
+     * drops INFO and DEBUG unless G_MESSAGES_DEBUG is set, and the journal
+     * takes the priority from the PRIORITY field. */
+    g_log_structured_array(G_LOG_LEVEL_MESSAGE, fields, n);
+}
+
+static void evlog_sayv(Evlog *log, gboolean recent, const EvlogTags *tags, const char *fmt,
+                       va_list ap) G_GNUC_PRINTF(4, 0);
+static void evlog_sayv(Evlog *log, gboolean recent, const EvlogTags *tags, const char *fmt,
+                       va_list ap)
+{
+    g_autofree char *text = g_strdup_vprintf(fmt, ap);
+
+    evlog_output(log, recent, tags, text);
     if (log && recent) {
         guint i = log->next_recent;
         g_free(log->recent[i].text);
@@ -120,6 +156,22 @@ void evlog_say(Evlog *log, gboolean recent, const char *fmt, ...)
         if (log->n_recent < EVLOG_RECENT_MAX)
             log->n_recent++;
     }
+}
+
+void evlog_say(Evlog *log, gboolean recent, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    evlog_sayv(log, recent, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void evlog_say_tagged(Evlog *log, gboolean recent, const EvlogTags *tags, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    evlog_sayv(log, recent, tags, fmt, ap);
+    va_end(ap);
 }
 
 json_object *evlog_recent(const Evlog *log)

@@ -12,7 +12,7 @@
 int main(int argc, char **argv)
 {
     g_autofree char *uri = NULL, *config = NULL, *control = NULL, *event_log = NULL;
-    g_autofree char *host_root = NULL, *only = NULL;
+    g_autofree char *host_root = NULL, *only = NULL, *metrics_listen = NULL;
     gboolean dry_run = FALSE, verbose = FALSE, version = FALSE;
     gint interval = 0;
     const GOptionEntry entries[] = {
@@ -31,6 +31,8 @@ int main(int argc, char **argv)
          "read host /proc facts under DIR (tests)", "DIR"},
         {"only", 0, 0, G_OPTION_ARG_STRING, &only,
          "follow only the domains whose name matches GLOB (canaries, shared test hosts)", "GLOB"},
+        {"metrics-listen", 0, 0, G_OPTION_ARG_STRING, &metrics_listen,
+         "serve Prometheus metrics on ADDR:PORT (overrides [metrics] listen)", "ADDR:PORT"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "log every event on stderr too", NULL},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version and exit", NULL},
         {NULL},
@@ -78,6 +80,7 @@ int main(int argc, char **argv)
         .verbose = verbose,
         .host_root = host_root,
         .only = only,
+        .metrics_listen = metrics_listen,
     };
     g_autoptr(Broker) b = broker_new(&opt, &error);
     if (b == NULL) {

@@ -924,12 +924,16 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
     return got;
 }
 
+guint64 policy_host_reserve_kib(const PolicyHost *host, const PolicyConfig *cfg)
+{
+    return MAX(cfg->host_reserve_kib,
+               (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) * cfg->host_reserve_pct / 100));
+}
+
 static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, const PolicyConfig *cfg,
                         PolicyPlan *plan, gint64 now)
 {
-    guint64 reserve =
-        MAX(cfg->host_reserve_kib,
-            (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) * cfg->host_reserve_pct / 100));
+    guint64 reserve = policy_host_reserve_kib(host, cfg);
     guint64 h = cfg->host_hysteresis_kib;
     guint64 avail = MIN(host->mem_available_kib, KIB_LIMIT);
     guint64 deflating = 0, base_need = 0, total_need = 0, got = 0, after;

@@ -213,6 +213,10 @@ const char *const *policy_config_keys(void);
  * Hyper-V's balloon floor bands (docs/policy.md). */
 guint64 policy_headroom_kib(guint64 total_kib);
 
+/* The host MemAvailable the policy keeps free: [policy] host_reserve, or
+ * host_reserve_pct of MemTotal if larger. */
+guint64 policy_host_reserve_kib(const PolicyHost *host, const PolicyConfig *config);
+
 /* Parse a size: plain KiB, or a number with K/KiB, M/MiB, G/GiB, T/TiB
  * (binary units, case-insensitive). FALSE on garbage or overflow. */
 gboolean policy_parse_size(const char *text, guint64 *kib);
