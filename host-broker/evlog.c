@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 struct Evlog {
     FILE *file;
@@ -17,11 +19,27 @@ struct Evlog {
     guint n_recent, next_recent;
 };
 
+/* systemd's way to tell a service its stderr is the journal: JOURNAL_STREAM
+ * holds the device and inode of the stream (systemd.exec(5)). A stderr
+ * redirected elsewhere by a child or a wrapper no longer matches. */
+static gboolean stderr_is_journal(void)
+{
+    const char *env = g_getenv("JOURNAL_STREAM");
+    guint64 dev, ino;
+    struct stat st;
+
+    if (env == NULL || sscanf(env, "%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT, &dev, &ino) != 2)
+        return FALSE;
+    if (fstat(STDERR_FILENO, &st) != 0)
+        return FALSE;
+    return (guint64)st.st_dev == dev && (guint64)st.st_ino == ino;
+}
+
 Evlog *evlog_new(const char *path, GError **error)
 {
     Evlog *log = g_new0(Evlog, 1);
 
-    log->journal = g_log_writer_is_journald(fileno(stderr));
+    log->journal = stderr_is_journal();
 
     if (path != NULL) {
         log->file = fopen(path, "ae");
