@@ -307,6 +307,50 @@ static void test_server(void)
     g_assert_nonnull(e3);
 }
 
+/* docs/metrics.md names every family, reason code and rejection kind. */
+static void test_docs(void)
+{
+    g_autofree char *path =
+        g_build_filename(g_getenv("BALLAST_TEST_DATA"), "..", "..", "docs", "metrics.md", NULL);
+    g_autofree char *doc = NULL;
+    g_autoptr(MetricsSnapshot) s = snapshot_two_vms();
+    g_autofree char *t = metrics_render(s);
+
+    g_assert_true(g_file_get_contents(path, &doc, NULL, NULL));
+    g_auto(GStrv) lines = g_strsplit(t, "\n", -1);
+    guint families = 0;
+    for (guint i = 0; lines[i]; i++) {
+        if (!g_str_has_prefix(lines[i], "# TYPE "))
+            continue;
+        g_auto(GStrv) w = g_strsplit(lines[i], " ", 4);
+        g_autofree char *row = g_strdup_printf("| `%s` | %s |", w[2], w[3]);
+        if (strstr(doc, row) == NULL)
+            g_error("docs/metrics.md has no row \"%s\"", row);
+        families++;
+    }
+    g_assert_cmpuint(families, ==, 21);
+    /* ... and no row for a family that does not exist */
+    g_auto(GStrv) dl = g_strsplit(doc, "\n", -1);
+    for (guint i = 0; dl[i]; i++) {
+        if (!g_str_has_prefix(dl[i], "| `ballast_"))
+            continue;
+        g_autofree char *name = g_strndup(dl[i] + 3, strcspn(dl[i] + 3, "`"));
+        g_autofree char *type = g_strdup_printf("# TYPE %s ", name);
+        if (strstr(t, type) == NULL)
+            g_error("docs/metrics.md lists %s, which ballastd does not serve", name);
+    }
+    for (guint r = 0; r < POLICY_REASON_N; r++) {
+        g_autofree char *q = g_strdup_printf("`%s`", policy_reason_name((PolicyReason)r));
+        if (strstr(doc, q) == NULL)
+            g_error("docs/metrics.md does not list the reason %s", q);
+    }
+    for (guint w = 0; w < SESSION_REJECT_N; w++) {
+        g_autofree char *q = g_strdup_printf("`%s`", session_reject_name((SessionReject)w));
+        if (strstr(doc, q) == NULL)
+            g_error("docs/metrics.md does not list the rejection %s", q);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -315,5 +359,6 @@ int main(int argc, char **argv)
     g_test_add_func("/metrics/histogram", test_histogram);
     g_test_add_func("/metrics/parse-listen", test_parse_listen);
     g_test_add_func("/metrics/server", test_server);
+    g_test_add_func("/metrics/docs", test_docs);
     return g_test_run();
 }
