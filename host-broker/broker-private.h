@@ -14,6 +14,7 @@
 #include "evlog.h"
 #include "evlog-once.h"
 #include "ksm-run.h"
+#include "metrics.h"
 #include "policy.h"
 #include "session.h"
 #include "virt.h"
@@ -114,6 +115,11 @@ typedef struct {
     gboolean released; /* ballastctl release: KSM left alone until mode is set again */
     BrokerHistoryEntry history[BROKER_HISTORY_MAX];
     guint history_next, history_len;
+
+    /* metrics: decisions by kind and PolicyReason, and what earlier
+     * sessions rejected, by why */
+    guint64 decisions[METRICS_KIND_N][POLICY_REASON_N];
+    guint64 rejected_before_by[SESSION_REJECT_N];
 } BrokerVm;
 
 struct Broker {
@@ -136,6 +142,14 @@ struct Broker {
     EvlogOnce *notes; /* plan notes by broker_note_key(), said once a minute */
     guint64 cycles;
     gboolean stopping; /* broker_quit ran (on_stop acts once) */
+
+    /* metrics (metrics/) and systemd (broker-systemd.c) */
+    char *metrics_listen_opt; /* --metrics-listen, over [metrics] listen */
+    MetricsServer *metrics;
+    MetricsHistogram cycle_hist;
+    gboolean sd_ready; /* READY=1 sent */
+    char *sd_status;   /* the last STATUS= sent */
+    guint watchdog_id;
 };
 
 /* broker-status.c: the control socket's command handler. */
@@ -163,3 +177,15 @@ guint64 broker_vm_floor(Broker *b, const BrokerVm *vm);
 void broker_vm_apply_settings(Broker *b, BrokerVm *vm);
 gint64 broker_grace_us(const Broker *b);
 const char *broker_kind_name(PolicyActionKind kind);
+
+/* broker-systemd.c: sd_notify(3) (a no-op outside a Type=notify unit) and
+ * the metrics listener's life. */
+void broker_sd_start(Broker *b);          /* arm the watchdog */
+void broker_sd_cycle_done(Broker *b);     /* READY=1 once connected and decided, STATUS= */
+void broker_sd_reloading(Broker *b);      /* RELOADING=1 */
+void broker_sd_reloaded(Broker *b);       /* READY=1 again */
+void broker_sd_stopping(Broker *b);       /* STOPPING=1 */
+char *broker_status_line(Broker *b);      /* the one-line STATUS= summary */
+/* Start, move or stop the metrics listener for cfg (the next configuration):
+ * FALSE (nothing changed) when the new address cannot be served. */
+gboolean broker_metrics_apply(Broker *b, const Config *cfg, GError **error);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <signal.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "config.h"
 #include "control.h"
@@ -210,6 +211,8 @@ static void on_session_closed(Session *s, const char *why, gpointer user_data)
     if (vm->session != s)
         return;
     vm->rejected_before += session_rejected_total(s);
+    for (guint w = 0; w < SESSION_REJECT_N; w++)
+        vm->rejected_before_by[w] += session_rejected(s, w);
     vm->session = NULL;
     g_idle_add(session_free_idle, s);
 
@@ -368,10 +371,11 @@ static void broker_set_memory(Broker *b, BrokerVm *vm, guint64 target)
     evlog_emit(b->log, "set-memory", vm->name, f);
     if (!ok) {
         vm->setmem_failed_us = MAX(t0, 1);
-        evlog_say(b->log, TRUE,
-                  "%s: setting the balloon to %" G_GUINT64_FORMAT
-                  " MiB failed: %s (retried with back-off)",
-                  vm->name, target / KIB_PER_MIB, e->message);
+        EvlogTags err = {LOG_ERR, vm->name, "set-memory", NULL};
+        evlog_say_tagged(b->log, TRUE, &err,
+                         "%s: setting the balloon to %" G_GUINT64_FORMAT
+                         " MiB failed: %s (retried with back-off)",
+                         vm->name, target / KIB_PER_MIB, e->message);
         return;
     }
     vm->setmem_failed_us = 0;
@@ -421,7 +425,10 @@ static void broker_apply(Broker *b, BrokerVm *vm, const PolicyAction *a, PolicyM
     json_object_object_add(f, "applied", json_object_new_boolean(applied));
     json_object_object_add(f, "why_not_applied", evlog_str_or_null(why_not));
     evlog_emit(b->log, "decision", vm->name, f);
-    evlog_say(b->log, TRUE, "%s%s", applied ? "" : "would: ", a->reason);
+    EvlogTags tags = {LOG_NOTICE, vm->name, broker_kind_name(a->kind), policy_reason_name(a->code)};
+    evlog_say_tagged(b->log, TRUE, &tags, "%s%s", applied ? "" : "would: ", a->reason);
+    if ((guint)a->kind < METRICS_KIND_N && (guint)a->code < POLICY_REASON_N)
+        vm->decisions[a->kind][a->code]++;
 
     vm->last.has = TRUE;
     vm->last.kind = a->kind;
@@ -662,7 +669,8 @@ static void broker_remember(Broker *b, GPtrArray *vms, const PolicyVm *pvms, con
         json_object_object_add(f, "target_kib", json_object_new_uint64(target));
         json_object_object_add(f, "actual_kib", json_object_new_uint64(pvms[i].actual_kib));
         evlog_emit(b->log, "balloon-stuck", vm->name, f);
-        evlog_say(b->log, TRUE,
+        EvlogTags tags = {LOG_WARNING, vm->name, "balloon-stuck", "stuck"};
+        evlog_say_tagged(b->log, TRUE, &tags,
                   "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
                   " MiB): not pushing it further for now",
                   vm->name, pvms[i].actual_kib / KIB_PER_MIB, target / KIB_PER_MIB);
@@ -696,9 +704,19 @@ static void broker_cycle(Broker *b, gboolean fast)
         broker_ksm_tick(b, now);
 }
 
+/* A cycle, timed for ballast_cycle_duration_seconds. */
+static void broker_cycle_timed(Broker *b, gboolean fast)
+{
+    gint64 t0 = broker_now_us();
+
+    broker_cycle(b, fast);
+    metrics_histogram_observe(&b->cycle_hist, (double)(broker_now_us() - t0) / G_USEC_PER_SEC);
+}
+
 static gboolean on_tick(gpointer user_data)
 {
-    broker_cycle(user_data, FALSE);
+    broker_cycle_timed(user_data, FALSE);
+    broker_sd_cycle_done(user_data);
     return G_SOURCE_CONTINUE;
 }
 
@@ -707,7 +725,7 @@ static gboolean on_kick(gpointer user_data)
     Broker *b = user_data;
 
     b->kick_id = 0;
-    broker_cycle(b, TRUE);
+    broker_cycle_timed(b, TRUE);
     return G_SOURCE_REMOVE;
 }
 
@@ -766,7 +784,8 @@ static void broker_resync(Broker *b)
     }
     evlog_say(b->log, FALSE, "following %u of %u domain(s)", g_hash_table_size(b->vms), doms->len);
     on_poll(b);
-    broker_cycle(b, FALSE);
+    broker_cycle_timed(b, FALSE);
+    broker_sd_cycle_done(b);
 }
 
 static void on_connected(Virt *v, gpointer user_data)
@@ -792,7 +811,8 @@ static void on_disconnected(Virt *v, const char *why, gpointer user_data)
     json_object_object_add(f, "uri", json_object_new_string(virt_uri(v)));
     json_object_object_add(f, "why", json_object_new_string(why));
     evlog_emit(b->log, "disconnect", NULL, f);
-    evlog_say(b->log, TRUE, "lost %s (%s): reconnecting", virt_uri(v), why);
+    EvlogTags tags = {LOG_WARNING, NULL, "disconnect", NULL};
+    evlog_say_tagged(b->log, TRUE, &tags, "lost %s (%s): reconnecting", virt_uri(v), why);
     /* The streams died with the connection; per-VM state (policy memory,
      * targets, counters) stays, keyed by UUID, for when we are back. */
     g_hash_table_iter_init(&it, b->vms);
@@ -810,9 +830,11 @@ static void on_connect_failed(Virt *v, const char *why, guint delay_ms, gpointer
 
     /* Say it when the reason changes, and once the backoff is at its cap
      * (every reconnect_max_ms), not at every attempt. */
-    if (evlog_once_changed(&b->connect_error, why) || delay_ms >= b->cfg.reconnect_max_ms)
-        evlog_say(b->log, TRUE, "still cannot connect: %s (next try in %.1f s)", why,
-                  delay_ms / 1000.0);
+    if (evlog_once_changed(&b->connect_error, why) || delay_ms >= b->cfg.reconnect_max_ms) {
+        EvlogTags tags = {LOG_WARNING, NULL, "connect", NULL};
+        evlog_say_tagged(b->log, TRUE, &tags, "still cannot connect: %s (next try in %.1f s)", why,
+                         delay_ms / 1000.0);
+    }
 }
 
 static void on_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent event,
@@ -958,6 +980,7 @@ gboolean broker_reload(Broker *b, GError **error)
     Config next;
     g_autoptr(GError) e = NULL;
 
+    broker_sd_reloading(b);
     /* SIGHUP is also logrotate's way to say "reopen your log". */
     if (!evlog_reopen(b->log, &e)) {
         evlog_say(b->log, TRUE, "cannot reopen the event log, keeping the old one: %s", e->message);
@@ -966,13 +989,15 @@ gboolean broker_reload(Broker *b, GError **error)
     /* A file that has gone is an error here, never the defaults: a reload
      * must not quietly drop the floors and reserves in force. */
     config_init_defaults(&next);
-    if (!broker_load_config(b, &next, CONFIG_LOAD_MUST_EXIST, &e)) {
+    if (!broker_load_config(b, &next, CONFIG_LOAD_MUST_EXIST, &e) ||
+        !broker_metrics_apply(b, &next, &e)) {
         config_clear(&next);
         json_object *f = json_object_new_object();
         json_object_object_add(f, "ok", json_object_new_boolean(FALSE));
         json_object_object_add(f, "error", json_object_new_string(e->message));
         evlog_emit(b->log, "reload", NULL, f);
         evlog_say(b->log, TRUE, "reload failed, the running configuration stays: %s", e->message);
+        broker_sd_reloaded(b);
         g_propagate_error(error, g_steal_pointer(&e));
         return FALSE;
     }
@@ -1005,6 +1030,7 @@ gboolean broker_reload(Broker *b, GError **error)
     json_object_object_add(f, "ok", json_object_new_boolean(TRUE));
     evlog_emit(b->log, "reload", NULL, f);
     evlog_say(b->log, TRUE, "configuration reloaded from %s", b->config_path);
+    broker_sd_reloaded(b);
     return TRUE;
 }
 
@@ -1020,10 +1046,11 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     b->uri = g_strdup(options->uri ? options->uri : "qemu:///system");
     b->config_path = g_strdup(options->config_path ? options->config_path : CONFIG_DEFAULT_PATH);
     b->host_root = g_strdup(options->host_root);
+    b->metrics_listen_opt = g_strdup(options->metrics_listen);
     if (options->only != NULL)
         b->only = g_pattern_spec_new(options->only);
     b->opt.uri = b->opt.config_path = b->opt.control_path = b->opt.event_log = NULL;
-    b->opt.host_root = b->opt.only = NULL;
+    b->opt.host_root = b->opt.only = b->opt.metrics_listen = NULL;
     b->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
     b->notes = evlog_once_new(BROKER_NOTE_REPEAT_US);
     config_init_defaults(&b->cfg);
@@ -1056,6 +1083,7 @@ void broker_quit(Broker *b, const char *why)
     if (b->cfg.on_stop == CONFIG_ON_STOP_RELEASE && !b->stopping)
         json_object_put(broker_ctl_release_all(b));
     b->stopping = TRUE;
+    broker_sd_stopping(b);
     /* Tell every agent we are going, so that it does not wait for a welcome. */
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v))
@@ -1083,6 +1111,9 @@ gboolean broker_run(Broker *b, GError **error)
     b->control = control_new(b->control_path, broker_on_control, b, error);
     if (b->control == NULL || !control_set_group(b->control, b->cfg.control_group, error))
         return FALSE;
+    if (!broker_metrics_apply(b, &b->cfg, error))
+        return FALSE;
+    broker_sd_start(b);
     b->loop = g_main_loop_new(NULL, FALSE);
     b->sig_ids[0] = g_unix_signal_add(SIGHUP, on_sighup, b);
     b->sig_ids[1] = g_unix_signal_add(SIGTERM, on_sigterm, b);
@@ -1135,6 +1166,9 @@ void broker_free(Broker *b)
         while (g_hash_table_iter_next(&it, NULL, &v))
             vm_close_session(v, NULL, "broker stopping");
     }
+    g_clear_handle_id(&b->watchdog_id, g_source_remove);
+    metrics_server_free(b->metrics);
+    b->metrics = NULL;
     virt_free(b->virt);
     b->virt = NULL;
     while (g_main_context_iteration(NULL, FALSE))
@@ -1152,6 +1186,8 @@ void broker_free(Broker *b)
     g_free(b->control_path);
     g_free(b->host_root);
     g_free(b->connect_error);
+    g_free(b->metrics_listen_opt);
+    g_free(b->sd_status);
     if (b->only)
         g_pattern_spec_free(b->only);
     g_free(b);

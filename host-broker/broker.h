@@ -26,6 +26,7 @@ typedef struct {
     gboolean verbose;
     const char *host_root; /* NULL: "/" */
     const char *only;      /* NULL: every domain; else only names matching this glob */
+    const char *metrics_listen; /* NULL: from the configuration ([metrics] listen) */
 } BrokerOptions;
 
 typedef struct Broker Broker;

@@ -80,6 +80,8 @@ typedef struct {
 
     /* [ksm] (ksm.h, docs/ksm.md) */
     KsmConfig ksm;
+
+    /* [metrics] (docs/metrics.md) */
 } Config;
 
 typedef enum {

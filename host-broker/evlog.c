@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
 
 typedef struct {
     double tokens;
@@ -19,6 +22,7 @@ struct Evlog {
     guint64 written, suppressed, max_bytes;
     gboolean full;       /* "event-log-full" written: nothing more until reopened */
     GHashTable *buckets; /* "vm\nevent" -> EvlogBucket */
+    gboolean journal; /* stderr is the journal: structured lines */
     struct {
         gint64 mono_us;
         char *text;
@@ -35,12 +39,29 @@ static guint64 evlog_file_size(FILE *f)
     return (guint64)end;
 }
 
+/* systemd's way to tell a service its stderr is the journal: JOURNAL_STREAM
+ * holds the device and inode of the stream (systemd.exec(5)). A stderr
+ * redirected elsewhere by a child or a wrapper no longer matches. */
+static gboolean stderr_is_journal(void)
+{
+    const char *env = g_getenv("JOURNAL_STREAM");
+    guint64 dev, ino;
+    struct stat st;
+
+    if (env == NULL || sscanf(env, "%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT, &dev, &ino) != 2)
+        return FALSE;
+    if (fstat(STDERR_FILENO, &st) != 0)
+        return FALSE;
+    return (guint64)st.st_dev == dev && (guint64)st.st_ino == ino;
+}
+
 Evlog *evlog_new(const char *path, GError **error)
 {
     Evlog *log = g_new0(Evlog, 1);
 
     log->max_bytes = EVLOG_MAX_BYTES;
     log->buckets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    log->journal = stderr_is_journal();
 
     if (path != NULL) {
         log->file = fopen(path, "ae");
@@ -212,14 +233,46 @@ void evlog_emit(Evlog *log, const char *event, const char *vm, json_object *fiel
     json_object_put(o);
 }
 
-void evlog_say(Evlog *log, gboolean recent, const char *fmt, ...)
+gboolean evlog_to_journal(const Evlog *log)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *text = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
+    return log && log->journal;
+}
 
-    g_printerr("ballastd: %s\n", text);
+/* One human line to the journal (structured) or to stderr (plain). */
+static void evlog_output(const Evlog *log, gboolean recent, const EvlogTags *tags, const char *text)
+{
+    if (!evlog_to_journal(log)) {
+        g_printerr("ballastd: %s\n", text);
+        return;
+    }
+    int pri = tags && tags->priority > 0 ? tags->priority : recent ? LOG_NOTICE : LOG_INFO;
+    char pri_text[2] = {(char)('0' + CLAMP(pri, 0, 7)), '\0'};
+    GLogField fields[6] = {
+        {"MESSAGE", text, -1},
+        {"PRIORITY", pri_text, -1},
+        {"SYSLOG_IDENTIFIER", "ballastd", -1},
+    };
+    gsize n = 3;
+    if (tags && tags->domain)
+        fields[n++] = (GLogField){"BALLAST_DOMAIN", tags->domain, -1};
+    if (tags && tags->action)
+        fields[n++] = (GLogField){"BALLAST_ACTION", tags->action, -1};
+    if (tags && tags->reason)
+        fields[n++] = (GLogField){"BALLAST_REASON", tags->reason, -1};
+    /* G_LOG_LEVEL_MESSAGE whatever the priority: GLib's default writer
+     * drops INFO and DEBUG unless G_MESSAGES_DEBUG is set, and the journal
+     * takes the priority from the PRIORITY field. */
+    g_log_structured_array(G_LOG_LEVEL_MESSAGE, fields, n);
+}
+
+static void evlog_sayv(Evlog *log, gboolean recent, const EvlogTags *tags, const char *fmt,
+                       va_list ap) G_GNUC_PRINTF(4, 0);
+static void evlog_sayv(Evlog *log, gboolean recent, const EvlogTags *tags, const char *fmt,
+                       va_list ap)
+{
+    g_autofree char *text = g_strdup_vprintf(fmt, ap);
+
+    evlog_output(log, recent, tags, text);
     if (log && recent) {
         guint i = log->next_recent;
         g_free(log->recent[i].text);
@@ -229,6 +282,22 @@ void evlog_say(Evlog *log, gboolean recent, const char *fmt, ...)
         if (log->n_recent < EVLOG_RECENT_MAX)
             log->n_recent++;
     }
+}
+
+void evlog_say(Evlog *log, gboolean recent, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    evlog_sayv(log, recent, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void evlog_say_tagged(Evlog *log, gboolean recent, const EvlogTags *tags, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    evlog_sayv(log, recent, tags, fmt, ap);
+    va_end(ap);
 }
 
 json_object *evlog_recent(const Evlog *log)

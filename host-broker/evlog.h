@@ -56,6 +56,27 @@ void evlog_emit(Evlog *log, const char *event, const char *vm, json_object *fiel
  * when recent is TRUE. */
 void evlog_say(Evlog *log, gboolean recent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
+/* What a human line is about, for the journal: its syslog priority
+ * (LOG_ERR ... LOG_DEBUG; 0 = the default: LOG_NOTICE for lines kept in the
+ * ring, LOG_INFO for others) and the fields BALLAST_DOMAIN=, BALLAST_ACTION=,
+ * BALLAST_REASON= (NULL: not set). */
+typedef struct {
+    int priority;
+    const char *domain; /* libvirt domain name */
+    const char *action; /* "deflate", "inflate", "set-memory", "balloon-stuck", ... */
+    const char *reason; /* a stable reason name (policy_reason_name), never free text */
+} EvlogTags;
+
+/* evlog_say with tags (NULL: none). When stderr is the journal
+ * (JOURNAL_STREAM names it, as systemd sets it), lines go through GLib's
+ * structured logging with PRIORITY= and the tags' fields; otherwise they are
+ * plain "ballastd: text" lines. */
+void evlog_say_tagged(Evlog *log, gboolean recent, const EvlogTags *tags, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+
+/* TRUE when human lines go to the journal (decided at evlog_new). */
+gboolean evlog_to_journal(const Evlog *log);
+
 /* The ring of recent lines, oldest first: a JSON array of {mono_us, text}. */
 json_object *evlog_recent(const Evlog *log);
 

@@ -40,7 +40,7 @@ static int check_config(const char *path, gboolean explicit, gboolean strict)
 int main(int argc, char **argv)
 {
     g_autofree char *uri = NULL, *config = NULL, *control = NULL, *event_log = NULL;
-    g_autofree char *host_root = NULL, *only = NULL, *lock_file = NULL;
+    g_autofree char *host_root = NULL, *only = NULL, *lock_file = NULL, *metrics_listen = NULL;
     g_autofree char *config_doc_format = NULL;
     gboolean dry_run = FALSE, verbose = FALSE, version = FALSE;
     gboolean check = FALSE, strict = FALSE;
@@ -65,6 +65,8 @@ int main(int argc, char **argv)
          "FILE"},
         {"only", 0, 0, G_OPTION_ARG_STRING, &only,
          "follow only the domains whose name matches GLOB (canaries, shared test hosts)", "GLOB"},
+        {"metrics-listen", 0, 0, G_OPTION_ARG_STRING, &metrics_listen,
+         "serve Prometheus metrics on ADDR:PORT (overrides [metrics] listen)", "ADDR:PORT"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "log every event on stderr too", NULL},
         {"check-config", 0, 0, G_OPTION_ARG_NONE, &check,
          "validate the configuration file (--config, or FILE after the options), print the "
@@ -149,6 +151,7 @@ int main(int argc, char **argv)
         .verbose = verbose,
         .host_root = host_root,
         .only = only,
+        .metrics_listen = metrics_listen,
     };
     Broker *b = broker_new(&opt, &error);
     int rc = 0;

@@ -7,13 +7,19 @@ PACKAGES=(
     # build
     gcc libc6-dev clang libclang-rt-14-dev meson ninja-build pkg-config
     libglib2.0-dev libjson-c-dev libvirt-dev libvirt-glib-1.0-dev
+    libsoup-3.0-dev libsystemd-dev
     # host side of the end-to-end suite and the demo
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
     qemu-system-x86 qemu-utils
     # test guest: busybox initramfs; a Debian kernel is fetched with apt-get download
     busybox-static
     # test scripts
-    jq procps
+    jq procps curl
+    # metrics (promtool, and the prometheus server of the e2e scrape), the
+    # units' checks (systemd-analyze, strace for the system-call filter), the
+    # Ansible example's syntax check (ansible-core: 8 MB, where the full
+    # `ansible` package with every collection is 250 MB and not needed)
+    prometheus systemd strace ansible-core
 )
 
 missing=()
