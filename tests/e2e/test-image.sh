@@ -1,0 +1,208 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The ballast-agent package in a real Debian 12 image, as an image builder
+# makes one: a minimal systemd + udev root (mmdebstrap, cached by
+# image/build-base.sh), the Debian cloud kernel's config and virtio modules,
+# and `dpkg -i ballast-agent_*.deb` in a chroot. Then:
+#   - `ballast-agent --check-image` on it exits 0, and 1 on a copy without
+#     virtio_balloon.ko; `--check` in the chroot says it cannot tell (2)
+#   - booted under libvirt (TCG; the root as an initramfs, rdinit=systemd):
+#     udev starts ballast-agent.service when the port appears, `--check` in
+#     the guest exits 0, the broker gets hello with the package's version and
+#     its balloon change shows in the guest, unplugging the port stops the
+#     service and plugging it back starts it again
+#   - the same image in a VM without the port boots without waiting for it
+#     and without a failed unit
+# The .deb comes from ${BALLAST_DEB_DIR:-build-deb} (tools/build-deb.sh, which
+# this test runs when the .deb for meson.build's version is not there).
+#
+#   test-image.sh BUILD_DIR
+. "$(dirname "$0")/lib.sh"
+e2e_init image "$@"
+
+vm=e2e-image-1
+bare=e2e-image-2
+top=$E2E_TOP
+version=$(sed -n "s/^ *version: '\([^']*\)'.*/\1/p" "$top/meson.build" | head -n1)
+debdir=${BALLAST_DEB_DIR:-$top/build-deb}
+deb=$(ls "$debdir"/ballast-agent_"$version"*_amd64.deb 2>/dev/null | head -n1)
+if [ -z "$deb" ]; then
+    log "no ballast-agent .deb for $version in $debdir: tools/build-deb.sh"
+    "$top/tools/build-deb.sh" "$debdir" >"$E2E_WORK/build-deb.log" 2>&1 ||
+        { tail -n 20 "$E2E_WORK/build-deb.log"; bail "tools/build-deb.sh failed"; }
+    deb=$(ls "$debdir"/ballast-agent_"$version"*_amd64.deb | head -n1)
+fi
+deb_version=$(dpkg-deb -f "$deb" Version)
+log "package: $deb ($deb_version)"
+
+t=$SECONDS
+base=$("$E2E_SRC/image/build-base.sh" 2>"$E2E_WORK/build-base.log") ||
+    { cat "$E2E_WORK/build-base.log"; bail "building the Debian base image failed"; }
+figure "base image (cached unless the package list changed)" "$((SECONDS - t)) s"
+
+# ---- the image, as an image builder makes it ----
+krel=$(cat "$E2E_GUEST_DIR/kernel-release")
+kmods=$(ls -d "${BALLAST_CACHE:-/var/cache/ballast-test}"/*/root/lib/modules/"$krel" | head -n1)
+[ -d "$kmods" ] || bail "no modules for $krel in the kernel cache"
+root=$E2E_WORK/root
+mkdir -p "$root"
+tar -C "$root" -xf "$base" || bail "cannot unpack $base"
+mkdir -p "$root/boot"
+cp "$E2E_GUEST_DIR/kernel-config" "$root/boot/config-$krel"
+# The kernel's virtio modules only (the full tree is 100 MB in an initramfs).
+for m in virtio virtio_ring virtio_pci virtio_pci_legacy_dev virtio_pci_modern_dev \
+    virtio_balloon virtio_console; do
+    f=$(cd "$kmods" && find kernel -name "$m.ko*" | head -n1)
+    [ -n "$f" ] || continue # built in
+    mkdir -p "$root/lib/modules/$krel/$(dirname "$f")"
+    cp "$kmods/$f" "$root/lib/modules/$krel/$f"
+done
+cp "$kmods"/modules.order "$kmods"/modules.builtin* "$root/lib/modules/$krel/" 2>/dev/null
+chroot "$root" depmod "$krel" || bail "depmod in the image failed"
+install -m 0755 "$E2E_SRC/image/e2e-shell" "$root/usr/local/sbin/e2e-shell"
+install -m 0644 "$E2E_SRC/image/e2e-shell.service" "$root/etc/systemd/system/"
+install -m 0644 "$E2E_SRC/image/99-e2e-shell.rules" "$root/etc/udev/rules.d/"
+echo "$vm" >"$root/etc/hostname"
+cp "$deb" "$root/tmp/ballast-agent.deb"
+chroot "$root" dpkg -i /tmp/ballast-agent.deb >"$E2E_WORK/dpkg.log" 2>&1
+ok "dpkg -i ballast-agent.deb in the image's chroot" test $? = 0
+rm -f "$root/tmp/ballast-agent.deb"
+ok "the agent's unit is not enabled in the image" \
+    test -z "$(find "$root/etc/systemd/system" -name ballast-agent.service)"
+
+chroot "$root" ballast-agent --check-image >"$E2E_WORK/check-image.txt" 2>&1
+rc=$?
+sed 's/^/#   /' "$E2E_WORK/check-image.txt"
+ok "--check-image in the image exits 0 (got $rc)" test "$rc" = 0
+ok "--check-image names the kernel's virtio_balloon module" \
+    grep -q "^ok: kernel $krel: virtio_balloon is a module" "$E2E_WORK/check-image.txt"
+chroot "$root" ballast-agent --check >"$E2E_WORK/check-chroot.txt" 2>&1
+rc=$?
+ok "--check in the chroot cannot tell and exits 2 (got $rc: $(head -n1 "$E2E_WORK/check-chroot.txt"))" \
+    test "$rc" = 2
+# A second image without the balloon module.
+nob=$E2E_WORK/root-noballoon
+mkdir -p "$nob/boot" "$nob/lib/modules" "$nob/lib/systemd" "$nob/etc"
+cp -a "$root/boot/." "$nob/boot/"
+cp -a "$root/lib/modules/." "$nob/lib/modules/"
+cp -a "$root/lib/systemd/." "$nob/lib/systemd/"
+cp -a "$root/lib/udev" "$nob/lib/"
+find "$nob/lib/modules" -name 'virtio_balloon.ko*' -delete
+"$E2E_BUILD/guest-agent/ballast-agent" --check-image "$nob" >"$E2E_WORK/check-image-nob.txt" 2>&1
+rc=$?
+sed 's/^/#   /' "$E2E_WORK/check-image-nob.txt"
+ok "--check-image on the image without virtio_balloon exits 1 (got $rc)" test "$rc" = 1
+
+# ---- boot it ----
+t=$SECONDS
+initrd=$E2E_WORK/initrd.img
+(cd "$root" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$initrd"
+figure "initramfs" "$(($(stat -c %s "$initrd") / 1048576)) MiB gzip, built in $((SECONDS - t)) s"
+
+# image_define NAME WITH_AGENT_PORT: the test guest's XML with this image.
+image_define() {
+    local name=$1 port=$2 xml=$E2E_WORK/$1.xml
+    guest_define "$name" 1024 1024 min=640MiB
+    sed -e "s|<initrd>.*</initrd>|<initrd>$initrd</initrd>|" \
+        -e "s|<cmdline>.*</cmdline>|<cmdline>console=ttyS0 rdinit=/lib/systemd/systemd quiet systemd.show_status=0</cmdline>|" \
+        "$xml" >"$xml.image"
+    if [ "$port" = 0 ]; then
+        awk '/<channel type=.unix.>/{buf=$0; keep=1; next}
+             buf!=""{buf=buf "\n" $0; if (/<\/channel>/){ if (buf !~ /org.ballast.agent.0/) print buf; buf=""}; next}
+             {print}' "$xml.image" >"$xml.tmp" && mv "$xml.tmp" "$xml.image"
+    fi
+    virsh define "$xml.image" >/dev/null || bail "virsh define $name failed"
+}
+
+broker_config <<EOF
+[broker]
+interval_ms=1000
+
+[policy]
+host_reserve=$(($(awk '/^MemAvailable:/{print $2}' /proc/meminfo) / 1024 + 1024))MiB
+reclaim_interval_ms=2000
+EOF
+broker_start
+image_define "$vm" 1
+t0=$SECONDS
+guest_start "$vm"
+hello=$(ev_wait 120 ".event==\"hello\" and .vm==\"$vm\"") || bail "no hello from $vm within 120 s"
+figure "QEMU start to hello (TCG, Debian 12 image)" "$((SECONDS - t0)) s"
+ok "hello carries the package's version $deb_version" \
+    jtrue "$hello" ".agent_version == \"${deb_version%%-*}\""
+guest_wait_ready "$vm" 60 || bail "the image's test shell did not answer"
+state=$(guest_run "$vm" "systemctl is-active ballast-agent.service" 10)
+ok "ballast-agent.service is active (got $state)" test "$state" = active
+wanted=$(guest_run "$vm" "systemctl show -p WantedBy --value ballast-agent.service" 10)
+ok "udev's device unit pulled it in (WantedBy=$wanted)" grep -q 'org.ballast.agent.0.device' <<<"$wanted"
+enabled=$(guest_run "$vm" "systemctl is-enabled ballast-agent.service" 10)
+ok "the unit is static, not enabled (got $enabled)" test "$enabled" = static
+guest_run "$vm" "ballast-agent --check" 20 >"$E2E_WORK/check-guest.txt"
+rc=$?
+sed 's/^/#   /' "$E2E_WORK/check-guest.txt"
+ok "ballast-agent --check in the booted guest exits 0 (got $rc)" test "$rc" = 0
+
+# The broker's balloon change reaches the guest.
+total0=$(guest_meminfo "$vm" MemTotal)
+set_mem=$(ev_wait 60 ".event==\"set-memory\" and .vm==\"$vm\"") || true
+ok "the broker set $vm's balloon" test -n "$set_mem"
+total1=$total0
+for i in $(seq 30); do
+    total1=$(guest_meminfo "$vm" MemTotal)
+    [ -n "$total1" ] && [ "$total1" -lt $((total0 - 65536)) ] && break
+    sleep 1
+done
+ok "the guest's MemTotal followed ($((total0 / 1024)) -> $((${total1:-0} / 1024)) MiB)" \
+    test "${total1:-$total0}" -lt $((total0 - 65536))
+
+# Unplug the port: the service stops; plug it back: udev starts it again.
+chan=$E2E_WORK/agent-channel.xml
+virsh dumpxml "$vm" | awk '/<channel type=.unix.>/{buf=$0; next}
+    buf!=""{buf=buf "\n" $0; if (/<\/channel>/){ if (buf ~ /org.ballast.agent.0/) print buf; buf=""}}' >"$chan"
+grep -q org.ballast.agent.0 "$chan" || bail "no agent channel in the live XML"
+virsh detach-device "$vm" "$chan" --live >/dev/null || bail "detaching the channel failed"
+state=
+for i in $(seq 30); do
+    state=$(guest_run "$vm" "systemctl is-active ballast-agent.service" 10)
+    [ "$state" = inactive ] && break
+    sleep 1
+done
+ok "unplugging the port stopped the service (got $state after ${i} s)" test "$state" = inactive
+mark=$(ev_mark)
+virsh attach-device "$vm" "$chan" --live >/dev/null || bail "attaching the channel failed"
+for i in $(seq 30); do
+    state=$(guest_run "$vm" "systemctl is-active ballast-agent.service" 10)
+    [ "$state" = active ] && break
+    sleep 1
+done
+ok "plugging it back started the service (got $state after ${i} s)" test "$state" = active
+ok "and the broker got a new hello" ev_wait_since "$mark" 30 ".event==\"hello\" and .vm==\"$vm\""
+failed=$(guest_run "$vm" "systemctl --failed --no-legend | wc -l" 10)
+ok "no failed unit in $vm (got $failed)" test "$failed" = 0
+guest_destroy "$vm"
+
+# ---- the same image without the port ----
+image_define "$bare" 0
+t0=$SECONDS
+guest_start "$bare"
+guest_wait_ready "$bare" 120 || bail "$bare did not boot"
+running=
+for i in $(seq 60); do
+    running=$(guest_run "$bare" "systemctl is-system-running" 10)
+    case $running in running | degraded) break ;; esac
+    sleep 1
+done
+boot=$(guest_run "$bare" "systemd-analyze time | head -n1" 10)
+log "$bare: $boot"
+figure "QEMU start to boot finished without the port" "$((SECONDS - t0)) s"
+ok "the VM without the port finished booting with no failed unit (state $running)" \
+    test "$running" = running
+userspace=$(sed -n 's/.*+ \([0-9.]*\)s (userspace).*/\1/p' <<<"$boot")
+ok "its userspace boot took ${userspace:-?} s, no 90 s wait for the port" \
+    awk -v u="${userspace:-999}" 'BEGIN { exit !(u < 60) }'
+state=$(guest_run "$bare" "systemctl is-active ballast-agent.service" 10)
+ok "ballast-agent.service did not run there (got $state)" test "$state" = inactive
+guest_destroy "$bare"
+
+e2e_finish
