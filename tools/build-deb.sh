@@ -85,7 +85,7 @@ if command -v systemd-analyze >/dev/null; then
     for u in ballast-agent.service ballastd.service; do
         sed "s|=/usr/|=$root/usr/|g" "$root/lib/systemd/system/$u" >"$out/units/$u"
     done
-    if ! systemd-analyze verify "$out/units/ballast-agent.service" "$out/units/ballastd.service" \
+    if ! systemd-analyze verify --man=no "$out/units/ballast-agent.service" "$out/units/ballastd.service" \
         >"$out/verify.txt" 2>&1 || grep -q . "$out/verify.txt"; then
         cat "$out/verify.txt"
         die "systemd-analyze verify complains about the installed units"
