@@ -14,6 +14,8 @@ PACKAGES=(
     busybox-static
     # test scripts
     jq procps
+    # Debian packages, the static agent and the Debian 12 test image (tests/e2e/test-image.sh)
+    zlib1g-dev git debhelper dpkg-dev lintian mmdebstrap cloud-init
 )
 
 missing=()
