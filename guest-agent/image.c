@@ -147,6 +147,21 @@ static void image_describe_driver(GString *s, const ImageKernel *k, const ImageD
     }
 }
 
+/* A file the image needs with systemd: FAIL without it there, else a warning. */
+static void image_describe_installed(GString *s, const ImageFacts *facts, const char *what,
+                                     const char *found, const char *why_missing)
+{
+    if (found)
+        g_string_append_printf(s, "ok: %s installed (%s)\n", what, found);
+    else if (facts->has_systemd)
+        g_string_append_printf(s, "FAIL: %s is not installed%s\n", what, why_missing);
+    else
+        g_string_append_printf(s,
+                               "warning: %s is not installed (no systemd here: start "
+                               "ballast-agent by other means when the port appears)\n",
+                               what);
+}
+
 char *image_describe(const ImageFacts *facts, const char *root)
 {
     GString *s = g_string_new(NULL);
@@ -163,22 +178,10 @@ char *image_describe(const ImageFacts *facts, const char *root)
         for (guint j = 0; j < IMAGE_N_DRIVERS; j++)
             image_describe_driver(s, k, &k->drv[j]);
     }
-    if (facts->unit)
-        g_string_append_printf(s, "ok: unit %s installed (%s)\n", IMAGE_UNIT, facts->unit);
-    else
-        g_string_append_printf(s, "%s: unit %s is not installed%s\n",
-                               facts->has_systemd ? "FAIL" : "warning", IMAGE_UNIT,
-                               facts->has_systemd ? ""
-                                                  : " (no systemd here: start the agent "
-                                                    "with the port by other means)");
-    if (facts->rule)
-        g_string_append_printf(s, "ok: udev rule %s installed (%s)\n", IMAGE_RULE, facts->rule);
-    else
-        g_string_append_printf(s, "%s: udev rule %s is not installed%s\n",
-                               facts->has_systemd ? "FAIL" : "warning", IMAGE_RULE,
-                               facts->has_systemd ? ": nothing starts the agent when the port "
-                                                    "appears"
-                                                  : " (no systemd here)");
+    image_describe_installed(s, facts, "unit " IMAGE_UNIT, facts->unit,
+                             ": nothing starts the agent");
+    image_describe_installed(s, facts, "udev rule " IMAGE_RULE, facts->rule,
+                             ": nothing starts the agent when the port appears");
     if (facts->enabled)
         g_string_append_printf(s,
                                "warning: %s is enabled (%s): a VM without the port waits 90 s "

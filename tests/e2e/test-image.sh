@@ -100,6 +100,27 @@ initrd=$E2E_WORK/initrd.img
 (cd "$root" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$initrd"
 figure "initramfs" "$(($(stat -c %s "$initrd") / 1048576)) MiB gzip, built in $((SECONDS - t)) s"
 
+# agent_channel keep|drop < XML: only the org.ballast.agent.0 <channel> element,
+# or everything but it.
+agent_channel() {
+    awk -v mode="$1" '/<channel type=.unix.>/{buf=$0; next}
+        buf!=""{buf=buf "\n" $0; if (/<\/channel>/){ agent = buf ~ /org.ballast.agent.0/
+            if ((mode == "keep") == agent) print buf; buf=""}; next}
+        mode == "drop" {print}'
+}
+
+# agent_state_wait NAME STATE: poll (30 s) until ballast-agent.service is STATE;
+# prints the last state and the seconds it took.
+agent_state_wait() {
+    local i state=
+    for i in $(seq 30); do
+        state=$(guest_run "$1" "systemctl is-active ballast-agent.service" 10)
+        [ "$state" = "$2" ] && break
+        sleep 1
+    done
+    echo "$state after $i s"
+}
+
 # image_define NAME WITH_AGENT_PORT: the test guest's XML with this image.
 image_define() {
     local name=$1 port=$2 xml=$E2E_WORK/$1.xml
@@ -108,9 +129,7 @@ image_define() {
         -e "s|<cmdline>.*</cmdline>|<cmdline>console=ttyS0 rdinit=/lib/systemd/systemd quiet systemd.show_status=0</cmdline>|" \
         "$xml" >"$xml.image"
     if [ "$port" = 0 ]; then
-        awk '/<channel type=.unix.>/{buf=$0; keep=1; next}
-             buf!=""{buf=buf "\n" $0; if (/<\/channel>/){ if (buf !~ /org.ballast.agent.0/) print buf; buf=""}; next}
-             {print}' "$xml.image" >"$xml.tmp" && mv "$xml.tmp" "$xml.image"
+        agent_channel drop <"$xml.image" >"$xml.tmp" && mv "$xml.tmp" "$xml.image"
     fi
     virsh define "$xml.image" >/dev/null || bail "virsh define $name failed"
 }
@@ -158,27 +177,17 @@ ok "the guest's MemTotal followed ($((total0 / 1024)) -> $((${total1:-0} / 1024)
 
 # Unplug the port: the service stops; plug it back: udev starts it again.
 chan=$E2E_WORK/agent-channel.xml
-virsh dumpxml "$vm" | awk '/<channel type=.unix.>/{buf=$0; next}
-    buf!=""{buf=buf "\n" $0; if (/<\/channel>/){ if (buf ~ /org.ballast.agent.0/) print buf; buf=""}}' >"$chan"
+virsh dumpxml "$vm" | agent_channel keep >"$chan"
 grep -q org.ballast.agent.0 "$chan" || bail "no agent channel in the live XML"
 virsh detach-device "$vm" "$chan" --live >/dev/null || bail "detaching the channel failed"
-state=
-for i in $(seq 30); do
-    state=$(guest_run "$vm" "systemctl is-active ballast-agent.service" 10)
-    [ "$state" = inactive ] && break
-    sleep 1
-done
-ok "unplugging the port stopped the service (got $state after ${i} s)" test "$state" = inactive
+state=$(agent_state_wait "$vm" inactive)
+ok "unplugging the port stopped the service (got $state)" test "${state%% *}" = inactive
 mark=$(ev_mark)
 # libvirt's own alias, address and connection state cannot be given back
 sed -e '/<alias /d' -e '/<address /d' -e "s/ state='[a-z]*'//" "$chan" >"$chan.attach"
 virsh attach-device "$vm" "$chan.attach" --live >/dev/null || bail "attaching the channel failed"
-for i in $(seq 30); do
-    state=$(guest_run "$vm" "systemctl is-active ballast-agent.service" 10)
-    [ "$state" = active ] && break
-    sleep 1
-done
-ok "plugging it back started the service (got $state after ${i} s)" test "$state" = active
+state=$(agent_state_wait "$vm" active)
+ok "plugging it back started the service (got $state)" test "${state%% *}" = active
 ok "and the broker got a new hello" ev_wait_since "$mark" 30 ".event==\"hello\" and .vm==\"$vm\""
 failed=$(guest_run "$vm" "systemctl --failed --no-legend | wc -l" 10)
 ok "no failed unit in $vm (got $failed)" test "$failed" = 0
