@@ -83,11 +83,11 @@ ok "--check in the chroot cannot tell and exits 2 (got $rc: $(head -n1 "$E2E_WOR
     test "$rc" = 2
 # A second image without the balloon module.
 nob=$E2E_WORK/root-noballoon
-mkdir -p "$nob/boot" "$nob/lib/modules" "$nob/lib/systemd" "$nob/etc"
-cp -a "$root/boot/." "$nob/boot/"
-cp -a "$root/lib/modules/." "$nob/lib/modules/"
-cp -a "$root/lib/systemd/." "$nob/lib/systemd/"
-cp -a "$root/lib/udev" "$nob/lib/"
+for f in boot lib/modules lib/systemd/systemd lib/systemd/system/ballast-agent.service \
+    lib/udev/rules.d/90-ballast-agent.rules; do
+    mkdir -p "$(dirname "$nob/$f")"
+    cp -a "$root/$f" "$nob/$f"
+done
 find "$nob/lib/modules" -name 'virtio_balloon.ko*' -delete
 "$E2E_BUILD/guest-agent/ballast-agent" --check-image "$nob" >"$E2E_WORK/check-image-nob.txt" 2>&1
 rc=$?
