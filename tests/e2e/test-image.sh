@@ -141,6 +141,10 @@ interval_ms=1000
 [policy]
 host_reserve=$(($(awk '/^MemAvailable:/{print $2}' /proc/meminfo) / 1024 + 1024))MiB
 reclaim_interval_ms=2000
+
+# not what this test is about: leave the host's KSM alone
+[ksm]
+manage=false
 EOF
 broker_start
 image_define "$vm" 1
