@@ -131,6 +131,7 @@ image_define() {
     if [ "$port" = 0 ]; then
         agent_channel drop <"$xml.image" >"$xml.tmp" && mv "$xml.tmp" "$xml.image"
     fi
+    virsh undefine "$name" >/dev/null 2>&1 # guest_define's, with the busybox initramfs
     virsh define "$xml.image" >/dev/null || bail "virsh define $name failed"
 }
 
