@@ -225,10 +225,11 @@ log "$bare: $boot"
 figure "QEMU start to boot finished without the port" "$((SECONDS - t0)) s"
 ok "the VM without the port finished booting with no failed unit (state $running)" \
     test "$running" = running
-# An enabled unit would wait 90 s for the device and log the timeout.
-userspace=$(sed -n 's/.*+ \([0-9.]*\)s (userspace).*/\1/p' <<<"$boot")
-ok "its userspace boot took ${userspace:-?} s, less than a 90 s device timeout" \
-    awk -v u="${userspace:-999}" 'BEGIN { exit !(u < 90) }'
+# An enabled unit would wait 90 s for the device and log the timeout; the
+# boot time itself is a figure (TCG on a loaded machine varies 35-60 s).
+times=$(guest_run "$bare" "systemctl show -p UserspaceTimestampMonotonic -p FinishTimestampMonotonic" 10)
+userspace=$(awk -F= '/^Userspace/{u=$2} /^Finish/{f=$2} END { if (u && f) printf "%.1f", (f - u) / 1e6 }' <<<"$times")
+figure "userspace boot without the port" "${userspace:-?} s"
 timeouts=$(guest_run "$bare" "journalctl -b --no-pager | grep -c 'Timed out waiting for device'" 20)
 ok "no unit waited for a device that never came (${timeouts:-?} timeouts)" test "$timeouts" = 0
 state=$(guest_run "$bare" "systemctl is-active ballast-agent.service" 10)
