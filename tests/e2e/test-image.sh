@@ -147,7 +147,8 @@ reclaim_interval_ms=2000
 [ksm]
 manage=false
 EOF
-broker_start
+# only this test's domains: other scenarios may share the libvirtd
+broker_start --only "e2e-image-*"
 image_define "$vm" 1
 t0=$SECONDS
 guest_start "$vm"
