@@ -14,6 +14,7 @@
 #     service and plugging it back starts it again
 #   - the same image in a VM without the port boots without waiting for it
 #     and without a failed unit
+# E2E_IMAGE_ENABLE_AGENT=1 enables the unit in the image: the checks must fail.
 # The .deb comes from ${BALLAST_DEB_DIR:-build-deb} (tools/build-deb.sh, which
 # this test runs when the .deb for meson.build's version is not there).
 #
@@ -68,6 +69,12 @@ cp "$deb" "$root/tmp/ballast-agent.deb"
 chroot "$root" dpkg -i /tmp/ballast-agent.deb >"$E2E_WORK/dpkg.log" 2>&1
 ok "dpkg -i ballast-agent.deb in the image's chroot" test $? = 0
 rm -f "$root/tmp/ballast-agent.deb"
+# E2E_IMAGE_ENABLE_AGENT=1 makes the mistake this test guards against (an
+# enabled unit), to see the checks below fail.
+if [ -n "${E2E_IMAGE_ENABLE_AGENT:-}" ]; then
+    mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+    ln -s /lib/systemd/system/ballast-agent.service "$root/etc/systemd/system/multi-user.target.wants/"
+fi
 ok "the agent's unit is not enabled in the image" \
     test -z "$(find "$root/etc/systemd/system" -name ballast-agent.service)"
 
