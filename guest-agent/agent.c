@@ -409,7 +409,7 @@ Agent *agent_new(const AgentOptions *opts, GError **error)
     a->loop = g_main_loop_new(NULL, FALSE);
     a->sample_timer = g_source_new(&agent_timer_funcs, sizeof(GSource));
     g_source_set_callback(a->sample_timer, agent_on_tick, a, NULL);
-    g_source_set_static_name(a->sample_timer, "ballast-agent sample timer");
+    g_source_set_name(a->sample_timer, "ballast-agent sample timer");
     g_source_attach(a->sample_timer, NULL); /* the default context, as g_timeout_add() */
     a->sampler = sampler_new(a->root);
     a->trigger = trigger_new(agent_on_trigger, a);

@@ -2,9 +2,8 @@
 /* virtio-balloon detection: see detect.h. */
 #include "detect.h"
 
-#include <errno.h>
+#include <sys/stat.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gunzip.h"
@@ -16,10 +15,9 @@
 #define DETECT_CONFIG_MAX    (8 * 1024 * 1024)
 #define DETECT_CONFIG_GZ_MAX (2 * 1024 * 1024)
 
-BlKconfig detect_parse_kconfig(const char *text, gsize len)
+BlKconfig detect_parse_kconfig_symbol(const char *text, gsize len, const char *symbol)
 {
-    static const char set[] = DETECT_KCONFIG_SYMBOL "=";
-    static const char unset[] = "# " DETECT_KCONFIG_SYMBOL " is not set";
+    gsize sn = strlen(symbol);
     const char *pos = text, *end = text + len;
     gboolean looks_like_config = FALSE;
 
@@ -31,8 +29,9 @@ BlKconfig detect_parse_kconfig(const char *text, gsize len)
         if (n >= 7 &&
             (memcmp(pos, "CONFIG_", 7) == 0 || (n >= 9 && memcmp(pos, "# CONFIG_", 9) == 0)))
             looks_like_config = TRUE;
-        if (n >= sizeof(set) - 1 && memcmp(pos, set, sizeof(set) - 1) == 0) {
-            const char *v = pos + sizeof(set) - 1;
+        /* "SYMBOL=v" */
+        if (n > sn && memcmp(pos, symbol, sn) == 0 && pos[sn] == '=') {
+            const char *v = pos + sn + 1;
             gsize vn = (gsize)(lend - v);
 
             if (vn == 1 && v[0] == 'y')
@@ -43,13 +42,20 @@ BlKconfig detect_parse_kconfig(const char *text, gsize len)
                 return BL_KCONFIG_N;
             return BL_KCONFIG_UNKNOWN;
         }
-        if (n == sizeof(unset) - 1 && memcmp(pos, unset, n) == 0)
+        /* "# SYMBOL is not set" */
+        if (n == sn + 13 && memcmp(pos, "# ", 2) == 0 && memcmp(pos + 2, symbol, sn) == 0 &&
+            memcmp(pos + 2 + sn, " is not set", 11) == 0)
             return BL_KCONFIG_N;
         pos = lend + (nl ? 1 : 0);
     }
     /* Kconfig omits a symbol whose dependencies (VIRTIO, ...) are off: in a
      * real config, absent means the driver cannot be there. */
     return looks_like_config ? BL_KCONFIG_N : BL_KCONFIG_UNKNOWN;
+}
+
+BlKconfig detect_parse_kconfig(const char *text, gsize len)
+{
+    return detect_parse_kconfig_symbol(text, len, DETECT_KCONFIG_SYMBOL);
 }
 
 gboolean detect_parse_hex_id(const char *text, gsize len, guint *id)
@@ -207,37 +213,14 @@ gboolean detect_balloon(const char *root, BlBalloonFacts *facts, GError **error)
     return TRUE;
 }
 
-/* Decompress and parse config.gz; in-process, see detect_kconfig_gz(). */
-static BlKconfig detect_kconfig_gz_here(const char *text, gsize len)
+/* zlib is linked in (small, static-friendly), so no child process is needed. */
+static BlKconfig detect_kconfig_gz(const char *text, gsize len)
 {
     g_autoptr(GBytes) plain = gunzip_bytes(text, len, DETECT_CONFIG_MAX, NULL);
 
     if (plain == NULL)
         return BL_KCONFIG_UNKNOWN;
     return detect_parse_kconfig(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain));
-}
-
-/*
- * In a child process: GIO, once loaded, stays mapped for good (~1.7 MiB of
- * RSS in a long-running agent), so the one-time decompression happens in a
- * fork that exits with the answer as its status.
- */
-static BlKconfig detect_kconfig_gz(const char *text, gsize len)
-{
-    int status;
-    pid_t pid = fork();
-
-    if (pid == 0)
-        _exit((int)detect_kconfig_gz_here(text, len));
-    if (pid < 0)
-        return detect_kconfig_gz_here(text, len);
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return BL_KCONFIG_UNKNOWN;
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) > BL_KCONFIG_N)
-        return BL_KCONFIG_UNKNOWN;
-    return (BlKconfig)WEXITSTATUS(status);
 }
 
 BlKconfig detect_kconfig(const char *root, const char *release)
@@ -254,4 +237,79 @@ BlKconfig detect_kconfig(const char *root, const char *release)
     if (!procfs_read_file(root, "proc/config.gz", DETECT_CONFIG_GZ_MAX, &text, &len, NULL))
         return BL_KCONFIG_UNKNOWN;
     return detect_kconfig_gz(text, len);
+}
+
+gboolean detect_environ_container(const char *environ, gsize len)
+{
+    const char *pos = environ, *end = environ + len;
+
+    while (pos < end) {
+        const char *nul = memchr(pos, '\0', (gsize)(end - pos));
+        const char *vend = nul ? nul : end;
+
+        /* systemd-nspawn, podman, lxc and others set container=NAME for PID 1 */
+        if ((gsize)(vend - pos) > 10 && memcmp(pos, "container=", 10) == 0)
+            return TRUE;
+        pos = vend + 1;
+    }
+    return FALSE;
+}
+
+static gboolean detect_exists(const char *root, const char *rel)
+{
+    g_autofree char *path = detect_path(root, rel);
+
+    return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+DetectEnv detect_environment(const char *root)
+{
+    static const char *const markers[] = {"run/systemd/container", ".dockerenv",
+                                          "run/.containerenv"};
+    g_autofree char *sys_bus = detect_path(root, "sys/bus");
+    g_autofree char *top = detect_path(root, NULL);
+    g_autofree char *init_root = detect_path(root, "proc/1/root");
+    g_autofree char *environ = NULL;
+    struct stat a, b;
+    gsize len;
+    char buf[64];
+
+    if (!procfs_read_into(root, "proc/sys/kernel/osrelease", buf, sizeof(buf), &len, NULL))
+        return DETECT_ENV_NO_PROC;
+    /* an unmounted /sys is an empty directory */
+    if (!g_file_test(sys_bus, G_FILE_TEST_IS_DIR))
+        return DETECT_ENV_NO_SYSFS;
+    /* systemd's test for a chroot; fixture trees have no proc/1 and pass */
+    if (stat(top, &a) == 0 && stat(init_root, &b) == 0 &&
+        (a.st_dev != b.st_dev || a.st_ino != b.st_ino))
+        return DETECT_ENV_CHROOT;
+    for (gsize i = 0; i < G_N_ELEMENTS(markers); i++) {
+        if (detect_exists(root, markers[i]))
+            return DETECT_ENV_CONTAINER;
+    }
+    if (procfs_read_file(root, "proc/1/environ", 64 * 1024, &environ, &len, NULL) &&
+        detect_environ_container(environ, len))
+        return DETECT_ENV_CONTAINER;
+    return DETECT_ENV_GUEST;
+}
+
+const char *detect_env_describe(DetectEnv env)
+{
+    switch (env) {
+    case DETECT_ENV_GUEST:
+        return "a booted guest";
+    case DETECT_ENV_NO_PROC:
+        return "cannot tell: /proc is not mounted here, so there is no running guest kernel to "
+               "judge; in an image build run ballast-agent --check-image ROOT";
+    case DETECT_ENV_NO_SYSFS:
+        return "cannot tell: /sys is not mounted here (an image build or a chroot?); in an image "
+               "build run ballast-agent --check-image ROOT, and --check in the booted guest";
+    case DETECT_ENV_CHROOT:
+        return "cannot tell: this is a chroot, its /proc and /sys are the build host's; run "
+               "ballast-agent --check-image ROOT here, and --check in the booted guest";
+    case DETECT_ENV_CONTAINER:
+        return "cannot tell: this is a container, its /sys and kernel are the host's; run "
+               "--check in the VM itself (or --check-image on the VM's image)";
+    }
+    return "cannot tell";
 }

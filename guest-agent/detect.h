@@ -16,6 +16,9 @@
 /* CONFIG_VIRTIO_BALLOON from the text of a kernel .config. */
 BlKconfig detect_parse_kconfig(const char *text, gsize len);
 
+/* Any tristate symbol ("CONFIG_VIRTIO_CONSOLE") from the text of a .config. */
+BlKconfig detect_parse_kconfig_symbol(const char *text, gsize len, const char *symbol);
+
 /* "0x1af4\n" -> 0x1af4; FALSE for anything else. */
 gboolean detect_parse_hex_id(const char *text, gsize len, guint *id);
 
@@ -34,3 +37,21 @@ gboolean detect_balloon(const char *root, BlBalloonFacts *facts, GError **error)
 
 /* root/boot/config-<release>, else root/proc/config.gz; UNKNOWN when neither reads. */
 BlKconfig detect_kconfig(const char *root, const char *release);
+
+/* Whether this root's /proc and /sys describe a booted guest --check can judge. */
+typedef enum {
+    DETECT_ENV_GUEST,     /* yes */
+    DETECT_ENV_NO_PROC,   /* /proc not mounted: no running kernel to ask */
+    DETECT_ENV_NO_SYSFS,  /* /sys not mounted (an image build, a bare chroot) */
+    DETECT_ENV_CHROOT,    /* /proc/1/root is another directory: its /sys is the host's */
+    DETECT_ENV_CONTAINER, /* a container: /sys and the kernel are the host's */
+} DetectEnv;
+
+/* Does PID 1's environment (NUL-separated, /proc/1/environ) name a container? */
+gboolean detect_environ_container(const char *environ, gsize len);
+
+/* Reads root/proc, root/sys and the usual container markers. */
+DetectEnv detect_environment(const char *root);
+
+/* One line: why --check cannot tell, and what to run instead (pure). */
+const char *detect_env_describe(DetectEnv env);

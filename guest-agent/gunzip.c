@@ -1,69 +1,57 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Lazily loaded GZlibDecompressor: see gunzip.h. */
+/* Bounded gunzip with zlib: see gunzip.h. */
 #include "gunzip.h"
 
-#include <dlfcn.h>
-#include <gio/gio.h> /* types and enums only: nothing here links against GIO */
+#include <zlib.h>
 
-#define GUNZIP_GIO_SONAME "libgio-2.0.so.0"
-
-typedef gpointer (*GunzipNewFunc)(GZlibCompressorFormat format);
-typedef GConverterResult (*GunzipConvertFunc)(gpointer converter, const void *inbuf,
-                                              gsize inbuf_size, void *outbuf, gsize outbuf_size,
-                                              GConverterFlags flags, gsize *bytes_read,
-                                              gsize *bytes_written, GError **error);
-typedef void (*GunzipUnrefFunc)(gpointer object);
+/* 16 + MAX_WBITS: a gzip header and trailer, not a raw zlib stream. */
+#define GUNZIP_WINDOW_BITS (16 + MAX_WBITS)
 
 GBytes *gunzip_bytes(const void *data, gsize len, gsize max_out, GError **error)
 {
-    /* GIO marks itself unloadable (it registers GTypes): keep the handle. */
-    static void *gio;
-    GunzipNewFunc new_fn;
-    GunzipConvertFunc convert_fn;
-    GunzipUnrefFunc unref_fn;
-    g_autoptr(GByteArray) out = NULL;
-    const guint8 *in = data;
-    gpointer z;
-    char chunk[16384];
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    z_stream z = {0};
+    unsigned char chunk[16384];
+    int r;
 
-    if (gio == NULL)
-        gio = dlopen(GUNZIP_GIO_SONAME, RTLD_NOW | RTLD_LOCAL);
-    new_fn = gio ? (GunzipNewFunc)dlsym(gio, "g_zlib_decompressor_new") : NULL;
-    convert_fn = gio ? (GunzipConvertFunc)dlsym(gio, "g_converter_convert") : NULL;
-    unref_fn = gio ? (GunzipUnrefFunc)dlsym(gio, "g_object_unref") : NULL;
-    if (new_fn == NULL || convert_fn == NULL || unref_fn == NULL) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOSYS, "cannot load %s: %s",
-                    GUNZIP_GIO_SONAME, dlerror());
+    if (len > G_MAXUINT32) {
+        g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "input too large");
         return NULL;
     }
+    if (inflateInit2(&z, GUNZIP_WINDOW_BITS) != Z_OK) {
+        g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_NOMEM, "zlib: cannot initialise");
+        return NULL;
+    }
+    z.next_in = (Bytef *)data; /* zlib's API is not const-correct; it never writes */
+    z.avail_in = (uInt)len;
+    do {
+        gsize produced;
 
-    z = new_fn(G_ZLIB_COMPRESSOR_FORMAT_GZIP);
-    out = g_byte_array_new();
-    for (;;) {
-        gsize nread = 0, written = 0;
-        GConverterResult r;
-
-        r = convert_fn(z, in, len, chunk, sizeof(chunk), G_CONVERTER_INPUT_AT_END, &nread, &written,
-                       error);
-        if (r == G_CONVERTER_ERROR)
+        z.next_out = chunk;
+        z.avail_out = sizeof(chunk);
+        r = inflate(&z, Z_NO_FLUSH);
+        produced = sizeof(chunk) - z.avail_out;
+        if (r != Z_OK && r != Z_STREAM_END) {
+            /* Z_BUF_ERROR with input left unread cannot happen: it means truncation */
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s",
+                        r == Z_BUF_ERROR ? "truncated stream" : (z.msg ? z.msg : "corrupt stream"));
             break;
-        in += nread;
-        len -= nread;
-        if (out->len + written > max_out) {
+        }
+        if (out->len + produced > max_out) {
             g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                         "decompressed data larger than %" G_GSIZE_FORMAT " bytes", max_out);
+            r = Z_DATA_ERROR;
             break;
         }
-        g_byte_array_append(out, (const guint8 *)chunk, (guint)written);
-        if (r == G_CONVERTER_FINISHED) {
-            unref_fn(z);
-            return g_byte_array_free_to_bytes(g_steal_pointer(&out));
-        }
-        if (nread == 0 && written == 0) {
+        g_byte_array_append(out, chunk, (guint)produced);
+        if (r == Z_OK && produced == 0 && z.avail_in == 0) {
             g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "truncated stream");
+            r = Z_BUF_ERROR;
             break;
         }
-    }
-    unref_fn(z);
-    return NULL;
+    } while (r != Z_STREAM_END);
+    inflateEnd(&z);
+    if (r != Z_STREAM_END)
+        return NULL;
+    return g_byte_array_free_to_bytes(g_steal_pointer(&out));
 }

@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "ballast-config.h"
 #include "detect.h"
+#include "image.h"
 #include "protocol.h"
 #include "sampler.h"
 
@@ -52,6 +53,15 @@ static int main_check(const char *root)
     char kernel[BL_PROTO_KERNEL_MAX];
     BlBalloonFacts facts;
 
+    DetectEnv env = detect_environment(root);
+
+    /* No verdict it cannot back: "add a device" in a chroot, or the build
+     * host's "usable", would both mislead an image build. */
+    if (env != DETECT_ENV_GUEST) {
+        printf("verdict: %s\n", detect_env_describe(env));
+        fflush(stdout);
+        return 2;
+    }
     sampler_read_token(sampler, "proc/sys/kernel/osrelease", kernel, sizeof(kernel));
     if (!detect_balloon(root, &facts, &error)) {
         fprintf(stderr, "ballast-agent: error: %s\n", error->message);
@@ -65,6 +75,37 @@ static int main_check(const char *root)
         return 2;
     }
     return detect_usable(&facts) ? 0 : 1;
+}
+
+static int main_check_image(const char *root)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ImageFacts) facts = image_scan(root, &error);
+    g_autofree char *text = NULL;
+
+    if (facts == NULL) {
+        fprintf(stderr, "ballast-agent: --check-image: %s\n", error->message);
+        return 2;
+    }
+    text = image_describe(facts, root);
+    if (fputs(text, stdout) == EOF || fflush(stdout) != 0) {
+        fprintf(stderr, "ballast-agent: error: cannot write the verdict: %s\n", g_strerror(errno));
+        return 2;
+    }
+    return image_ready(facts) ? 0 : 1;
+}
+
+static gboolean main_check_image_flag;
+static char *main_check_image_root;
+
+/* --check-image[=ROOT]; "--check-image ROOT" arrives as a positional argument. */
+static gboolean main_on_check_image(const char *name, const char *value, gpointer data,
+                                    GError **error)
+{
+    main_check_image_flag = TRUE;
+    g_free(main_check_image_root);
+    main_check_image_root = g_strdup(value);
+    return TRUE;
 }
 
 int main(int argc, char **argv)
@@ -82,6 +123,11 @@ int main(int argc, char **argv)
          "PATH"},
         {"check", 0, 0, G_OPTION_ARG_NONE, &check,
          "Print whether the balloon is usable; exit 0 usable, 1 not, 2 error", NULL},
+        {"check-image", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK,
+         (gpointer)main_on_check_image,
+         "Check a guest image tree before it boots (kernels' virtio_balloon and virtio_console, "
+         "unit, udev rule); exit 0 ready, 1 not, 2 error",
+         "[ROOT]"},
         {"once", 0, 0, G_OPTION_ARG_NONE, &once, "Send hello and one report, then exit", NULL},
         {"interval", 0, 0, G_OPTION_ARG_INT, &interval,
          "Default report interval in ms (100..60000, default 1000)", "MS"},
@@ -102,6 +148,17 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
         fprintf(stderr, "ballast-agent: %s (see --help)\n", error->message);
         return 2;
+    }
+    if (main_check_image_flag) {
+        g_autofree char *image_root = g_steal_pointer(&main_check_image_root);
+
+        if (image_root == NULL && argc == 2)
+            image_root = g_strdup(argv[1]);
+        else if (argc > 1) {
+            fprintf(stderr, "ballast-agent: unexpected argument '%s' (see --help)\n", argv[1]);
+            return 2;
+        }
+        return main_check_image(image_root ? image_root : "/");
     }
     if (argc > 1) {
         fprintf(stderr, "ballast-agent: unexpected argument '%s' (see --help)\n", argv[1]);

@@ -44,8 +44,9 @@ static gboolean lexical_check(const char *s, gsize len, GError **error)
     gboolean in_string = FALSE;
     guint containers = 0, commas = 0;
 
-    /* Also rejects NUL bytes, overlong forms, surrogates and > U+10FFFF. */
-    if (!g_utf8_validate_len(s, len, NULL))
+    /* Also rejects NUL bytes, overlong forms, surrogates and > U+10FFFF (with a
+     * positive max_len a NUL fails it, as g_utf8_validate_len(), 2.60, does). */
+    if (len > G_MAXSSIZE || !g_utf8_validate(s, (gssize)len, NULL))
         return FAIL(BL_PROTO_ERROR_JSON, "line is not valid UTF-8 (or contains NUL)");
     for (gsize i = 0; i < len; i++) {
         guchar c = (guchar)s[i];

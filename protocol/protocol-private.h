@@ -4,7 +4,7 @@
 
 #include "protocol.h"
 
-#include <json-c/json.h>
+#include "json-compat.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_object, json_object_put)
 

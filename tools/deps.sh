@@ -20,6 +20,8 @@ PACKAGES=(
     # Ansible example's syntax check (ansible-core: 8 MB, where the full
     # `ansible` package with every collection is 250 MB and not needed)
     prometheus systemd strace ansible-core
+    # Debian packages, the static agent and the Debian 12 test image (tests/e2e/test-image.sh)
+    zlib1g-dev git debhelper dpkg-dev lintian mmdebstrap cloud-init
 )
 
 missing=()

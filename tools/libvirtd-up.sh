@@ -21,9 +21,21 @@ if [ -e /dev/kvm ]; then
     chgrp kvm /dev/kvm 2>/dev/null && chmod 0660 /dev/kvm 2>/dev/null
 fi
 
+# The daemons outlive the caller: they must not inherit its descriptors. A
+# caller run by `flock /tmp/ballast-e2e.lock ...` has the lock open on fd 3 or
+# so, and a libvirtd holding it keeps every later end-to-end run waiting.
+daemon() {
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+        done
+        exec "$@"
+    )
+}
 mkdir -p /run/libvirt
-pgrep -x virtlogd >/dev/null || /usr/sbin/virtlogd -d
-pgrep -x libvirtd >/dev/null || /usr/sbin/libvirtd -d
+pgrep -x virtlogd >/dev/null || daemon /usr/sbin/virtlogd -d
+pgrep -x libvirtd >/dev/null || daemon /usr/sbin/libvirtd -d
 
 deadline=$((SECONDS + timeout_s))
 while [ $SECONDS -lt $deadline ]; do

@@ -4,10 +4,12 @@
 #   2. build with warnings as errors and run the unit tests
 #   3. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   4. a bounded libFuzzer run of fuzz-protocol (clang, ASan + UBSan)
-#   5. the end-to-end suite on real QEMU guests under libvirt
+#   5. the Debian packages from a clean clone (tools/build-deb.sh) and the
+#      docs' cloud-init snippet (tools/check-cloud-config.sh)
+#   6. the end-to-end suite on real QEMU guests under libvirt
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
 #
-# Environment: FUZZ_SECONDS (default 60), SKIP_E2E=1 to leave out step 5,
+# Environment: FUZZ_SECONDS (default 60), SKIP_E2E=1 to leave out step 6,
 # JOBS (default: number of CPUs).
 set -uo pipefail
 
@@ -96,6 +98,11 @@ if CC=clang setup build-fuzz -Dfuzzing=true -Dbroker=false \
 else
     run_check "fuzz build" false
 fi
+
+step "Debian packages (clean clone, dpkg-buildpackage, lintian, unpacked checks) and the cloud-init snippet"
+# build-deb/ is where tests/e2e/test-image.sh takes the ballast-agent .deb from.
+run_check "debian packages" tools/build-deb.sh build-deb
+run_check "cloud-config snippet" tools/check-cloud-config.sh
 
 if [ "${SKIP_E2E:-0}" != 1 ]; then
     step "end-to-end suite (real QEMU guests under libvirt)"

@@ -33,7 +33,10 @@ modules="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 [ -x "$busybox" ] || die "$busybox missing (apt-get install busybox-static)"
 ldd "$busybox" >/dev/null 2>&1 && die "$busybox is dynamically linked (install busybox-static)"
 
-agent=$builddir/guest-agent/ballast-agent
+# The statically linked agent when the build has it: the guest then holds no
+# shared library at all, as a foreign userland (Alpine, busybox) would not.
+agent=$builddir/guest-agent/ballast-agent-static
+[ -x "$agent" ] || agent=$builddir/guest-agent/ballast-agent
 memhog=$builddir/tests/e2e/memhog
 talker=$builddir/tests/e2e/e2e-talker
 [ -x "$memhog" ] || die "$memhog not built (ninja -C $builddir tests/e2e/memhog)"
@@ -151,6 +154,7 @@ fi
 copy_libs "$memhog"
 copy_libs "$talker"
 echo "root:x:0:0:root:/root:/bin/sh" >"$stage/etc/passwd"
+echo "build-guest: shared libraries in the image: $(find "$stage" -name '*.so*' | wc -l)"
 
 (cd "$stage" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc 2>/dev/null) |
     gzip -1 >"$outdir/initrd.img.tmp"
