@@ -125,6 +125,60 @@ static void test_guest_model(void)
     g_rand_free(w.rand);
 }
 
+/* The ballast adapter skips the codec for repeats on the ground that it is
+ * lossless: decode(encode(r)) == r for the model's reports, honest or lying. */
+static void test_codec_lossless(void)
+{
+    g_autoptr(SimTrace) t = sim_trace_parse(
+        "t_s,vm,max_mib,ws_mib,shares,liar\n0,a,1024,50,1000,0\n0,b,2048,700,300,1\n"
+        "30,a,1024,800,1000,0\n30,b,2048,100,300,1\n300,a,1024,800,1000,0\n",
+        "c.csv", NULL);
+    SimGuest g[2];
+    SimWorld w = {.host_mib = 4096, .n = 2, .g = g, .rand = g_rand_new_with_seed(3)};
+    g_autoptr(GString) line = g_string_new(NULL);
+    guint checked = 0;
+
+    for (guint i = 0; i < 2; i++) {
+        sim_guest_init(&g[i], t->vms->pdata[i]);
+        g[i].alive = TRUE;
+    }
+    for (w.t = 0; w.t < 300; w.t++) {
+        g[0].target_mib = w.t < 100 ? 400 : 1024; /* short, then fed */
+        g[1].target_mib = 900;
+        for (guint i = 0; i < 2; i++) {
+            BlMessage out, in;
+            g_autoptr(GError) e = NULL;
+            sim_guest_step(&g[i], &w);
+            bl_proto_init(&out, BL_MSG_REPORT);
+            sim_guest_report(&g[i], &w, &out.u.report);
+            g_string_truncate(line, 0);
+            g_assert_true(bl_proto_encode(&out, line, &e));
+            g_assert_true(bl_proto_decode(line->str, line->len - 1, &in, &e));
+            g_assert_no_error(e);
+            g_assert_true(sim_report_same(&out.u.report, &in.u.report));
+            g_assert_cmpuint(out.u.report.seq, ==, in.u.report.seq);
+            g_assert_cmpuint(out.u.report.uptime_ms, ==, in.u.report.uptime_ms);
+            checked++;
+        }
+    }
+    g_assert_cmpfloat(g[0].stall_s, >, 0); /* the stalled states were covered */
+    g_assert_cmpuint(checked, ==, 600);
+    /* and the comparison sees a change in any field */
+    BlReport a, b;
+    sim_guest_report(&g[0], &w, &a);
+    b = a;
+    b.psi.some.avg300 += 0.01;
+    g_assert_false(sim_report_same(&a, &b));
+    b = a;
+    b.vmstat.value[BL_VMSTAT_OOM_KILL]++;
+    g_assert_false(sim_report_same(&a, &b));
+    b = a;
+    b.seq++;
+    b.uptime_ms += 1000;
+    g_assert_true(sim_report_same(&a, &b));
+    g_rand_free(w.rand);
+}
+
 typedef struct {
     SimTrace *trace;
     SimResult *res[5];
@@ -132,8 +186,8 @@ typedef struct {
 } Fleet;
 
 static const SimPolicy *const policies[5] = {
-    &sim_policy_ballast, &sim_policy_static, &sim_policy_mom, &sim_policy_proxmox,
-    &sim_policy_oracle,
+    &sim_policy_ballast, &sim_policy_static, &sim_policy_mom,
+    &sim_policy_proxmox, &sim_policy_oracle,
 };
 
 static void fleet_run(Fleet *f, gboolean no_freeze)
@@ -169,8 +223,8 @@ static void test_invariants(void)
     for (guint k = 0; k < 5; k++) {
         const SimResult *r = f.res[k];
         g_test_message("%s: reclaimed %.2f GiB*h stall %.0f oom %u short %.0f moved %.1f",
-                       r->policy, r->reclaimed_gib_h, r->stall_vm_s, r->oom_kills,
-                       r->host_short_s, r->moved_gib);
+                       r->policy, r->reclaimed_gib_h, r->stall_vm_s, r->oom_kills, r->host_short_s,
+                       r->moved_gib);
         g_assert_cmpfloat(r->below_floor_s, ==, 0);
         g_assert_cmpfloat(r->reclaimed_gib_h, >=, 0);
         if (r->stall_vm_s == 0 && r->oom_kills == 0)
@@ -263,8 +317,8 @@ static void test_binary(void)
     g_autoptr(GError) e = NULL;
     int status = 0;
 
-    g_assert_true(g_file_set_contents(bad, "t_s,vm,max_mib,ws_mib,shares,liar\n0,a,512,600,1,0\n",
-                                      -1, NULL));
+    g_assert_true(
+        g_file_set_contents(bad, "t_s,vm,max_mib,ws_mib,shares,liar\n0,a,512,600,1,0\n", -1, NULL));
     const char *argv_bad[] = {sim_binary, "--trace", bad, "--host-mib", "1024", NULL};
     g_assert_true(g_spawn_sync(NULL, (char **)argv_bad, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
                                &err, &status, &e));
@@ -276,8 +330,8 @@ static void test_binary(void)
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
 
-    const char *argv_pol[] = {sim_binary, "--trace", bad, "--host-mib", "1024", "--policy",
-                              "ballast,nope", NULL};
+    const char *argv_pol[] = {sim_binary, "--trace",      bad, "--host-mib", "1024",
+                              "--policy", "ballast,nope", NULL};
     g_assert_true(g_spawn_sync(NULL, (char **)argv_pol, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
                                &err, &status, &e));
     g_assert_cmpint(WEXITSTATUS(status), ==, 2);
@@ -286,8 +340,9 @@ static void test_binary(void)
     g_clear_pointer(&err, g_free);
 
     g_autofree char *good = g_build_filename(g_getenv("BALLAST_TEST_DATA"), "sim-small.csv", NULL);
-    const char *argv_ok[] = {sim_binary, "--trace", good, "--host-mib", "20000", "--policy",
-                             "static,oracle", "--json", "--plot", dir, NULL};
+    const char *argv_ok[] = {sim_binary, "--trace",       good,     "--host-mib", "20000",
+                             "--policy", "static,oracle", "--json", "--plot",     dir,
+                             NULL};
     g_assert_true(g_spawn_sync(NULL, (char **)argv_ok, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
                                &err, &status, &e));
     g_assert_true(g_spawn_check_wait_status(status, NULL));
@@ -318,6 +373,7 @@ int main(int argc, char **argv)
     g_test_add_func("/sim/trace/bad", test_bad_traces);
     g_test_add_func("/sim/trace/good", test_good_trace);
     g_test_add_func("/sim/guest", test_guest_model);
+    g_test_add_func("/sim/codec-lossless", test_codec_lossless);
     g_test_add_func("/sim/fleet/invariants", test_invariants);
     g_test_add_func("/sim/fleet/deterministic", test_deterministic);
     g_test_add_func("/sim/fleet/json", test_json_schema);

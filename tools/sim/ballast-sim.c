@@ -13,8 +13,8 @@
 #include <string.h>
 
 static const SimPolicy *const all_policies[] = {
-    &sim_policy_ballast, &sim_policy_static, &sim_policy_mom, &sim_policy_proxmox,
-    &sim_policy_oracle,
+    &sim_policy_ballast, &sim_policy_static, &sim_policy_mom,
+    &sim_policy_proxmox, &sim_policy_oracle,
 };
 
 static gboolean pick_policies(const char *spec, GPtrArray *out, GError **error)
@@ -32,9 +32,10 @@ static gboolean pick_policies(const char *spec, GPtrArray *out, GError **error)
                 found = all_policies[i];
         }
         if (found == NULL) {
-            g_set_error(error, SIM_ERROR, 0,
-                        "--policy: unknown policy '%s' (ballast, static, mom, proxmox, oracle, all)",
-                        names[k]);
+            g_set_error(
+                error, SIM_ERROR, 0,
+                "--policy: unknown policy '%s' (ballast, static, mom, proxmox, oracle, all)",
+                names[k]);
             return FALSE;
         }
         if (!g_ptr_array_find(out, found, NULL))
@@ -103,8 +104,11 @@ int main(int argc, char **argv)
     if (json)
         fputc('\n', stdout);
     else
-        printf("\n%u policies x %u VMs x %.0f s simulated in %.2f s\n", policies->len,
-               trace->vms->len, trace->duration_s, wall);
+        printf(
+            "\n%u policies x %u VMs x %.0f s simulated in %.2f s; agent reports: %" G_GUINT64_FORMAT
+            " through the codec, %" G_GUINT64_FORMAT " repeats\n",
+            policies->len, trace->vms->len, trace->duration_s, wall, sim_ballast_encoded,
+            sim_ballast_repeated);
     for (guint k = 0; k < policies->len; k++)
         sim_result_free(res[k]);
     return fflush(stdout) == 0 ? 0 : 1;

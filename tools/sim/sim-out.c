@@ -50,8 +50,8 @@ char *sim_out_table(const SimTrace *trace, double host_mib, SimResult **res, gui
 
     for (guint i = 0; i < trace->vms->len; i++)
         sum_max += ((SimTraceVm *)trace->vms->pdata[i])->max_mib;
-    g_string_append_printf(s, "%u VMs, %.0f s, host %.0f MiB, overcommit %.2f\n\n",
-                           trace->vms->len, trace->duration_s, host_mib, sum_max / host_mib);
+    g_string_append_printf(s, "%u VMs, %.0f s, host %.0f MiB, overcommit %.2f\n\n", trace->vms->len,
+                           trace->duration_s, host_mib, sum_max / host_mib);
     g_string_append_printf(s, "%-9s %14s %11s %9s %13s %10s %8s\n", "policy", "reclaimed GiB*h",
                            "stall VM*s", "OOM kills", "host short s", "moved GiB", "wall s");
     for (guint k = 0; k < n; k++) {

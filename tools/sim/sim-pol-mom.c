@@ -12,14 +12,14 @@
 
 #include <math.h>
 
-#define COLLECT_S       5  /* guest-monitor-interval, host-monitor-interval */
-#define POLICY_S        10 /* policy-engine-interval */
-#define HISTORY         10 /* sample-history-length */
-#define PRESSURE        0.20
-#define CRITICAL        0.05
-#define MIN_GUEST_FREE  0.20
-#define MAX_CHANGE      0.05
-#define MIN_CHANGE      0.0025
+#define COLLECT_S      5  /* guest-monitor-interval, host-monitor-interval */
+#define POLICY_S       10 /* policy-engine-interval */
+#define HISTORY        10 /* sample-history-length */
+#define PRESSURE       0.20
+#define CRITICAL       0.05
+#define MIN_GUEST_FREE 0.20
+#define MAX_CHANGE     0.05
+#define MIN_CHANGE     0.0025
 
 typedef struct {
     double v[HISTORY];

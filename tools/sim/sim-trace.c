@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-G_DEFINE_QUARK(ballast-sim-error-quark, sim_error)
+G_DEFINE_QUARK(ballast - sim - error - quark, sim_error)
 
 enum { COL_T, COL_VM, COL_MAX, COL_WS, COL_SHARES, COL_LIAR, N_COLS };
 static const char *const col_names[N_COLS] = {"t_s", "vm", "max_mib", "ws_mib", "shares", "liar"};
@@ -71,7 +71,8 @@ static gboolean parse_header(char *line, int *col, guint *n_fields, const char *
     }
     for (int c = 0; c < N_COLS; c++) {
         if (col[c] < 0)
-            return fail(error, file, 1, "header lacks column %s (want t_s,vm,max_mib,ws_mib,shares,liar)",
+            return fail(error, file, 1,
+                        "header lacks column %s (want t_s,vm,max_mib,ws_mib,shares,liar)",
                         col_names[c]);
     }
     return TRUE;

@@ -52,13 +52,13 @@ typedef struct {
     gboolean alive; /* exists (t >= its first row) */
 
     double max_mib, footprint_mib, hidden_mib; /* hidden: outside MemTotal */
-    double actual_mib; /* memory behind the balloon (libvirt "actual") */
-    double target_mib; /* what the policy last asked for */
-    double ws_mib;     /* working set resident now */
+    double actual_mib;                         /* memory behind the balloon (libvirt "actual") */
+    double target_mib;                         /* what the policy last asked for */
+    double ws_mib;                             /* working set resident now */
     double demand_mib; /* working set wanted now (trace, cut after an OOM kill) */
     double cache_mib;  /* cold page cache */
     double deficit_mib;
-    double stall;      /* fraction of the last second stalled (some) */
+    double stall;           /* fraction of the last second stalled (some) */
     double oom_short_s;     /* seconds the anonymous memory has not fitted */
     double oom_cut_until_s; /* after a kill the workload restarts later */
     double frozen_until_s;  /* balloon driver not moving (seeded episodes) */
@@ -75,9 +75,9 @@ typedef struct {
 } SimGuest;
 
 typedef struct {
-    double host_mib, own_mib;    /* host RAM and its own use */
-    double freeze_per_s;         /* chance per VM per second of a balloon episode */
-    double t;                    /* now, seconds */
+    double host_mib, own_mib; /* host RAM and its own use */
+    double freeze_per_s;      /* chance per VM per second of a balloon episode */
+    double t;                 /* now, seconds */
     guint n;
     SimGuest *g;
     GRand *rand;
@@ -102,6 +102,11 @@ typedef struct {
     void (*step)(gpointer state, SimWorld *w);
     void (*destroy)(gpointer state);
 } SimPolicy;
+
+/* Reports through the codec, and repeats that needed no encoding (sim-pol-ballast.c). */
+extern guint64 sim_ballast_encoded, sim_ballast_repeated;
+/* Two reports alike but for seq and uptime_ms. */
+gboolean sim_report_same(const BlReport *a, const BlReport *b);
 
 extern const SimPolicy sim_policy_ballast, sim_policy_static, sim_policy_mom, sim_policy_proxmox,
     sim_policy_oracle;
