@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * `mom`: oVirt MOM's default balloon policy (github.com/oVirt/mom,
- * doc/balloon.rules, the same rules vdsm ships as 02-balloon.policy),
+ * `mom`: oVirt MOM's default balloon policy as vdsm ships it
+ * (github.com/oVirt/vdsm static/etc/vdsm/mom.d/02-balloon.policy, which
+ * extends MOM's doc/balloon.rules: growth too keeps a guest free share scaled
+ * by host free memory, and a guest below its minimum is raised to it),
  * re-stated in C; docs/simulator.md cites it line by line. Statistics as
  * MOM's libvirt interface collects them every 5 s (balloon_cur = libvirt
  * "actual", mem_unused = "unused", balloon_min = <min_guarantee>, here the
@@ -61,24 +63,28 @@ static gboolean big_enough(double cur, double next)
     return fabs(next - cur) > MIN_CHANGE * cur;
 }
 
+static double guest_free_pct(double host_free_pct)
+{
+    return host_free_pct <= CRITICAL ? -0.05 + host_free_pct
+                                     : MIN_GUEST_FREE * host_free_pct / PRESSURE;
+}
+
 static void shrink(SimGuest *g, const Ring *cur, const Ring *unused, double host_free_pct)
 {
-    double guest_free_pct = host_free_pct <= CRITICAL ? -0.05 + host_free_pct
-                                                      : MIN_GUEST_FREE * host_free_pct / PRESSURE;
     double used = ring_avg(cur) - ring_avg(unused);
-    double balloon_min = MAX(SIM_FLOOR_MIB, used + guest_free_pct * g->actual_mib);
+    double balloon_min = MAX(SIM_FLOOR_MIB, used + guest_free_pct(host_free_pct) * g->actual_mib);
     double size = MAX(g->actual_mib * (1 - MAX_CHANGE), balloon_min);
 
     if (size <= g->actual_mib && big_enough(g->actual_mib, size))
         g->target_mib = size;
 }
 
-static void grow(SimGuest *g, const Ring *cur, const Ring *unused)
+static void grow(SimGuest *g, const Ring *cur, const Ring *unused, double host_free_pct)
 {
     if (g->actual_mib >= g->max_mib)
         return;
     double used = ring_avg(cur) - ring_avg(unused);
-    double balloon_min = MAX(SIM_FLOOR_MIB, used + MIN_GUEST_FREE * g->actual_mib);
+    double balloon_min = MAX(SIM_FLOOR_MIB, used + guest_free_pct(host_free_pct) * g->actual_mib);
     double size = MAX(g->actual_mib * (1 + MAX_CHANGE), balloon_min);
 
     size = MIN(size, g->max_mib);
@@ -109,7 +115,10 @@ static void mom_step(gpointer state, SimWorld *w)
         if (host_free_pct < PRESSURE)
             shrink(&w->g[i], &m->cur[i], &m->unused[i], host_free_pct);
         else
-            grow(&w->g[i], &m->cur[i], &m->unused[i]);
+            grow(&w->g[i], &m->cur[i], &m->unused[i], host_free_pct);
+        /* guest_qos: never below the guaranteed minimum */
+        if (w->g[i].actual_mib < SIM_FLOOR_MIB)
+            w->g[i].target_mib = SIM_FLOOR_MIB;
     }
 }
 
@@ -124,7 +133,7 @@ static void mom_destroy(gpointer state)
 
 const SimPolicy sim_policy_mom = {
     .name = "mom",
-    .about = "oVirt MOM doc/balloon.rules: host free < 20% shrink 5%, else grow to 20% guest free",
+    .about = "vdsm 02-balloon.policy (MOM): host free < 20%: shrink 5%, else grow",
     .create = mom_create,
     .step = mom_step,
     .destroy = mom_destroy,
