@@ -53,6 +53,7 @@ static int die(const char *msg)
 int main(int argc, char **argv)
 {
     g_autofree char *trace_path = NULL, *policy_spec = NULL, *plot_dir = NULL;
+    g_auto(GStrv) sets = NULL;
     double host_mib = 0;
     gint seed = 1;
     gboolean json = FALSE;
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
         {"json", 0, 0, G_OPTION_ARG_NONE, &json, "one JSON object on stdout", NULL},
         {"seed", 0, 0, G_OPTION_ARG_INT, &seed, "seed of the balloon episodes (default 1)", "S"},
         {"plot", 0, 0, G_OPTION_ARG_FILENAME, &plot_dir, "write POLICY.svg pictures here", "DIR"},
+        {"ballast-set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &sets,
+         "a [policy] key of ballastd.conf for `ballast` (repeatable)", "KEY=VALUE"},
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- balloon policies on a model fleet");
@@ -81,6 +84,12 @@ int main(int argc, char **argv)
     if (seed < 0)
         return die("--seed: want 0 or more");
 
+    g_autoptr(GKeyFile) conf = g_key_file_new();
+    for (guint i = 0; sets != NULL && sets[i] != NULL; i++) {
+        if (!sim_ballast_set(conf, sets[i], &e))
+            return die(e->message);
+    }
+
     g_autoptr(GPtrArray) policies = g_ptr_array_new();
     if (!pick_policies(policy_spec, policies, &e))
         return die(e->message);
@@ -91,7 +100,7 @@ int main(int argc, char **argv)
     gint64 t0 = g_get_monotonic_time();
     g_autofree SimResult **res = g_new0(SimResult *, policies->len);
     for (guint k = 0; k < policies->len; k++) {
-        SimConfig cfg = {.host_mib = host_mib, .seed = (guint32)seed};
+        SimConfig cfg = {.host_mib = host_mib, .seed = (guint32)seed, .ballast_conf = conf};
         res[k] = sim_run(trace, policies->pdata[k], &cfg);
         if (plot_dir != NULL && !sim_out_plot(plot_dir, trace, host_mib, res[k], &e))
             return die(e->message);

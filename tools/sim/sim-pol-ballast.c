@@ -33,11 +33,29 @@ typedef struct {
 
 guint64 sim_ballast_encoded, sim_ballast_repeated;
 
+gboolean sim_ballast_set(GKeyFile *kf, const char *setting, GError **error)
+{
+    const char *eq = strchr(setting, '=');
+    PolicyConfig config;
+
+    if (eq == NULL || eq == setting) {
+        g_set_error(error, SIM_ERROR, 0, "--ballast-set %s: want KEY=VALUE", setting);
+        return FALSE;
+    }
+    g_autofree char *key = g_strstrip(g_strndup(setting, (gsize)(eq - setting)));
+    g_key_file_set_value(kf, "policy", key, eq + 1);
+    policy_config_init_defaults(&config);
+    return policy_config_load(&config, kf, "policy", NULL, error);
+}
+
 static gpointer ballast_create(SimWorld *w)
 {
     Ballast *b = g_new0(Ballast, 1);
 
     policy_config_init_defaults(&b->config);
+    if (w->ballast_conf != NULL &&
+        !policy_config_load(&b->config, w->ballast_conf, "policy", NULL, NULL))
+        g_error("ballast configuration rejected after it was checked");
     b->vms = g_new0(PolicyVm, w->n);
     b->memory = g_new0(PolicyVmMemory, w->n);
     b->report = g_new0(BlReport, w->n);

@@ -24,6 +24,7 @@ SimResult *sim_run(const SimTrace *trace, const SimPolicy *policy, const SimConf
     double reclaimed = 0;
 
     w.host_mib = host_mib;
+    w.ballast_conf = cfg->ballast_conf;
     w.own_mib = HOST_OWN_BASE + HOST_OWN_SHARE * host_mib;
     w.n = trace->vms->len;
     w.g = g_new0(SimGuest, w.n);

@@ -81,6 +81,7 @@ typedef struct {
     guint n;
     SimGuest *g;
     GRand *rand;
+    GKeyFile *ballast_conf; /* [policy] keys over ballast's defaults; NULL: none */
 } SimWorld;
 
 void sim_guest_init(SimGuest *g, const SimTraceVm *vm);
@@ -140,8 +141,13 @@ typedef struct {
 typedef struct {
     double host_mib;
     guint32 seed;
-    gboolean no_freeze; /* no balloon driver episodes (tests) */
+    gboolean no_freeze;     /* no balloon driver episodes (tests) */
+    GKeyFile *ballast_conf; /* [policy] overrides for `ballast`; NULL: defaults */
 } SimConfig;
+
+/* Parse "KEY=VALUE" settings of ballastd.conf's [policy] group into kf, checked
+ * by the policy's own loader; FALSE with a one-line error. */
+gboolean sim_ballast_set(GKeyFile *kf, const char *setting, GError **error);
 
 SimResult *sim_run(const SimTrace *trace, const SimPolicy *policy, const SimConfig *cfg);
 void sim_result_free(SimResult *r);
