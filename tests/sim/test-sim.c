@@ -319,25 +319,27 @@ static void test_binary(void)
 
     g_assert_true(
         g_file_set_contents(bad, "t_s,vm,max_mib,ws_mib,shares,liar\n0,a,512,600,1,0\n", -1, NULL));
-    const char *argv_bad[] = {sim_binary, "--trace", bad, "--host-mib", "1024", NULL};
-    g_assert_true(g_spawn_sync(NULL, (char **)argv_bad, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-                               &err, &status, &e));
-    g_assert_false(g_spawn_check_wait_status(status, NULL));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 2);
-    g_assert_nonnull(strstr(err, "bad.csv:2: ws_mib 600 above max_mib 512"));
-    g_assert_nonnull(strchr(err, '\n'));
-    g_assert_null(strchr(strchr(err, '\n') + 1, '\n'));
-    g_clear_pointer(&out, g_free);
-    g_clear_pointer(&err, g_free);
-
-    const char *argv_pol[] = {sim_binary, "--trace",      bad, "--host-mib", "1024",
-                              "--policy", "ballast,nope", NULL};
-    g_assert_true(g_spawn_sync(NULL, (char **)argv_pol, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-                               &err, &status, &e));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 2);
-    g_assert_nonnull(strstr(err, "unknown policy 'nope'"));
-    g_clear_pointer(&out, g_free);
-    g_clear_pointer(&err, g_free);
+    /* each: one line on stderr with the expected words, exit 2 */
+    const struct {
+        const char *flag, *value, *want;
+    } refused[] = {
+        {"--seed", "1", "bad.csv:2: ws_mib 600 above max_mib 512"},
+        {"--policy", "ballast,nope", "unknown policy 'nope'"},
+        {"--ballast-set", "probe_step=lots", "probe_step"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(refused); i++) {
+        const char *argv_bad[] = {sim_binary,      "--trace",        bad, "--host-mib", "1024",
+                                  refused[i].flag, refused[i].value, NULL};
+        g_assert_true(g_spawn_sync(NULL, (char **)argv_bad, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+                                   &err, &status, &e));
+        g_assert_false(g_spawn_check_wait_status(status, NULL));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 2);
+        g_assert_nonnull(strstr(err, refused[i].want));
+        g_assert_nonnull(strchr(err, '\n'));
+        g_assert_null(strchr(strchr(err, '\n') + 1, '\n'));
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+    }
 
     g_autofree char *good = g_build_filename(g_getenv("BALLAST_TEST_DATA"), "sim-small.csv", NULL);
     const char *argv_ok[] = {sim_binary, "--trace",       good,     "--host-mib", "20000",

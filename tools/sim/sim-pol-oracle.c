@@ -11,11 +11,6 @@
 #define LOOKAHEAD_S 5.0
 #define MARGIN_MIB  16.0
 
-static gpointer oracle_create(SimWorld *w)
-{
-    return w;
-}
-
 static void oracle_step(gpointer state, SimWorld *w)
 {
     for (guint i = 0; i < w->n; i++) {
@@ -28,14 +23,10 @@ static void oracle_step(gpointer state, SimWorld *w)
     }
 }
 
-static void oracle_destroy(gpointer state)
-{
-}
-
 const SimPolicy sim_policy_oracle = {
     .name = "oracle",
     .about = "knows the working set ahead: footprint + peak of the next 5 s + 16 MiB",
-    .create = oracle_create,
+    .create = sim_policy_no_state,
     .step = oracle_step,
-    .destroy = oracle_destroy,
+    .destroy = sim_policy_no_free,
 };

@@ -3,9 +3,13 @@
  * and OOM kills (none from ballooning) and for host shortage (the most). */
 #include "sim.h"
 
-static gpointer static_create(SimWorld *w)
+gpointer sim_policy_no_state(SimWorld *w)
 {
     return w;
+}
+
+void sim_policy_no_free(gpointer state)
+{
 }
 
 static void static_step(gpointer state, SimWorld *w)
@@ -14,14 +18,10 @@ static void static_step(gpointer state, SimWorld *w)
         w->g[i].target_mib = w->g[i].max_mib;
 }
 
-static void static_destroy(gpointer state)
-{
-}
-
 const SimPolicy sim_policy_static = {
     .name = "static",
     .about = "no ballooning: every VM at its maximum",
-    .create = static_create,
+    .create = sim_policy_no_state,
     .step = static_step,
-    .destroy = static_destroy,
+    .destroy = sim_policy_no_free,
 };

@@ -112,6 +112,10 @@ gboolean sim_report_same(const BlReport *a, const BlReport *b);
 extern const SimPolicy sim_policy_ballast, sim_policy_static, sim_policy_mom, sim_policy_proxmox,
     sim_policy_oracle;
 
+/* For policies that keep no state of their own (static, oracle). */
+gpointer sim_policy_no_state(SimWorld *w);
+void sim_policy_no_free(gpointer state);
+
 /* Every VM's floor, the same for all policies: ballast's min_floor default. */
 #define SIM_FLOOR_MIB 256.0
 
