@@ -5,7 +5,7 @@ and print the Markdown table bench/README.md publishes.
 
     bench/traces/run-table.py BUILD/tools/sim/ballast-sim [--policy LIST] [--seed S]
 
-Each cell: reclaimed GiB·h / stall VM·s / OOM kills / host-short s.
+Each cell: reclaimed GiB·h / stall VM·s / OOM kills / host-short s / moved GiB.
 """
 import json
 import os
@@ -43,8 +43,9 @@ def main():
         cells = []
         for p in policies:
             r = res[p]
-            cells.append("%.0f / %.0f / %d / %.0f" % (r["reclaimed_gib_h"], r["stall_vm_s"],
-                                                       r["oom_kills"], r["host_short_s"]))
+            cells.append("%.0f / %.0f / %d / %.0f / %.0f" % (
+                r["reclaimed_gib_h"], r["stall_vm_s"], r["oom_kills"], r["host_short_s"],
+                r["moved_gib"]))
         print("| %s | %s | %s |" % (name, ratio, " | ".join(cells)), flush=True)
     print("\n%d runs in %.0f s on %s, %d CPUs (%s)" % (len(runs), time.monotonic() - t0,
                                                      platform.machine(), os.cpu_count(),

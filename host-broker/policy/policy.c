@@ -68,6 +68,9 @@ static const PolicyKey policy_keys[] = {
     K("reclaim_interval_ms", KEY_MS, reclaim_interval_ms, "5000", 0, 86400000),
     K("idle_tax", KEY_PCT, idle_tax_pct, "75", 0, 99),
     K("giveback_step", KEY_SIZE, giveback_step_kib, "256MiB", 1024, TIB),
+    K("probe_step", KEY_SIZE, probe_step_kib, "0", 0, TIB),
+    K("probe_interval_ms", KEY_MS, probe_interval_ms, "30000", 1000, 86400000),
+    K("probe_memory_ms", KEY_MS, probe_memory_ms, "600000", 0, 86400000),
     K("silent_safe_pct", KEY_PCT, silent_safe_pct, "50", 0, 100),
     K("agentless", KEY_AGENTLESS, agentless, "libvirt", 0, 1),
     K("libvirt_stale_after_ms", KEY_MS, libvirt_stale_after_ms, "10000", 100, 600000),
@@ -726,6 +729,13 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
 
     if (w->pressured) {
         m->last_pressure_us = now;
+        /* Pressure soon after a probe: the probe went too far. Remember where
+         * the guest was fine, so the next probes stop above it. */
+        if (m->last_probe_us != 0 &&
+            now - m->last_probe_us < (gint64)cfg->probe_memory_ms * US_MS) {
+            m->probe_floor_kib = MAX(m->probe_floor_kib, MIN(w->max, base + need));
+            m->probe_floor_until_us = now + (gint64)cfg->probe_memory_ms * US_MS;
+        }
         /* Never lower a raise already asked for: cur is the target in force. */
         propose(w, cfg, POLICY_ACTION_DEFLATE,
                 rt.oom_kills > 0 ? POLICY_REASON_OOM : POLICY_REASON_PRESSURE,
@@ -924,8 +934,9 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
     return got;
 }
 
-static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, const PolicyConfig *cfg,
-                        PolicyPlan *plan, gint64 now)
+/* Returns TRUE when the host is short (it reclaimed, or could not). */
+static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
+                            const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
 {
     guint64 reserve =
         MAX(cfg->host_reserve_kib,
@@ -1024,13 +1035,13 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
                  mib(total_need - got), mib(avail), mib(reserve), mib(deflating), n_floor,
                  n_protected);
         }
-        return;
+        return TRUE;
     }
 
     /* Comfortable: give back what was reclaimed, spending only the surplus above
      * reserve + 2 x hysteresis so that giving back never causes a reclaim. */
     if (psi_high || after <= reserve + 2 * h + pending_cost)
-        return;
+        return psi_high;
     guint64 budget = after - (reserve + 2 * h) - pending_cost;
     g_autoptr(GPtrArray) back = g_ptr_array_new();
 
@@ -1061,6 +1072,48 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
         } else if (w->mem->reclaimed_from_kib - w->cur < cfg->min_step_kib) {
             w->mem->reclaimed_from_kib = 0; /* close enough: done */
         }
+    }
+    return FALSE;
+}
+
+/*
+ * Probe (after Meta's senpai and ESX's sampling): while the host is not short,
+ * take a small step of idle memory from a guest that is quiet (no pressure,
+ * no cool-down, balloon settled), never more than it could give without
+ * needing it back (give_max), at most once per probe_interval_ms. When
+ * pressure follows, the pressure rule gives memory back at once and
+ * decide_agent() remembers the size that was fine: probes stop above it for
+ * probe_memory_ms. Probed memory is not given back by rule 3: the guest did
+ * not need it.
+ */
+static void decide_probe(PolicyWork *works, gsize n, const PolicyConfig *cfg, gint64 now)
+{
+    if (cfg->probe_step_kib == 0)
+        return;
+    for (gsize i = 0; i < n; i++) {
+        PolicyWork *w = &works[i];
+        PolicyVmMemory *m = w->mem;
+
+        if (w->vm == NULL || w->act || w->src != SRC_AGENT || protection(w, cfg, now) != NULL)
+            continue;
+        if (m->last_inflate_us != 0 &&
+            now - m->last_inflate_us < (gint64)cfg->probe_interval_ms * US_MS)
+            continue;
+        guint64 lowest = w->floor;
+        if (m->probe_floor_until_us > now)
+            lowest = MAX(lowest, m->probe_floor_kib);
+        if (w->cur <= lowest)
+            continue;
+        guint64 take = MIN(MIN(w->give_max, cfg->probe_step_kib), w->cur - lowest);
+        char reason[160];
+        g_snprintf(reason, sizeof(reason),
+                   "probe: quiet, idle %" G_GUINT64_FORMAT " MiB above headroom %" G_GUINT64_FORMAT
+                   " MiB",
+                   mib(w->give_max), mib(w->headroom));
+        if (propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_PROBE, MAX(w->cur - take, lowest),
+                    FALSE, reason) &&
+            w->applied)
+            m->last_probe_us = now;
     }
 }
 
@@ -1113,7 +1166,8 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         }
     }
 
-    decide_host(works, n_vms, host, config, plan, now_us);
+    if (!decide_host(works, n_vms, host, config, plan, now_us))
+        decide_probe(works, n_vms, config, now_us);
 
     /* Deflates first: they are the urgent ones. */
     for (int pass = 0; pass < 2; pass++) {
@@ -1133,7 +1187,12 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
             g_array_append_val(plan->actions, a);
             if (!w->applied)
                 continue; /* OBSERVE: nothing happens, nothing to remember */
-            if (kind == POLICY_ACTION_INFLATE) {
+            if (kind == POLICY_ACTION_INFLATE && w->code == POLICY_REASON_PROBE) {
+                /* found idle: what was taken before is not owed back either,
+                 * or give-back and probe would take turns */
+                w->mem->reclaimed_from_kib = 0;
+                w->mem->last_inflate_us = now_us;
+            } else if (kind == POLICY_ACTION_INFLATE) {
                 if (w->mem->reclaimed_from_kib == 0)
                     w->mem->reclaimed_from_kib = w->cur;
                 w->mem->last_inflate_us = now_us;
@@ -1166,6 +1225,7 @@ const char *policy_reason_name(PolicyReason code)
         [POLICY_REASON_FLOOR] = "floor",           [POLICY_REASON_STUCK] = "stuck",
         [POLICY_REASON_HOST_SHORT] = "host-short", [POLICY_REASON_GIVEBACK] = "give-back",
         [POLICY_REASON_ENTITLEMENT] = "over-entitlement", [POLICY_REASON_RELEASE] = "release",
+        [POLICY_REASON_PROBE] = "probe",
     };
     return (unsigned)code < POLICY_REASON_N && names[code] ? names[code] : "unknown";
 }

@@ -70,6 +70,11 @@ typedef struct {
     double idle_tax_pct;         /* Waldspurger's tau, in percent */
     guint64 giveback_step_kib;   /* most given back to one VM per cycle */
 
+    /* probing: reclaim idle memory from quiet guests while the host is not short */
+    guint64 probe_step_kib;    /* most taken per probe; 0: never probe */
+    guint32 probe_interval_ms; /* least time between two probes of one VM */
+    guint32 probe_memory_ms;   /* pressure after a probe: not probed below it this long */
+
     /* unknown data */
     double silent_safe_pct; /* a silent agent's VM gets at least this share of max */
     PolicyAgentless agentless;
@@ -115,6 +120,10 @@ typedef struct {
 
     gboolean has_offset;
     guint64 offset_kib; /* balloon size - guest MemTotal, learned while still */
+
+    gint64 last_probe_us;        /* last probe of this VM; 0: never */
+    guint64 probe_floor_kib;     /* pressure followed a probe: not probed below this ... */
+    gint64 probe_floor_until_us; /* ... until then */
 
     gint64 lv_prev_at_us; /* previous libvirt stats, for agent-less rates */
     guint64 lv_prev_major_faults;
@@ -172,6 +181,7 @@ typedef enum {
     POLICY_REASON_GIVEBACK,    /* given back once the host has memory again */
     POLICY_REASON_ENTITLEMENT, /* above its entitlement while the host is short */
     POLICY_REASON_RELEASE,     /* an operator released the VM (ballastctl release) */
+    POLICY_REASON_PROBE,       /* idle memory of a quiet guest, while the host is not short */
     POLICY_REASON_N
 } PolicyReason;
 
