@@ -397,6 +397,8 @@ typedef struct {
     gboolean pressured;
     char why[200];
 
+    guint64 host_spare; /* host available above reserve + 2 x hysteresis */
+
     /* reclaim */
     guint64 give_max;
     double rho;
@@ -728,6 +730,20 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
     w->pressured = w->pressured || by_evidence || rt.oom_kills > 0;
 
     if (w->pressured) {
+        /* Burst: a guest short of memory allocates no faster than it is fed, so
+         * its measured fall understates the need and the steps stay small. While
+         * pressure persists, double the last step, the extra only from what the
+         * host can spare (half of it: others may burst too). */
+        gboolean persists = m->last_pressure_us != 0 &&
+                            now - m->last_pressure_us <= (gint64)cfg->stale_after_ms * US_MS;
+        if (persists && 2 * m->burst_step_kib > need) {
+            guint64 extra = MIN(2 * m->burst_step_kib - need, w->host_spare / 2);
+            if (extra > 0)
+                why_add(w, "burst: step doubled, +%" G_GUINT64_FORMAT " MiB of host spare",
+                        mib(extra));
+            need += extra;
+        }
+        m->burst_step_kib = need;
         m->last_pressure_us = now;
         /* Pressure soon after a probe: the probe went too far. Remember where
          * the guest was fine, so the next probes stop above it. */
@@ -741,6 +757,9 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
                 rt.oom_kills > 0 ? POLICY_REASON_OOM : POLICY_REASON_PRESSURE,
                 MIN(w->max, base + need), FALSE, w->why);
     }
+
+    if (!w->pressured)
+        m->burst_step_kib = 0;
 
     /* What could be taken without making it need it back at once. */
     w->give_max = sub0(w->avail, w->headroom + projected + cfg->deflate_margin_kib);
@@ -934,13 +953,17 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
     return got;
 }
 
+static guint64 host_reserve(const PolicyHost *host, const PolicyConfig *cfg)
+{
+    return MAX(cfg->host_reserve_kib, (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) *
+                                                cfg->host_reserve_pct / 100));
+}
+
 /* Returns TRUE when the host is short (it reclaimed, or could not). */
 static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
                             const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
 {
-    guint64 reserve =
-        MAX(cfg->host_reserve_kib,
-            (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) * cfg->host_reserve_pct / 100));
+    guint64 reserve = host_reserve(host, cfg);
     guint64 h = cfg->host_hysteresis_kib;
     guint64 avail = MIN(host->mem_available_kib, KIB_LIMIT);
     guint64 deflating = 0, base_need = 0, total_need = 0, got = 0, after;
@@ -1147,6 +1170,8 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         w->floor = MIN(MAX(vm->floor_kib, config->min_floor_kib), w->max);
         w->actual = MIN(vm->actual_kib, w->max);
         w->cur = w->actual;
+        w->host_spare = sub0(MIN(host->mem_available_kib, KIB_LIMIT),
+                             host_reserve(host, config) + 2 * config->host_hysteresis_kib);
         track_balloon(w, config, plan, now_us); /* movement for all, targets for AUTO */
         if (w->applied && !w->act && w->mem->last_target_kib != 0)
             w->cur = MIN(w->mem->last_target_kib, w->max);

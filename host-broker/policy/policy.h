@@ -121,6 +121,8 @@ typedef struct {
     gboolean has_offset;
     guint64 offset_kib; /* balloon size - guest MemTotal, learned while still */
 
+    guint64 burst_step_kib; /* the last raise while pressure persists; 0: not under pressure */
+
     gint64 last_probe_us;        /* last probe of this VM; 0: never */
     guint64 probe_floor_kib;     /* pressure followed a probe: not probed below this ... */
     gint64 probe_floor_until_us; /* ... until then */

@@ -1325,6 +1325,65 @@ static void test_probe_backoff(void)
     g_assert_cmpuint(a->target_kib, <, fine);
 }
 
+/* ---- burst escalation ----------------------------------------------------------------------- */
+
+/* Three reports a second apart, all under PSI pressure, each raise landed
+ * before the next: the steps taken. */
+static void burst_steps(const PolicyHost *h, guint64 *steps, PolicyVmMemory *last)
+{
+    PolicyConfig c = cfg();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 2 * GIB, GIB);
+    gint64 now = NOW;
+
+    vm.report.psi.some.avg10 = 5.0;
+    for (int i = 0; i < 3; i++) {
+        g_autoptr(PolicyPlan) p = decide(h, &vm, 1, &c, now);
+        const PolicyAction *a = find_action(p, 0);
+        g_assert_nonnull(a);
+        g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
+        steps[i] = a->target_kib - vm.actual_kib;
+        if (i > 0 && steps[i] > c.pressure_step_kib)
+            g_assert_nonnull(strstr(a->reason, "burst"));
+        vm.memory = p->memory[0];
+        vm.actual_kib = a->target_kib;
+        vm.report.mem.total_kib = vm.actual_kib - 50 * MIB;
+        now += SEC;
+        vm.report_at_us = now - 100 * MS;
+        vm.report.seq++;
+        vm.report.uptime_ms += 1000;
+    }
+    /* quiet again: the escalation is over */
+    vm.report.psi.some.avg10 = 0;
+    g_autoptr(PolicyPlan) p = decide(h, &vm, 1, &c, now);
+    *last = p->memory[0];
+}
+
+/* A guest short of memory grows no faster than it is fed: while pressure
+ * persists the step doubles, the extra taken only from what the host spares. */
+static void test_burst_escalation(void)
+{
+    PolicyHost h = host_ok();
+    guint64 steps[3];
+    PolicyVmMemory m;
+
+    burst_steps(&h, steps, &m);
+    g_assert_cmpuint(steps[0], ==, 128 * MIB); /* pressure_step */
+    g_assert_cmpuint(steps[1], ==, 256 * MIB);
+    g_assert_cmpuint(steps[2], ==, 512 * MIB);
+    g_assert_cmpuint(m.burst_step_kib, ==, 0);
+
+    /* no spare: reserve (5 % of 24 GiB) + 2 x hysteresis available, not more */
+    h.mem_available_kib = (guint64)(24.0 * GIB * 0.05) + 512 * MIB;
+    burst_steps(&h, steps, &m);
+    g_assert_cmpuint(steps[1], ==, 128 * MIB);
+    g_assert_cmpuint(steps[2], ==, 128 * MIB);
+
+    /* a little spare: the extra is half of it */
+    h.mem_available_kib += 100 * MIB;
+    burst_steps(&h, steps, &m);
+    g_assert_cmpuint(steps[1], ==, 128 * MIB + 50 * MIB);
+}
+
 /* ---- stale, silent, agent-less ------------------------------------------------------------- */
 
 static void test_stale_report(void)
@@ -1825,6 +1884,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/reclaim/pending-moves", test_pending_moves);
     g_test_add_func("/policy/giveback/steps", test_give_back);
     g_test_add_func("/policy/giveback/cycle", test_reclaim_then_give_back_cycle);
+    g_test_add_func("/policy/burst/escalation", test_burst_escalation);
     g_test_add_func("/policy/probe/off-by-default", test_probe_off_by_default);
     g_test_add_func("/policy/probe/steps", test_probe_steps);
     g_test_add_func("/policy/probe/limits", test_probe_limits);
