@@ -1246,6 +1246,18 @@ static void test_probe_steps(void)
     a = find_action(p3, 0);
     g_assert_nonnull(a);
     g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 128 * MIB);
+
+    /* owed from an earlier reclaim, host in the dead band (no reclaim, no
+     * give-back): the probe finds it idle and the debt is dropped */
+    PolicyHost band = host_ok();
+    band.mem_available_kib = (guint64)(24.0 * GIB * 0.05) + 256 * MIB + 100 * MIB;
+    PolicyVm owed = vm_agent(0, 8 * GIB, 7 * GIB, 5 * GIB);
+    owed.memory.reclaimed_from_kib = 8 * GIB;
+    g_autoptr(PolicyPlan) p4 = decide(&band, &owed, 1, &c, NOW);
+    a = find_action(p4, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
+    g_assert_cmpuint(p4->memory[0].reclaimed_from_kib, ==, 0);
 }
 
 /* Never more than the guest could give under rule 2, never while it is under
