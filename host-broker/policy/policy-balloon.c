@@ -50,6 +50,7 @@ gboolean policy_setmem_track(PolicyVmMemory *m, const PolicyVm *vm, const Policy
             m->target_set_us = m->undo.target_set_us;
             m->last_inflate_us = m->undo.last_inflate_us;
             m->reclaimed_from_kib = m->undo.reclaimed_from_kib;
+            m->burst_step_kib = m->undo.burst_step_kib;
         }
         wait = backoff_fail(&m->setmem, &spec, vm->setmem_failed_us);
         g_ptr_array_add(notes, g_strdup_printf("%s: setting the balloon failed %u time(s) in a "
@@ -68,6 +69,7 @@ void policy_setmem_save(PolicyVmMemory *m, gint64 now_us)
     m->undo.target_set_us = m->target_set_us;
     m->undo.last_inflate_us = m->last_inflate_us;
     m->undo.reclaimed_from_kib = m->reclaimed_from_kib;
+    m->undo.burst_step_kib = m->burst_step_kib; /* the caller puts the one before its plan */
 }
 
 gboolean policy_floor_net(PolicyVmMemory *m, const PolicyVm *vm, const char *name, guint64 floor,

@@ -20,7 +20,6 @@
 
 #include "policy-balloon.h"
 
-
 /* ---- helpers ------------------------------------------------------------------------------- */
 
 /* Sizes beyond this (1 EiB) are nonsense: clamping them keeps every sum below
@@ -108,6 +107,9 @@ typedef struct {
     double used_rate; /* KiB/s, >= 0 */
     gboolean pressured;
     char why[200];
+
+    guint64 host_spare; /* host available above reserve + 2 x hysteresis */
+    guint64 burst_before; /* memory's burst step before this plan (rule 9 may take it back) */
 
     /* reclaim */
     guint64 give_max;
@@ -248,7 +250,8 @@ static void track_balloon(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pl
 }
 
 typedef struct {
-    gboolean ok; /* rates below are valid */
+    gboolean is_new; /* a report not seen by an earlier call */
+    gboolean ok;     /* rates below are valid */
     double dt_s;
     double used_rate, majfault_rate, refault_rate, swapin_rate;
     guint64 oom_kills;
@@ -315,6 +318,7 @@ static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan,
     gint64 dt_us;
 
     memset(rates, 0, sizeof(*rates));
+    rates->is_new = is_new;
     w->total = r->mem.total_kib;
     w->avail = r->mem.available_kib;
     if (w->total > w->max) {
@@ -487,12 +491,39 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
     w->pressured = w->pressured || by_evidence || rt.oom_kills > 0;
 
     if (w->pressured) {
+        /* Burst: a guest short of memory allocates no faster than it is fed, so
+         * its measured fall understates the need and the steps stay small. While
+         * pressure persists, double the last step, the extra only from what the
+         * host can spare (half of it: others may burst too). */
+        gboolean persists = m->last_pressure_us != 0 &&
+                            now - m->last_pressure_us <= (gint64)cfg->stale_after_ms * US_MS;
+        /* Only a new report escalates: a call that sees the same report again
+         * (another guest's pressure started it) has nothing new to answer. */
+        if (persists && rt.is_new && 2 * m->burst_step_kib > need) {
+            guint64 extra = MIN(2 * m->burst_step_kib - need, w->host_spare / 2);
+            if (extra > 0)
+                why_add(w, "burst: step doubled, +%" G_GUINT64_FORMAT " MiB of host spare",
+                        mib(extra));
+            need += extra;
+        }
+        if (rt.is_new)
+            m->burst_step_kib = need;
         m->last_pressure_us = now;
+        /* Pressure soon after a probe: the probe went too far. Remember where
+         * the guest was fine, so the next probes stop above it. */
+        if (m->last_probe_us != 0 &&
+            now - m->last_probe_us < (gint64)cfg->probe_memory_ms * US_MS) {
+            m->probe_floor_kib = MAX(m->probe_floor_kib, MIN(w->max, base + need));
+            m->probe_floor_until_us = now + (gint64)cfg->probe_memory_ms * US_MS;
+        }
         /* Never lower a raise already asked for: cur is the target in force. */
         propose(w, cfg, POLICY_ACTION_DEFLATE,
                 rt.oom_kills > 0 ? POLICY_REASON_OOM : POLICY_REASON_PRESSURE,
                 MIN(w->max, base + need), FALSE, w->why);
     }
+
+    if (!w->pressured)
+        m->burst_step_kib = 0;
 
     /* What could be taken without making it need it back at once. */
     w->give_max = sub0(w->avail, w->headroom + projected + cfg->deflate_margin_kib);
@@ -872,8 +903,9 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
     return got;
 }
 
-static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, const PolicyConfig *cfg,
-                        PolicyPlan *plan, gint64 now)
+/* Returns TRUE when the host is short (it reclaimed, or could not). */
+static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
+                            const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
 {
     guint64 reserve = host_reserve(host, cfg);
     guint64 h = cfg->host_hysteresis_kib;
@@ -970,13 +1002,13 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
                  mib(total_need - got), mib(avail), mib(reserve), mib(deflating), n_floor,
                  n_protected);
         }
-        return;
+        return TRUE;
     }
 
     /* Comfortable: give back what was reclaimed, spending only the surplus above
      * reserve + 2 x hysteresis so that giving back never causes a reclaim. */
     if (psi_high || after <= reserve + 2 * h + pending_cost)
-        return;
+        return psi_high;
     guint64 budget = after - (reserve + 2 * h) - pending_cost;
     g_autoptr(GPtrArray) back = g_ptr_array_new();
 
@@ -1008,6 +1040,49 @@ static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, cons
             w->mem->reclaimed_from_kib = 0; /* close enough: done */
         }
     }
+    return FALSE;
+}
+
+/*
+ * Probe (after Meta's senpai and ESX's sampling): while the host is not short,
+ * take a small step of idle memory from a guest that is quiet (no pressure,
+ * no cool-down, balloon settled), never more than it could give without
+ * needing it back (give_max), at most once per probe_interval_ms. When
+ * pressure follows, the pressure rule gives memory back at once and
+ * decide_agent() remembers the size that was fine: probes stop above it for
+ * probe_memory_ms. Probed memory is not given back by rule 3: the guest did
+ * not need it.
+ */
+static void decide_probe(PolicyWork *works, gsize n, const PolicyConfig *cfg, gint64 now)
+{
+    if (cfg->probe_step_kib == 0)
+        return;
+    for (gsize i = 0; i < n; i++) {
+        PolicyWork *w = &works[i];
+        PolicyVmMemory *m = w->mem;
+
+        if (w->vm == NULL || w->act || w->hold || w->src != SRC_AGENT ||
+            protection(w, cfg, now) != PROTECT_NONE)
+            continue;
+        if (m->last_inflate_us != 0 &&
+            now - m->last_inflate_us < (gint64)cfg->probe_interval_ms * US_MS)
+            continue;
+        guint64 lowest = w->floor;
+        if (m->probe_floor_until_us > now)
+            lowest = MAX(lowest, m->probe_floor_kib);
+        if (w->cur <= lowest)
+            continue;
+        guint64 take = MIN(MIN(w->give_max, cfg->probe_step_kib), w->cur - lowest);
+        char reason[160];
+        g_snprintf(reason, sizeof(reason),
+                   "probe: quiet, idle %" G_GUINT64_FORMAT " MiB above headroom %" G_GUINT64_FORMAT
+                   " MiB",
+                   mib(w->give_max), mib(w->headroom));
+        if (propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_PROBE, MAX(w->cur - take, lowest),
+                    FALSE, reason) &&
+            w->applied)
+            m->last_probe_us = now;
+    }
 }
 
 /* The plan's actions, deflates first (they are the urgent ones), and what
@@ -1033,7 +1108,13 @@ static void plan_actions(PolicyWork *works, gsize n_vms, PolicyPlan *plan, gint6
             if (!w->applied)
                 continue;                       /* OBSERVE: nothing happens, nothing to remember */
             policy_setmem_save(w->mem, now_us); /* taken back if the call fails */
-            if (kind == POLICY_ACTION_INFLATE) {
+            w->mem->undo.burst_step_kib = w->burst_before;
+            if (kind == POLICY_ACTION_INFLATE && w->code == POLICY_REASON_PROBE) {
+                /* found idle: what was taken before is not owed back either,
+                 * or give-back and probe would take turns */
+                w->mem->reclaimed_from_kib = 0;
+                w->mem->last_inflate_us = now_us;
+            } else if (kind == POLICY_ACTION_INFLATE) {
                 if (w->mem->reclaimed_from_kib == 0)
                     w->mem->reclaimed_from_kib = w->cur;
                 w->mem->last_inflate_us = now_us;
@@ -1100,7 +1181,10 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         w->floor = policy_vm_floor(config, vm->floor_kib, w->max);
         w->actual = MIN(vm->actual_kib, w->max);
         w->cur = w->actual;
+        w->host_spare = sub0(MIN(host->mem_available_kib, KIB_LIMIT),
+                             host_reserve(host, config) + 2 * config->host_hysteresis_kib);
         w->hold = policy_setmem_track(w->mem, vm, config, plan->notes, w->name, now_us);
+        w->burst_before = w->mem->burst_step_kib; /* after a failed call is taken back */
         track_balloon(w, config, plan, now_us); /* movement for all, targets for AUTO */
         if (w->applied && !w->act && w->mem->last_target_kib != 0)
             w->cur = MIN(w->mem->last_target_kib, w->max);
@@ -1118,12 +1202,15 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         case SRC_NONE:
             break;
         }
-        if (w->hold)
+        if (w->hold) {
             w->act = FALSE; /* decided, not asked for: the last call failed (rule 9) */
+            w->mem->burst_step_kib = w->burst_before; /* nor escalated */
+        }
     }
 
     entitle(works, n_vms, vms, host, config, plan, now_us);
-    decide_host(works, n_vms, host, config, plan, now_us);
+    if (!decide_host(works, n_vms, host, config, plan, now_us))
+        decide_probe(works, n_vms, config, now_us);
 
     plan_actions(works, n_vms, plan, now_us);
     plan_floor_net(works, n_vms, config, plan, now_us);
@@ -1161,6 +1248,7 @@ const char *policy_reason_name(PolicyReason code)
         [POLICY_REASON_GIVEBACK] = "give-back",
         [POLICY_REASON_ENTITLEMENT] = "over-entitlement",
         [POLICY_REASON_RELEASE] = "release",
+        [POLICY_REASON_PROBE] = "probe",
     };
     return (unsigned)code < POLICY_REASON_N && names[code] ? names[code] : "unknown";
 }

@@ -64,6 +64,11 @@ typedef struct {
     double idle_tax_pct;         /* Waldspurger's tau, in percent */
     guint64 giveback_step_kib;   /* most given back to one VM per cycle */
 
+    /* probing: reclaim idle memory from quiet guests while the host is not short */
+    guint64 probe_step_kib;    /* most taken per probe; 0: never probe */
+    guint32 probe_interval_ms; /* least time between two probes of one VM */
+    guint32 probe_memory_ms;   /* pressure after a probe: not probed below it this long */
+
     /* unknown data */
     double silent_safe_pct; /* a silent agent's VM gets at least this share of max */
     PolicyAgentless agentless;
@@ -114,6 +119,12 @@ typedef struct {
     gboolean has_offset;
     guint64 offset_kib; /* balloon size - guest MemTotal, learned while still */
 
+    guint64 burst_step_kib; /* the last raise while pressure persists; 0: not under pressure */
+
+    gint64 last_probe_us;        /* last probe of this VM; 0: never */
+    guint64 probe_floor_kib;     /* pressure followed a probe: not probed below this ... */
+    gint64 probe_floor_until_us; /* ... until then */
+
     gint64 lv_prev_at_us; /* previous libvirt stats, for agent-less rates */
     guint64 lv_prev_major_faults;
     guint64 lv_prev_swap_in_kib;
@@ -131,6 +142,7 @@ typedef struct {
         gint64 target_set_us;
         gint64 last_inflate_us;
         guint64 reclaimed_from_kib;
+        guint64 burst_step_kib; /* a raise that never happened doubles nothing */
     } undo; /* what remembering that action changed, put back if its call failed */
 
     /* trust (docs/policy.md, rule 6): implausible reports in the current
@@ -202,6 +214,7 @@ typedef enum {
     POLICY_REASON_GIVEBACK,    /* given back once the host has memory again */
     POLICY_REASON_ENTITLEMENT, /* above its entitlement while the host is short */
     POLICY_REASON_RELEASE,     /* an operator released the VM (ballastctl release) */
+    POLICY_REASON_PROBE,       /* idle memory of a quiet guest, while the host is not short */
     POLICY_REASON_N
 } PolicyReason;
 

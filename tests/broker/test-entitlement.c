@@ -402,8 +402,10 @@ static void test_liars_when_plenty(void)
 
         assert_fits(&s, honest);
     }
-    /* spare memory: the liar got its maximum, beyond its fair half of the pool */
-    g_assert_cmpuint(s.vms[liar].actual_kib, ==, 6 * GIB);
+    /* spare memory: the liar got (nearly) its maximum; the spare it did not
+     * get is what the honest guest's growth was fed ahead (burst escalation) */
+    g_assert_cmpuint(s.vms[liar].actual_kib + 256 * MIB, >=, 6 * GIB);
+    g_assert_cmpuint(s.vms[liar].actual_kib, >, 5 * GIB);
 
     /* the host needs memory (its own use grows) and so does the honest guest:
      * the liar gives first, down to its entitlement */

@@ -933,6 +933,222 @@ static void test_reclaim_then_give_back_cycle(void)
     g_assert_cmpuint(p3->memory[0].reclaimed_from_kib, ==, 0);
 }
 
+/* ---- probe (rule 3b) ----------------------------------------------------------------------- */
+
+/* One quiet, idle VM on a comfortable host, `now` later: its report fresh, its
+ * balloon where the policy last put it. */
+static PolicyPlan *probe_again(PolicyVm *vm, const PolicyPlan *last, const PolicyConfig *c,
+                               gint64 now)
+{
+    PolicyHost h = host_ok();
+    const PolicyAction *a = last != NULL ? find_action(last, 0) : NULL;
+
+    if (last != NULL)
+        vm->memory = last->memory[0];
+    if (a != NULL) {
+        guint64 moved = vm->actual_kib - a->target_kib;
+        if (a->kind == POLICY_ACTION_DEFLATE)
+            moved = 0, vm->actual_kib = a->target_kib;
+        else
+            vm->actual_kib = a->target_kib;
+        vm->report.mem.total_kib -= moved;
+        vm->report.mem.available_kib -= moved;
+    }
+    vm->report.seq++;
+    vm->report.uptime_ms += 1000;
+    vm->report_at_us = now - 100 * MS;
+    return decide(&h, vm, 1, c, now);
+}
+
+static void test_probe_off_by_default(void)
+{
+    PolicyConfig c = cfg();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+
+    g_assert_cmpuint(c.probe_step_kib, ==, 0);
+    g_autoptr(PolicyPlan) p = probe_again(&vm, NULL, &c, NOW);
+    g_assert_null(find_action(p, 0));
+    g_assert_cmpstr(policy_reason_name(POLICY_REASON_PROBE), ==, "probe");
+}
+
+/* A quiet guest on a comfortable host loses probe_step per probe_interval,
+ * and what a probe takes is not owed back (rule 3 leaves it). */
+static void test_probe_steps(void)
+{
+    PolicyConfig c = cfg();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    gint64 now = NOW;
+
+    c.probe_step_kib = 64 * MIB;
+    g_autoptr(PolicyPlan) p1 = probe_again(&vm, NULL, &c, now);
+    const PolicyAction *a = find_action(p1, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->kind, ==, POLICY_ACTION_INFLATE);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
+    g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 64 * MIB);
+    g_assert_nonnull(strstr(a->reason, "probe"));
+    g_assert_cmpint(p1->memory[0].last_probe_us, ==, now);
+    g_assert_cmpuint(p1->memory[0].reclaimed_from_kib, ==, 0);
+
+    now += 10 * SEC; /* landed, but too soon for the next probe */
+    g_autoptr(PolicyPlan) p2 = probe_again(&vm, p1, &c, now);
+    g_assert_null(find_action(p2, 0));
+
+    now += 21 * SEC;
+    g_autoptr(PolicyPlan) p3 = probe_again(&vm, p2, &c, now);
+    a = find_action(p3, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 128 * MIB);
+
+    /* owed from an earlier reclaim, host in the dead band (no reclaim, no
+     * give-back): the probe finds it idle and the debt is dropped */
+    PolicyHost band = host_ok();
+    band.mem_available_kib = (guint64)(24.0 * GIB * 0.05) + 256 * MIB + 100 * MIB;
+    PolicyVm owed = vm_agent(0, 8 * GIB, 7 * GIB, 5 * GIB);
+    owed.memory.reclaimed_from_kib = 8 * GIB;
+    g_autoptr(PolicyPlan) p4 = decide(&band, &owed, 1, &c, NOW);
+    a = find_action(p4, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
+    g_assert_cmpuint(p4->memory[0].reclaimed_from_kib, ==, 0);
+}
+
+/* Never more than the guest could give under rule 2, never while it is under
+ * pressure, and rule 2 comes first when the host is short. */
+static void test_probe_limits(void)
+{
+    PolicyConfig c = cfg();
+    c.probe_step_kib = 512 * MIB;
+
+    PolicyVm vm = vm_agent(0, 4 * GIB, 4 * GIB, GIB);
+    guint64 give = GIB - policy_headroom_kib(4 * GIB - 50 * MIB) - c.deflate_margin_kib;
+    g_autoptr(PolicyPlan) p1 = probe_again(&vm, NULL, &c, NOW);
+    const PolicyAction *a = find_action(p1, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpuint(4 * GIB - a->target_kib, <=, give);
+    g_assert_cmpuint(4 * GIB - a->target_kib, >, give - MIB);
+
+    PolicyVm hot = vm_agent(0, 4 * GIB, 4 * GIB, 3 * GIB);
+    hot.report.psi.some.avg10 = 5.0;
+    g_autoptr(PolicyPlan) p2 = probe_again(&hot, NULL, &c, NOW);
+    a = find_action(p2, 0);
+    g_assert_true(a == NULL || a->kind == POLICY_ACTION_DEFLATE);
+
+    PolicyHost h = host_short(100 * MIB);
+    PolicyVm idle = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    g_autoptr(PolicyPlan) p3 = decide(&h, &idle, 1, &c, NOW);
+    a = find_action(p3, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_HOST_SHORT);
+}
+
+/* Pressure after a probe: memory back at once, and the size that was fine is
+ * remembered: no probe below it for probe_memory_ms, then probing resumes. */
+static void test_probe_backoff(void)
+{
+    PolicyConfig c = cfg();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    gint64 now = NOW;
+
+    c.probe_step_kib = 256 * MIB;
+    g_autoptr(PolicyPlan) p1 = probe_again(&vm, NULL, &c, now);
+    g_assert_nonnull(find_action(p1, 0));
+
+    now += 5 * SEC; /* the guest stalls */
+    vm.report.psi.some.avg10 = 5.0;
+    g_autoptr(PolicyPlan) p2 = probe_again(&vm, p1, &c, now);
+    const PolicyAction *a = find_action(p2, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PRESSURE);
+    guint64 fine = a->target_kib;
+    g_assert_cmpuint(p2->memory[0].probe_floor_kib, ==, fine);
+    g_assert_cmpint(p2->memory[0].probe_floor_until_us, ==, now + 600 * SEC);
+
+    /* quiet again, after the cool-down: no probe below where it was fine */
+    vm.report.psi.some.avg10 = 0;
+    vm.report.mem.total_kib += fine - vm.actual_kib;
+    vm.report.mem.available_kib += fine - vm.actual_kib;
+    vm.actual_kib = fine;
+    vm.memory = p2->memory[0];
+    for (int i = 0; i < 15; i++) {
+        now += 35 * SEC;
+        g_autoptr(PolicyPlan) p = probe_again(&vm, NULL, &c, now);
+        a = find_action(p, 0);
+        if (a != NULL) {
+            g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
+            g_assert_cmpuint(a->target_kib, >=, fine);
+        }
+        vm.memory = p->memory[0];
+    }
+    /* 525 s after the pressure: still nothing. After the memory ends: probes again */
+    now += 100 * SEC;
+    g_autoptr(PolicyPlan) p4 = probe_again(&vm, NULL, &c, now);
+    a = find_action(p4, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
+    g_assert_cmpuint(a->target_kib, <, fine);
+}
+
+/* ---- burst escalation ----------------------------------------------------------------------- */
+
+/* Three reports a second apart, all under PSI pressure, each raise landed
+ * before the next: the steps taken. */
+static void burst_steps(const PolicyHost *h, guint64 *steps, PolicyVmMemory *last)
+{
+    PolicyConfig c = cfg();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 2 * GIB, GIB);
+    gint64 now = NOW;
+
+    vm.report.psi.some.avg10 = 5.0;
+    for (int i = 0; i < 3; i++) {
+        g_autoptr(PolicyPlan) p = decide(h, &vm, 1, &c, now);
+        const PolicyAction *a = find_action(p, 0);
+        g_assert_nonnull(a);
+        g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
+        steps[i] = a->target_kib - vm.actual_kib;
+        if (i > 0 && steps[i] > c.pressure_step_kib)
+            g_assert_nonnull(strstr(a->reason, "burst"));
+        vm.memory = p->memory[0];
+        vm.actual_kib = a->target_kib;
+        vm.report.mem.total_kib = vm.actual_kib - 50 * MIB;
+        now += SEC;
+        vm.report_at_us = now - 100 * MS;
+        vm.report.seq++;
+        vm.report.uptime_ms += 1000;
+    }
+    /* quiet again: the escalation is over */
+    vm.report.psi.some.avg10 = 0;
+    g_autoptr(PolicyPlan) p = decide(h, &vm, 1, &c, now);
+    *last = p->memory[0];
+}
+
+/* A guest short of memory grows no faster than it is fed: while pressure
+ * persists the step doubles, the extra taken only from what the host spares. */
+static void test_burst_escalation(void)
+{
+    PolicyHost h = host_ok();
+    guint64 steps[3];
+    PolicyVmMemory m;
+
+    burst_steps(&h, steps, &m);
+    g_assert_cmpuint(steps[0], ==, 128 * MIB); /* pressure_step */
+    g_assert_cmpuint(steps[1], ==, 256 * MIB);
+    g_assert_cmpuint(steps[2], ==, 512 * MIB);
+    g_assert_cmpuint(m.burst_step_kib, ==, 0);
+
+    /* no spare: reserve (5 % of 24 GiB) + 2 x hysteresis available, not more */
+    h.mem_available_kib = (guint64)(24.0 * GIB * 0.05) + 512 * MIB;
+    burst_steps(&h, steps, &m);
+    g_assert_cmpuint(steps[1], ==, 128 * MIB);
+    g_assert_cmpuint(steps[2], ==, 128 * MIB);
+
+    /* a little spare: the extra is half of it */
+    h.mem_available_kib += 100 * MIB;
+    burst_steps(&h, steps, &m);
+    g_assert_cmpuint(steps[1], ==, 128 * MIB + 50 * MIB);
+}
+
 /* ---- stale, silent, agent-less ------------------------------------------------------------- */
 
 static void test_stale_report(void)
@@ -1428,6 +1644,11 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/reclaim/pending-moves", test_pending_moves);
     g_test_add_func("/policy/giveback/steps", test_give_back);
     g_test_add_func("/policy/giveback/cycle", test_reclaim_then_give_back_cycle);
+    g_test_add_func("/policy/burst/escalation", test_burst_escalation);
+    g_test_add_func("/policy/probe/off-by-default", test_probe_off_by_default);
+    g_test_add_func("/policy/probe/steps", test_probe_steps);
+    g_test_add_func("/policy/probe/limits", test_probe_limits);
+    g_test_add_func("/policy/probe/backoff", test_probe_backoff);
     g_test_add_func("/policy/unknown/stale-report", test_stale_report);
     g_test_add_func("/policy/unknown/silent-agent", test_silent_agent);
     g_test_add_func("/policy/unknown/agentless-libvirt", test_agentless_libvirt);

@@ -93,7 +93,8 @@ else
     timeout 60 strace -f -qq -o "$work/trace" "$build/host-broker/ballastd" \
         --connect "test://$src/tests/data/broker/test-node.xml" \
         --host-root "$src/tests/data/broker/host-ok" --config "$work/ballastd.conf" \
-        --control "$work/ctl.sock" --metrics-listen "127.0.0.1:$port" >"$work/log" 2>&1 &
+        --control "$work/ctl.sock" --lock-file "$work/lock" --metrics-listen "127.0.0.1:$port" \
+        >"$work/log" 2>&1 &
     tracer=$!
     for _ in $(seq 100); do grep -q 'would: bk-observe' "$work/log" && break; sleep 0.1; done
     curl -sf -m 10 "http://127.0.0.1:$port/metrics" >/dev/null
