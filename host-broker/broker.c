@@ -1004,7 +1004,9 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     if (b->log == NULL)
         return NULL;
     evlog_set_verbose(b->log, options->verbose);
-    b->virt = virt_new(b->uri, &virt_callbacks, b);
+    b->virt = options->backend != NULL
+                  ? virt_new_backend(options->backend, options->backend_data, &virt_callbacks, b)
+                  : virt_new(b->uri, &virt_callbacks, b);
     b->ksm = ksm_run_new(b->host_root, b->log, b->virt, b->opt.dry_run);
     virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
     return g_steal_pointer(&b);
