@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -40,6 +41,12 @@
 #include "protocol.h"
 
 #define GIB_KIB (1024 * 1024)
+/* Every VM: 8 GiB at most, its balloon at 1 GiB to start, a floor of 768 MiB.
+ * The host has 64 TiB: deflates are never held back by it, the storm measures
+ * the broker, not the host's shortage. */
+#define VM_MAX_KIB   (8ULL * GIB_KIB)
+#define VM_START_KIB (1ULL * GIB_KIB)
+#define VM_FLOOR_KIB (768ULL * 1024)
 
 typedef struct {
     double warmup_s, steady_s, storm_s, garbage_s;
@@ -94,9 +101,10 @@ static void encode_hello(GString *out)
         g_error("cannot encode hello");
 }
 
-/* A guest of 1 GiB MemTotal (under its 2 GiB+ balloon: kernel and reserves):
- * idle, or short with PSI some at 30 %. */
-static void encode_report(GString *out, guint64 seq, gboolean pressure, guint64 stall_us)
+/* A guest whose MemTotal follows its balloon (less 128 MiB the kernel keeps):
+ * idle at 60 % available, or short with PSI some at 30 %. */
+static void encode_report(GString *out, guint64 seq, guint64 balloon_kib, gboolean pressure,
+                          guint64 stall_us)
 {
     BlMessage m;
     BlReport *r = &m.u.report;
@@ -105,11 +113,11 @@ static void encode_report(GString *out, guint64 seq, gboolean pressure, guint64 
     r->seq = seq;
     r->uptime_ms = 60000 + seq * 1000;
     r->reason = pressure ? BL_REPORT_PRESSURE : BL_REPORT_PERIODIC;
-    r->mem.total_kib = GIB_KIB;
-    r->mem.available_kib = pressure ? 40 * 1024 : 700 * 1024;
+    r->mem.total_kib = balloon_kib - 128 * 1024;
+    r->mem.available_kib = pressure ? 40 * 1024 : r->mem.total_kib * 6 / 10;
     r->mem.free_kib = r->mem.available_kib / 2;
     r->mem.cached_kib = 100 * 1024;
-    r->mem.committed_as_kib = 900 * 1024;
+    r->mem.committed_as_kib = r->mem.total_kib / 2;
     r->has_psi = TRUE;
     r->psi.some.avg10 = pressure ? 30.0 : 0.0;
     r->psi.some.total_us = stall_us;
@@ -149,7 +157,8 @@ static gboolean send_all(int fd, const GString *s)
     return w == (gssize)s->len; /* a full socket drops the line, as a guest would lose it */
 }
 
-static int agents_main(const int *fds, guint n, const Phases *p, gint64 t0, const char *log_path)
+static int agents_main(const int *fds, volatile const guint64 *balloon, guint n, const Phases *p,
+                       gint64 t0, const char *log_path)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
     g_autoptr(GString) line = g_string_new(NULL);
@@ -198,7 +207,7 @@ static int agents_main(const int *fds, guint n, const Phases *p, gint64 t0, cons
             seq[i]++;
             if (pressure)
                 stall[i] += 300000;
-            encode_report(line, seq[i], pressure, stall[i]);
+            encode_report(line, seq[i], balloon[i], pressure, stall[i]);
             gint64 at = mono_us();
             if (!send_all(fds[i], line)) {
                 dropped++;
@@ -382,8 +391,8 @@ static int run_one(guint n, const Phases *p, PhaseFigures out[PHASE_END])
     /* A host with plenty of memory: deflates are never held back by it. */
     g_mkdir_with_parents(proc, 0755);
     if (!write_file(proc, "meminfo",
-                    "MemTotal: 1073741824 kB\nMemFree: 900000000 kB\n"
-                    "MemAvailable: 1000000000 kB\n") ||
+                    "MemTotal: 68719476736 kB\nMemFree: 68000000000 kB\n"
+                    "MemAvailable: 68000000000 kB\n") ||
         !write_file(dir, "ballastd.conf",
                     "[broker]\nstats_period_s = 0\nrate_limit_per_s = 50\n"
                     "[ksm]\nmanage = false\n"))
@@ -398,17 +407,25 @@ static int run_one(guint n, const Phases *p, PhaseFigures out[PHASE_END])
             close(null);
         }
     }
+    /* The guests' MemTotal follows their balloon: the fake writes the sizes
+     * into memory shared with the guests' process. */
+    volatile guint64 *balloon = mmap(NULL, n * sizeof(guint64), PROT_READ | PROT_WRITE,
+                                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (balloon == MAP_FAILED)
+        return 1;
+    g_autoptr(FakeVirt) fake = fake_virt_new(n, VM_MAX_KIB, VM_START_KIB, VM_FLOOR_KIB, broker_fds);
+    fake_virt_mirror_balloons(fake, balloon);
+
     gint64 t0 = mono_us();
     pid_t child = fork();
     if (child == 0) {
         for (guint i = 0; i < n; i++)
             close(broker_fds[i]);
-        _exit(agents_main(agent_fds, n, p, t0, log_path));
+        _exit(agents_main(agent_fds, balloon, n, p, t0, log_path));
     }
     for (guint i = 0; i < n; i++)
         close(agent_fds[i]);
 
-    g_autoptr(FakeVirt) fake = fake_virt_new(n, 8ULL * GIB_KIB, 2ULL * GIB_KIB, GIB_KIB, broker_fds);
     BrokerOptions opt = {
         .uri = "backend:///",
         .config_path = conf,

@@ -23,6 +23,7 @@ struct FakeVirt {
     Virt *virt;
     guint event_idle;
     guint channel_opens;
+    volatile guint64 *mirror;
 };
 
 void fake_virt_uuid(guint vm, char out[VIRT_UUID_LEN])
@@ -81,6 +82,13 @@ guint64 fake_virt_balloon_kib(const FakeVirt *f, guint vm)
 guint fake_virt_channel_opens(const FakeVirt *f)
 {
     return f->channel_opens;
+}
+
+void fake_virt_mirror_balloons(FakeVirt *f, volatile guint64 *mirror)
+{
+    f->mirror = mirror;
+    for (guint i = 0; mirror != NULL && i < f->n; i++)
+        mirror[i] = f->doms[i].current_kib;
 }
 
 static FakeDomain *find(FakeVirt *f, const char *uuid, GError **error)
@@ -221,6 +229,8 @@ static gboolean fake_set_memory(gpointer data, const char *uuid, guint64 kib, GE
     };
     g_array_append_val(f->setmem_log, rec);
     d->current_kib = MIN(kib, d->max_kib);
+    if (f->mirror != NULL)
+        f->mirror[rec.vm] = d->current_kib;
     d->balloon_event_pending = TRUE;
     if (f->event_idle == 0)
         f->event_idle = g_idle_add(on_balloon_events, f);

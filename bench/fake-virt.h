@@ -39,3 +39,6 @@ const GArray *fake_virt_set_memory_log(const FakeVirt *f);
 guint64 fake_virt_balloon_kib(const FakeVirt *f, guint vm);
 guint fake_virt_channel_opens(const FakeVirt *f);
 void fake_virt_uuid(guint vm, char out[VIRT_UUID_LEN]);
+/* Also write every balloon size into mirror[vm] (e.g. memory shared with the
+ * process that plays the guests, whose MemTotal follows their balloon). */
+void fake_virt_mirror_balloons(FakeVirt *f, volatile guint64 *mirror);
