@@ -409,8 +409,8 @@ static int run_one(guint n, const Phases *p, PhaseFigures out[PHASE_END])
     }
     /* The guests' MemTotal follows their balloon: the fake writes the sizes
      * into memory shared with the guests' process. */
-    volatile guint64 *balloon = mmap(NULL, n * sizeof(guint64), PROT_READ | PROT_WRITE,
-                                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    volatile guint64 *balloon =
+        mmap(NULL, n * sizeof(guint64), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (balloon == MAP_FAILED)
         return 1;
     g_autoptr(FakeVirt) fake = fake_virt_new(n, VM_MAX_KIB, VM_START_KIB, VM_FLOOR_KIB, broker_fds);
@@ -515,7 +515,8 @@ int main(int argc, char **argv)
         {"quick", 0, 0, G_OPTION_ARG_NONE, &quick, "N=1,100; 5 s phases (a smoke run)", NULL},
         {NULL},
     };
-    g_autoptr(GOptionContext) ctx = g_option_context_new("- the broker at scale, on a fake hypervisor");
+    g_autoptr(GOptionContext) ctx =
+        g_option_context_new("- the broker at scale, on a fake hypervisor");
     g_autoptr(GError) e = NULL;
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &e)) {

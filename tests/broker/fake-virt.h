@@ -19,9 +19,9 @@
 typedef struct FakeVirt FakeVirt;
 
 typedef struct {
-    guint vm;       /* domain index */
-    gint64 at_us;   /* monotonic time of the call */
-    guint64 kib;    /* the target asked for */
+    guint vm;     /* domain index */
+    gint64 at_us; /* monotonic time of the call */
+    guint64 kib;  /* the target asked for */
 } FakeVirtSetMemory;
 
 /* n domains "vm00000".., max_kib each, balloon at start_kib, metadata

@@ -192,8 +192,7 @@ static GArray *fake_balloon_stats(gpointer data, GError **error)
     return out;
 }
 
-static gboolean fake_set_stats_period(gpointer data, const char *uuid, int period_s,
-                                      GError **error)
+static gboolean fake_set_stats_period(gpointer data, const char *uuid, int period_s, GError **error)
 {
     return find(data, uuid, error) != NULL;
 }
