@@ -1065,7 +1065,9 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     if (b->log == NULL)
         return NULL;
     evlog_set_verbose(b->log, options->verbose);
-    b->virt = virt_new(b->uri, &virt_callbacks, b);
+    b->virt = options->backend != NULL
+                  ? virt_new_backend(options->backend, options->backend_data, &virt_callbacks, b)
+                  : virt_new(b->uri, &virt_callbacks, b);
     b->ksm = ksm_run_new(b->host_root, b->log, b->virt, b->opt.dry_run);
     /* A fixture host root has no QEMU user of its own: pid files only. */
     ksm_run_set_qemu_uid(b->ksm, b->host_root == NULL ? virt_qemu_uid() : -1);

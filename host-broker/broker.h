@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "session.h"
+#include "virt.h"
 
 typedef struct {
     const char *uri;          /* libvirt URI */
@@ -27,6 +28,9 @@ typedef struct {
     const char *host_root; /* NULL: "/" */
     const char *only;      /* NULL: every domain; else only names matching this glob */
     const char *metrics_listen; /* NULL: from the configuration ([metrics] listen) */
+    /* Tests and benchmarks only: a hypervisor other than libvirt (virt.h). */
+    const VirtBackend *backend;
+    gpointer backend_data;
 } BrokerOptions;
 
 typedef struct Broker Broker;

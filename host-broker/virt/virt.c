@@ -26,6 +26,8 @@ struct Virt {
     guint backoff_ms;    /* the wait before the pending reconnect */
     GHashTable *domains; /* uuid -> virDomainPtr, a cache of lookups */
     struct VirtOpenJob *open_job; /* a virConnectOpen in flight, off the main loop */
+    const VirtBackend *backend; /* not libvirt: tests and benchmarks */
+    gpointer backend_data;
 };
 
 /* virConnectOpen runs in a thread of its own: a libvirtd that accepts the
@@ -140,6 +142,54 @@ Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_da
     v->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, dom_free);
     return v;
 }
+
+Virt *virt_new_backend(const VirtBackend *backend, gpointer backend_data,
+                       const VirtCallbacks *callbacks, gpointer user_data)
+{
+    Virt *v = virt_new("backend:///", callbacks, user_data);
+
+    v->backend = backend;
+    v->backend_data = backend_data;
+    if (backend->attached != NULL)
+        backend->attached(backend_data, v);
+    return v;
+}
+
+void virt_backend_emit_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent event,
+                                 const char *detail)
+{
+    if (v->connected && v->cb.lifecycle)
+        v->cb.lifecycle(v, uuid, name, event, detail, v->user_data);
+}
+
+void virt_backend_emit_balloon_change(Virt *v, const char *uuid, const char *name,
+                                      guint64 actual_kib)
+{
+    if (v->connected && v->cb.balloon_change)
+        v->cb.balloon_change(v, uuid, name, actual_kib, v->user_data);
+}
+
+static gboolean backend_unsupported(GError **error)
+{
+    g_set_error(error, VIRT_ERROR, 0, "not supported by this backend");
+    return FALSE;
+}
+
+/* With a backend, call its op (or fail); the libvirt code below never runs. */
+#define VIRT_BACKEND_CALL(v, op, fail, ...)                                                        \
+    do {                                                                                           \
+        if ((v)->backend != NULL) {                                                                \
+            if ((v)->backend->op == NULL) {                                                        \
+                backend_unsupported(error);                                                        \
+                return fail;                                                                       \
+            }                                                                                      \
+            if (!(v)->connected) {                                                                 \
+                g_set_error(error, VIRT_ERROR, 0, "not connected to %s", (v)->uri);                \
+                return fail;                                                                       \
+            }                                                                                      \
+            return (v)->backend->op((v)->backend_data, __VA_ARGS__);                               \
+        }                                                                                          \
+    } while (0)
 
 void virt_set_backoff(Virt *v, guint min_ms, guint max_ms)
 {
@@ -534,6 +584,15 @@ static gboolean virt_reconnect_cb(gpointer user_data)
     Virt *v = user_data;
 
     v->reconnect_id = 0;
+    if (v->backend != NULL) {
+        g_autoptr(GError) e = NULL;
+        if (!virt_connect(v, &e)) {
+            virt_schedule_reconnect(v);
+            if (v->cb.connect_failed)
+                v->cb.connect_failed(v, e->message, v->backoff_ms, v->user_data);
+        }
+        return G_SOURCE_REMOVE;
+    }
     if (v->open_job == NULL)
         virt_start_open(v);
     return G_SOURCE_REMOVE;
@@ -556,6 +615,14 @@ gboolean virt_connect(Virt *v, GError **error)
 
     if (v->connected)
         return TRUE;
+    if (v->backend != NULL) {
+        if (v->backend->connect != NULL && !v->backend->connect(v->backend_data, error))
+            return FALSE;
+        v->connected = TRUE;
+        if (v->cb.connected)
+            v->cb.connected(v, v->user_data);
+        return TRUE;
+    }
     virt_event_init();
     if (v->open_job != NULL) {
         g_set_error(error, VIRT_ERROR, 0, "%s: still connecting", v->uri);
@@ -629,6 +696,10 @@ static virDomainPtr lookup(Virt *v, const char *uuid, GError **error)
 {
     virDomainPtr dom;
 
+    if (v->backend != NULL) {
+        backend_unsupported(error);
+        return NULL;
+    }
     if (!need_conn(v, error))
         return NULL;
     dom = g_hash_table_lookup(v->domains, uuid);
@@ -665,6 +736,7 @@ static void fill_info(virDomainPtr dom, VirtDomainInfo *info)
 
 GArray *virt_list_domains(Virt *v, GError **error)
 {
+    VIRT_BACKEND_CALL(v, list_domains, NULL, error);
     virDomainPtr *doms = NULL;
     int n;
 
@@ -689,6 +761,7 @@ GArray *virt_list_domains(Virt *v, GError **error)
 
 gboolean virt_domain_info(Virt *v, const char *uuid, VirtDomainInfo *info, GError **error)
 {
+    VIRT_BACKEND_CALL(v, domain_info, FALSE, uuid, info, error);
     virDomainPtr dom = lookup(v, uuid, error);
 
     if (dom == NULL)
@@ -699,6 +772,7 @@ gboolean virt_domain_info(Virt *v, const char *uuid, VirtDomainInfo *info, GErro
 
 char *virt_domain_xml(Virt *v, const char *uuid, GError **error)
 {
+    VIRT_BACKEND_CALL(v, domain_xml, NULL, uuid, error);
     virDomainPtr dom = lookup(v, uuid, error);
     char *xml;
 
@@ -717,6 +791,7 @@ char *virt_domain_xml(Virt *v, const char *uuid, GError **error)
 
 char *virt_domain_metadata(Virt *v, const char *uuid, GError **error)
 {
+    VIRT_BACKEND_CALL(v, domain_metadata, NULL, uuid, error);
     virDomainPtr dom = lookup(v, uuid, error);
     unsigned int flags;
     char *xml;
@@ -772,6 +847,7 @@ static void stats_field(const virTypedParameterPtr p, int n, const char *name, g
 
 GArray *virt_balloon_stats(Virt *v, GError **error)
 {
+    VIRT_BACKEND_CALL(v, balloon_stats, NULL, error);
     virDomainStatsRecordPtr *recs = NULL;
     int n;
 
@@ -836,6 +912,7 @@ GArray *virt_balloon_stats(Virt *v, GError **error)
 
 gboolean virt_set_stats_period(Virt *v, const char *uuid, int period_s, GError **error)
 {
+    VIRT_BACKEND_CALL(v, set_stats_period, FALSE, uuid, period_s, error);
     virDomainPtr dom = lookup(v, uuid, error);
 
     if (dom == NULL)
@@ -849,6 +926,7 @@ gboolean virt_set_stats_period(Virt *v, const char *uuid, int period_s, GError *
 
 gboolean virt_set_memory(Virt *v, const char *uuid, guint64 kib, GError **error)
 {
+    VIRT_BACKEND_CALL(v, set_memory, FALSE, uuid, kib, error);
     virDomainPtr dom = lookup(v, uuid, error);
 
     if (dom == NULL)
@@ -962,6 +1040,7 @@ static const SessionTransportOps stream_ops = {
 
 SessionTransport *virt_open_channel(Virt *v, const char *uuid, GError **error)
 {
+    VIRT_BACKEND_CALL(v, open_channel, NULL, uuid, error);
     virDomainPtr dom = lookup(v, uuid, error);
     virStreamPtr st;
 

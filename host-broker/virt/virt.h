@@ -87,10 +87,40 @@ typedef struct {
     gint64 last_update_s; /* guest time of those figures, 0 if unknown */
 } VirtStats;
 
+/*
+ * Another hypervisor behind this same interface, for tests and benchmarks
+ * only (bench/fake-virt.c runs the real broker over thousands of simulated
+ * agents without QEMU). With a backend, every function below calls it instead
+ * of libvirt; lifecycle and balloon events come through virt_backend_emit_*().
+ * A NULL op fails with "not supported by this backend".
+ */
+typedef struct {
+    /* The Virt made over this backend, for its virt_backend_emit_*() calls. */
+    void (*attached)(gpointer backend, Virt *v);
+    gboolean (*connect)(gpointer backend, GError **error);
+    GArray *(*list_domains)(gpointer backend, GError **error); /* of VirtDomainInfo */
+    gboolean (*domain_info)(gpointer backend, const char *uuid, VirtDomainInfo *info,
+                            GError **error);
+    char *(*domain_xml)(gpointer backend, const char *uuid, GError **error);
+    char *(*domain_metadata)(gpointer backend, const char *uuid, GError **error);
+    GArray *(*balloon_stats)(gpointer backend, GError **error); /* of VirtStats */
+    gboolean (*set_stats_period)(gpointer backend, const char *uuid, int period_s, GError **error);
+    gboolean (*set_memory)(gpointer backend, const char *uuid, guint64 kib, GError **error);
+    SessionTransport *(*open_channel)(gpointer backend, const char *uuid, GError **error);
+} VirtBackend;
+
 /* Register libvirt's event loop with the GLib main loop (once per process). */
 void virt_event_init(void);
 
 Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_data);
+/* A Virt over a backend instead of libvirt (tests and benchmarks only). */
+Virt *virt_new_backend(const VirtBackend *backend, gpointer backend_data,
+                       const VirtCallbacks *callbacks, gpointer user_data);
+/* A backend's events, delivered to the owner's callbacks as libvirt's are. */
+void virt_backend_emit_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent event,
+                                 const char *detail);
+void virt_backend_emit_balloon_change(Virt *v, const char *uuid, const char *name,
+                                      guint64 actual_kib);
 void virt_free(Virt *v);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Virt, virt_free)
 
