@@ -69,10 +69,13 @@ void broker_ctl_apply_overrides(BrokerVm *vm)
 /* A new entry, its inputs filled in from what the broker knows now. */
 static BrokerHistoryEntry *history_push(Broker *b, BrokerVm *vm, BrokerHistoryKind what)
 {
-    BrokerHistoryEntry *h = &vm->history[vm->history_next];
+    BrokerHistoryEntry *h;
     gint64 at = 0;
     const BlReport *r = vm->session ? session_report(vm->session, &at) : NULL;
 
+    if (vm->history == NULL) /* most VMs of a big host are never decided */
+        vm->history = g_new0(BrokerHistoryEntry, BROKER_HISTORY_MAX);
+    h = &vm->history[vm->history_next];
     vm->history_next = (vm->history_next + 1) % BROKER_HISTORY_MAX;
     vm->history_len = MIN(vm->history_len + 1, BROKER_HISTORY_MAX);
     memset(h, 0, sizeof(*h));

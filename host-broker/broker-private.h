@@ -46,8 +46,9 @@ typedef struct {
     guint64 host_available_kib;
 } BrokerHistoryEntry;
 
-/* Bound of the in-memory history per VM (about 400 bytes an entry). */
-#define BROKER_HISTORY_MAX 64
+/* Bound of the in-memory history per VM (about 400 bytes an entry: 12.5 KiB
+ * for a VM with a full history, nothing for one never decided). */
+#define BROKER_HISTORY_MAX 32
 
 /* ballastctl set: runtime overrides, winning over metadata and configuration
  * until cleared ("default") or ballastd restarts. */
@@ -113,7 +114,7 @@ typedef struct {
     BrokerOverrides ovr;
     PolicyMode configured_mode; /* the mode without the override (metadata or configuration) */
     gboolean released; /* ballastctl release: KSM left alone until mode is set again */
-    BrokerHistoryEntry history[BROKER_HISTORY_MAX];
+    BrokerHistoryEntry *history; /* BROKER_HISTORY_MAX of them, from the first entry on */
     guint history_next, history_len;
 
     /* metrics: decisions by kind and PolicyReason, and what earlier
@@ -135,6 +136,7 @@ struct Broker {
     GMainLoop *loop;
     GHashTable *vms; /* uuid -> BrokerVm */
     guint tick_id, poll_id, kick_id;
+    gint64 kick_end_us, kick_cost_us; /* the last pressure cycle: when it ended, what it cost */
     guint sig_ids[3];
     gboolean has_host;
     PolicyHost host;

@@ -51,6 +51,8 @@ gboolean policy_setmem_track(PolicyVmMemory *m, const PolicyVm *vm, const Policy
             m->last_inflate_us = m->undo.last_inflate_us;
             m->reclaimed_from_kib = m->undo.reclaimed_from_kib;
             m->burst_step_kib = m->undo.burst_step_kib;
+            m->answered_seq = m->undo.answered_seq;
+            m->answered_uptime_ms = m->undo.answered_uptime_ms;
         }
         wait = backoff_fail(&m->setmem, &spec, vm->setmem_failed_us);
         g_ptr_array_add(notes, g_strdup_printf("%s: setting the balloon failed %u time(s) in a "
@@ -70,6 +72,8 @@ void policy_setmem_save(PolicyVmMemory *m, gint64 now_us)
     m->undo.last_inflate_us = m->last_inflate_us;
     m->undo.reclaimed_from_kib = m->reclaimed_from_kib;
     m->undo.burst_step_kib = m->burst_step_kib; /* the caller puts the one before its plan */
+    m->undo.answered_seq = m->answered_seq;
+    m->undo.answered_uptime_ms = m->answered_uptime_ms;
 }
 
 gboolean policy_floor_net(PolicyVmMemory *m, const PolicyVm *vm, const char *name, guint64 floor,

@@ -108,7 +108,7 @@ typedef struct {
     gboolean pressured;
     char why[200];
 
-    guint64 host_spare; /* host available above reserve + 2 x hysteresis */
+    guint64 host_spare;   /* host available above reserve + 2 x hysteresis */
     guint64 burst_before; /* memory's burst step before this plan (rule 9 may take it back) */
 
     /* reclaim */
@@ -516,10 +516,15 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
             m->probe_floor_kib = MAX(m->probe_floor_kib, MIN(w->max, base + need));
             m->probe_floor_until_us = now + (gint64)cfg->probe_memory_ms * US_MS;
         }
+        /* A report is answered once: a call that sees it again (another
+         * guest's pressure started it) would raise again on the same evidence
+         * from a balloon that already grew. */
+        gboolean answered = m->answered_seq == r->seq && m->answered_uptime_ms == r->uptime_ms;
         /* Never lower a raise already asked for: cur is the target in force. */
-        propose(w, cfg, POLICY_ACTION_DEFLATE,
-                rt.oom_kills > 0 ? POLICY_REASON_OOM : POLICY_REASON_PRESSURE,
-                MIN(w->max, base + need), FALSE, w->why);
+        if (!answered)
+            propose(w, cfg, POLICY_ACTION_DEFLATE,
+                    rt.oom_kills > 0 ? POLICY_REASON_OOM : POLICY_REASON_PRESSURE,
+                    MIN(w->max, base + need), FALSE, w->why);
     }
 
     if (!w->pressured)
@@ -1121,6 +1126,11 @@ static void plan_actions(PolicyWork *works, gsize n_vms, PolicyPlan *plan, gint6
             } else if (w->target >= w->mem->reclaimed_from_kib) {
                 w->mem->reclaimed_from_kib = 0;
             }
+            if (kind == POLICY_ACTION_DEFLATE &&
+                (w->code == POLICY_REASON_PRESSURE || w->code == POLICY_REASON_OOM)) {
+                w->mem->answered_seq = w->vm->report.seq;
+                w->mem->answered_uptime_ms = w->vm->report.uptime_ms;
+            }
             w->mem->last_target_kib = w->target;
             w->mem->target_set_us = now_us;
         }
@@ -1185,7 +1195,7 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
                              host_reserve(host, config) + 2 * config->host_hysteresis_kib);
         w->hold = policy_setmem_track(w->mem, vm, config, plan->notes, w->name, now_us);
         w->burst_before = w->mem->burst_step_kib; /* after a failed call is taken back */
-        track_balloon(w, config, plan, now_us); /* movement for all, targets for AUTO */
+        track_balloon(w, config, plan, now_us);   /* movement for all, targets for AUTO */
         if (w->applied && !w->act && w->mem->last_target_kib != 0)
             w->cur = MIN(w->mem->last_target_kib, w->max);
         classify(w, config, plan, now_us);

@@ -119,7 +119,9 @@ typedef struct {
     gboolean has_offset;
     guint64 offset_kib; /* balloon size - guest MemTotal, learned while still */
 
-    guint64 burst_step_kib; /* the last raise while pressure persists; 0: not under pressure */
+    guint64 burst_step_kib;     /* the last raise while pressure persists; 0: not under pressure */
+    guint64 answered_seq;       /* the report (seq, uptime) a planned raise last answered: */
+    guint64 answered_uptime_ms; /* seen again, it asks for nothing more (rule 1) */
 
     gint64 last_probe_us;        /* last probe of this VM; 0: never */
     guint64 probe_floor_kib;     /* pressure followed a probe: not probed below this ... */
@@ -142,7 +144,8 @@ typedef struct {
         gint64 target_set_us;
         gint64 last_inflate_us;
         guint64 reclaimed_from_kib;
-        guint64 burst_step_kib; /* a raise that never happened doubles nothing */
+        guint64 burst_step_kib;                   /* a raise that never happened doubles nothing */
+        guint64 answered_seq, answered_uptime_ms; /* ... nor answered its report */
     } undo; /* what remembering that action changed, put back if its call failed */
 
     /* trust (docs/policy.md, rule 6): implausible reports in the current
@@ -234,7 +237,7 @@ typedef struct {
                              * raises of balloons below their floor (rule 8) */
     PolicyVmMemory *memory; /* n_vms entries: the memory to store for each VM */
     gsize n_vms;
-    GPtrArray *notes; /* char *: things a person should know, e.g.
+    GPtrArray *notes;         /* char *: things a person should know, e.g.
                        * "host reserve unmet: 300 MiB short, all VMs at their floor" */
     guint64 *entitlement_kib; /* n_vms entries: what each VM may hold while the
                                * host is short (rule 10); 0: the host is not short */

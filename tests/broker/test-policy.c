@@ -1149,6 +1149,37 @@ static void test_burst_escalation(void)
     g_assert_cmpuint(steps[1], ==, 128 * MIB + 50 * MIB);
 }
 
+/* A report is answered once: decided again (another guest's pressure report
+ * starts a call 10 ms later) after its raise was applied and the balloon
+ * grew, the same report asks for nothing more; the next report may. */
+static void test_report_answered_once(void)
+{
+    PolicyConfig c = cfg();
+    PolicyHost h = host_ok();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 2 * GIB, 20 * MIB);
+
+    vm.report.psi.some.avg10 = 30.0;
+    g_autoptr(PolicyPlan) p1 = decide(&h, &vm, 1, &c, NOW);
+    const PolicyAction *a = find_action(p1, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PRESSURE);
+    /* applied: the balloon is there 10 ms later, the report is the same */
+    vm.memory = p1->memory[0];
+    vm.actual_kib = a->target_kib;
+    g_autoptr(PolicyPlan) p2 = decide(&h, &vm, 1, &c, NOW + 10 * MS);
+    g_assert_null(find_action(p2, 0));
+    /* the next report, still short: raised again */
+    vm.memory = p2->memory[0];
+    vm.report.seq++;
+    vm.report.uptime_ms += 1000;
+    vm.report.mem.total_kib = vm.actual_kib - 50 * MIB;
+    vm.report_at_us = NOW + SEC - 100 * MS;
+    g_autoptr(PolicyPlan) p3 = decide(&h, &vm, 1, &c, NOW + SEC);
+    a = find_action(p3, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpuint(a->target_kib, >, vm.actual_kib);
+}
+
 /* ---- stale, silent, agent-less ------------------------------------------------------------- */
 
 static void test_stale_report(void)
@@ -1645,6 +1676,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/giveback/steps", test_give_back);
     g_test_add_func("/policy/giveback/cycle", test_reclaim_then_give_back_cycle);
     g_test_add_func("/policy/burst/escalation", test_burst_escalation);
+    g_test_add_func("/policy/report-answered-once", test_report_answered_once);
     g_test_add_func("/policy/probe/off-by-default", test_probe_off_by_default);
     g_test_add_func("/policy/probe/steps", test_probe_steps);
     g_test_add_func("/policy/probe/limits", test_probe_limits);
