@@ -1169,7 +1169,7 @@ static gpointer ctl_script(gpointer data)
     json_object *ex = ctl_json(s, "explain", "bk-floor");
     json_object *entries = jget(ex, "entries");
     g_assert_cmpuint(json_object_array_length(entries), >=, 1);
-    g_assert_cmpint(json_object_get_int(jget(ex, "bound")), ==, 64);
+    g_assert_cmpint(json_object_get_int(jget(ex, "bound")), ==, BROKER_HISTORY_MAX);
     json_object *h = json_object_array_get_idx(entries, 0);
     g_assert_cmpstr(sget(h, "what"), ==, "decision");
     g_assert_cmpstr(sget(h, "reason_code"), ==, "floor");
