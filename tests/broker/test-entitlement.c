@@ -426,6 +426,32 @@ static void test_liars_when_plenty(void)
     g_assert_cmpuint(s.vms[liar].actual_kib + MIB, >=, s.ent[liar]);
 }
 
+/* Claims do not protect memory above the entitlement, but the host's own view
+ * does: a guest whose libvirt statistics show its memory in use is not
+ * squeezed by the entitlement rule; the liar, whose memory libvirt sees
+ * free, is taken down to its floor when the floors exceed the pool. */
+static void test_busy_not_squeezed(void)
+{
+    Sim s;
+    gsize liar, busy;
+
+    sim_init(&s, 16 * GIB, 256 * MIB); /* floors (512 MiB) above the pool */
+    s.host_own = 15 * GIB;
+    liar = sim_add(&s, TRUE, 4 * GIB, 3 * GIB, 1000);
+    busy = sim_add(&s, FALSE, 4 * GIB, 3 * GIB, 1000);
+    s.g[busy].used = s.g[busy].goal = 2600 * MIB;
+    for (int t = 0; t < 20; t++) {
+        g_autoptr(PolicyPlan) plan = sim_cycle(&s);
+
+        g_assert_cmpuint(s.ent[busy], ==, 256 * MIB);
+        g_assert_false(plan_has(plan, busy, POLICY_ACTION_INFLATE, POLICY_REASON_ENTITLEMENT));
+        assert_fits(&s, busy);
+    }
+    /* down to its floor, or to what libvirt sees it use + headroom */
+    g_assert_cmpuint(s.vms[liar].actual_kib, <=, 320 * MIB);
+    g_assert_cmpuint(s.vms[busy].actual_kib, ==, 3 * GIB);
+}
+
 /* A raise is a promise: two liars cannot both be served from the same spare
  * memory because the host's MemAvailable has not fallen yet. */
 static void test_promises_count(void)
@@ -565,6 +591,7 @@ int main(int argc, char **argv)
     g_test_add_func("/entitlement/several-liars", test_several_liars);
     g_test_add_func("/entitlement/liars-when-plenty", test_liars_when_plenty);
     g_test_add_func("/entitlement/promises-count", test_promises_count);
+    g_test_add_func("/entitlement/busy-not-squeezed", test_busy_not_squeezed);
     g_test_add_func("/trust/untrusted-and-back", test_untrusted_and_back);
     g_test_add_func("/trust/contradictions", test_contradictions);
     return g_test_run();
