@@ -618,10 +618,13 @@ static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan,
         w->avail = w->total;
     }
     /* A guest sees no memory its balloon has not given it (the target in
-     * force covers a raise libvirt has not reported yet). Freed memory can
-     * make MemAvailable rise at any rate, so the balloon is its only hard
-     * bound, and MemAvailable <= MemTotal already holds. */
-    if (w->total > MAX(w->actual, w->cur) + cfg->balloon_tolerance_kib)
+     * force covers a raise libvirt has not reported yet; a balloon that moved
+     * or was asked to within balloon_settle_ms may be ahead of the report).
+     * Freed memory can make MemAvailable rise at any rate, so the balloon is
+     * its only hard bound, and MemAvailable <= MemTotal already holds. */
+    if (w->total > MAX(w->actual, w->cur) + cfg->balloon_tolerance_kib &&
+        vm->report_at_us - m->actual_moved_us >= (gint64)cfg->balloon_settle_ms * US_MS &&
+        vm->report_at_us - m->target_set_us >= (gint64)cfg->balloon_settle_ms * US_MS)
         g_string_append_printf(
             lies, "MemTotal %" G_GUINT64_FORMAT " MiB > balloon %" G_GUINT64_FORMAT " MiB; ",
             mib(w->total), mib(MAX(w->actual, w->cur)));
