@@ -333,10 +333,13 @@ static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan,
         w->avail = w->total;
     }
     /* A guest sees no memory its balloon has not given it (the target in
-     * force covers a raise libvirt has not reported yet). Freed memory can
-     * make MemAvailable rise at any rate, so the balloon is its only hard
-     * bound, and MemAvailable <= MemTotal already holds. */
-    if (w->total > MAX(w->actual, w->cur) + cfg->balloon_tolerance_kib)
+     * force covers a raise libvirt has not reported yet; a balloon that moved
+     * or was asked to within balloon_settle_ms may be ahead of the report).
+     * Freed memory can make MemAvailable rise at any rate, so the balloon is
+     * its only hard bound, and MemAvailable <= MemTotal already holds. */
+    if (w->total > MAX(w->actual, w->cur) + cfg->balloon_tolerance_kib &&
+        vm->report_at_us - m->actual_moved_us >= (gint64)cfg->balloon_settle_ms * US_MS &&
+        vm->report_at_us - m->target_set_us >= (gint64)cfg->balloon_settle_ms * US_MS)
         g_string_append_printf(
             lies, "MemTotal %" G_GUINT64_FORMAT " MiB > balloon %" G_GUINT64_FORMAT " MiB; ",
             mib(w->total), mib(MAX(w->actual, w->cur)));
@@ -870,13 +873,30 @@ static void entitle(PolicyWork *works, gsize n, const PolicyVm *vms, const Polic
     }
 }
 
+/* What the host itself sees a VM could give: libvirt's balloon statistics
+ * (from the guest kernel's balloon driver, not its agent) minus headroom and
+ * margin; no bound without fresh statistics. */
+static guint64 host_seen_give(const PolicyWork *w, const PolicyConfig *cfg, gint64 now)
+{
+    const PolicyVm *vm = w->vm;
+    guint64 total = MIN(vm->lv_available_kib, w->max);
+
+    if (!vm->has_balloon_stats || total == 0 ||
+        now - vm->balloon_stats_at_us >= (gint64)cfg->libvirt_stale_after_ms * US_MS)
+        return G_MAXUINT64;
+    return sub0(MIN(vm->lv_usable_kib, total),
+                policy_headroom_kib(total) + cfg->deflate_margin_kib);
+}
+
 /* While the host needs memory, VMs above their entitlement give first,
  * whatever they claim (pressure and cool-down protect only up to the
  * entitlement), down to it and never below the floor: at most reclaim_step
- * per call, on every call (reclaim_interval_ms does not apply). Returns what
- * AUTO VMs gave. */
+ * per call, on every call (reclaim_interval_ms does not apply), and no more
+ * than libvirt's figures say is free (a guest really using its memory is not
+ * squeezed by this rule; rule 2 and the stuck-balloon back-off apply to it).
+ * Returns what AUTO VMs gave. */
 static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char *why,
-                            const PolicyConfig *cfg)
+                            const PolicyConfig *cfg, gint64 now)
 {
     g_autoptr(GPtrArray) over = g_ptr_array_new();
     guint64 got = 0;
@@ -893,7 +913,8 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
     g_ptr_array_sort(over, cmp_shares_desc);
     for (guint i = over->len; i-- > 0 && got < need;) { /* fewest shares first */
         PolicyWork *w = g_ptr_array_index(over, i);
-        guint64 take = MIN(MIN(w->cur - MAX(w->ent, w->floor), cfg->reclaim_step_kib), need - got);
+        guint64 take = MIN(MIN(w->cur - MAX(w->ent, w->floor), cfg->reclaim_step_kib),
+                           MIN(need - got, host_seen_give(w, cfg, now)));
         char reason[200];
 
         g_snprintf(reason, sizeof(reason),
@@ -964,7 +985,8 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
         total_need = reserve + h - after;
 
     if (total_need > 0) {
-        got = reclaim_over(works, n, total_need, why[0] ? why : "host short after raises", cfg);
+        got =
+            reclaim_over(works, n, total_need, why[0] ? why : "host short after raises", cfg, now);
         for (gsize i = 0; i < n; i++) {
             PolicyWork *w = &works[i];
 

@@ -428,6 +428,32 @@ static void test_liars_when_plenty(void)
     g_assert_cmpuint(s.vms[liar].actual_kib + MIB, >=, s.ent[liar]);
 }
 
+/* Claims do not protect memory above the entitlement, but the host's own view
+ * does: a guest whose libvirt statistics show its memory in use is not
+ * squeezed by the entitlement rule; the liar, whose memory libvirt sees
+ * free, is taken down to its floor when the floors exceed the pool. */
+static void test_busy_not_squeezed(void)
+{
+    Sim s;
+    gsize liar, busy;
+
+    sim_init(&s, 16 * GIB, 256 * MIB); /* floors (512 MiB) above the pool */
+    s.host_own = 15 * GIB;
+    liar = sim_add(&s, TRUE, 4 * GIB, 3 * GIB, 1000);
+    busy = sim_add(&s, FALSE, 4 * GIB, 3 * GIB, 1000);
+    s.g[busy].used = s.g[busy].goal = 2600 * MIB;
+    for (int t = 0; t < 20; t++) {
+        g_autoptr(PolicyPlan) plan = sim_cycle(&s);
+
+        g_assert_cmpuint(s.ent[busy], ==, 256 * MIB);
+        g_assert_false(plan_has(plan, busy, POLICY_ACTION_INFLATE, POLICY_REASON_ENTITLEMENT));
+        assert_fits(&s, busy);
+    }
+    /* down to its floor, or to what libvirt sees it use + headroom */
+    g_assert_cmpuint(s.vms[liar].actual_kib, <=, 320 * MIB);
+    g_assert_cmpuint(s.vms[busy].actual_kib, ==, 3 * GIB);
+}
+
 /* A raise is a promise: two liars cannot both be served from the same spare
  * memory because the host's MemAvailable has not fallen yet. */
 static void test_promises_count(void)
@@ -460,22 +486,29 @@ static void test_untrusted_and_back(void)
 {
     Sim s;
     gsize liar;
-    gboolean noted = FALSE;
+    int when = -1;
 
-    sim_init(&s, 16 * GIB, 12 * GIB);
+    sim_init(&s, 32 * GIB, 24 * GIB);
     s.host_own = GIB; /* plenty: only trust limits the liar */
     s.c.distrust_ms = 20000;
-    liar = sim_add(&s, TRUE, 16 * GIB, GIB, 1000);
-    s.g[liar].total_lie = 512 * MIB; /* MemTotal above its balloon */
-    for (int t = 0; t < 5; t++) {
+    /* no pressure claimed yet, so its balloon is still: MemTotal above it is
+     * a lie once the balloon has not moved for balloon_settle_ms */
+    liar = sim_add(&s, FALSE, 4 * GIB, 2 * GIB, 1000);
+    s.g[liar].total_lie = 512 * MIB;
+    for (int t = 0; t < 15 && when < 0; t++) {
         g_autoptr(PolicyPlan) plan = sim_cycle(&s);
 
-        noted |= plan_note(plan, "untrusted for 20 s");
-        g_assert_cmpint(s.vms[liar].memory.untrusted, ==, t >= 4);
+        if (plan_note(plan, "untrusted for 20 s"))
+            when = t;
+        g_assert_cmpint(s.vms[liar].memory.untrusted, ==, when >= 0);
     }
-    g_assert_true(noted);
+    g_assert_cmpint(when, >=, 5 + 4); /* settle time, then 5 lies */
+    g_assert_cmpint(when, <=, 5 + 6);
     g_assert_nonnull(strstr(s.vms[liar].memory.untrusted_why, "MemTotal"));
+    g_assert_nonnull(strstr(s.vms[liar].memory.untrusted_why, "> balloon"));
     g_assert_cmpuint(s.vms[liar].memory.anomalies, ==, 5);
+    s.g[liar].liar = TRUE; /* now it claims pressure too */
+    s.g[liar].psi_add = 990000;
 
     /* untrusted: its PSI is ignored; libvirt says it has memory to spare */
     guint64 held = s.vms[liar].actual_kib;
@@ -491,10 +524,8 @@ static void test_untrusted_and_back(void)
 
     /* it stops contradicting the host: trusted again 20 s after its last lie */
     s.g[liar].total_lie = 0;
-    s.vms[liar].actual_kib = 2 * GIB; /* an operator set it lower meanwhile */
-    s.vms[liar].memory.last_target_kib = 0;
     gboolean back = FALSE;
-    int when = -1;
+    when = -1;
     for (int t = 0; t < 30 && when < 0; t++) {
         g_autoptr(PolicyPlan) plan = sim_cycle(&s);
 
@@ -549,7 +580,7 @@ static void test_contradictions(void)
     /* the rule off: lies are counted, the agent is still believed */
     s.c.distrust_ms = 0;
     s.g[g].total_lie = GIB;
-    for (int t = 0; t < 10; t++) {
+    for (int t = 0; t < 15; t++) {
         g_autoptr(PolicyPlan) plan = sim_cycle(&s);
     }
     g_assert_cmpuint(s.vms[g].memory.anomalies, >=, 12);
@@ -567,6 +598,7 @@ int main(int argc, char **argv)
     g_test_add_func("/entitlement/several-liars", test_several_liars);
     g_test_add_func("/entitlement/liars-when-plenty", test_liars_when_plenty);
     g_test_add_func("/entitlement/promises-count", test_promises_count);
+    g_test_add_func("/entitlement/busy-not-squeezed", test_busy_not_squeezed);
     g_test_add_func("/trust/untrusted-and-back", test_untrusted_and_back);
     g_test_add_func("/trust/contradictions", test_contradictions);
     return g_test_run();
