@@ -21,9 +21,23 @@ if [ -e /dev/kvm ]; then
     chgrp kvm /dev/kvm 2>/dev/null && chmod 0660 /dev/kvm 2>/dev/null
 fi
 
+# The daemons must not inherit our descriptors: under `flock LOCK command`
+# (the e2e lock) fd 3 is the lock, and a libvirtd started or restarted
+# (test-faults) under it would keep the lock for as long as it runs, leaving
+# every later scenario waiting.
+start_daemon() {
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+        done
+        exec "$@"
+    )
+}
+
 mkdir -p /run/libvirt
-pgrep -x virtlogd >/dev/null || /usr/sbin/virtlogd -d
-pgrep -x libvirtd >/dev/null || /usr/sbin/libvirtd -d
+pgrep -x virtlogd >/dev/null || start_daemon /usr/sbin/virtlogd -d
+pgrep -x libvirtd >/dev/null || start_daemon /usr/sbin/libvirtd -d
 
 deadline=$((SECONDS + timeout_s))
 while [ $SECONDS -lt $deadline ]; do
