@@ -404,8 +404,9 @@ static void broker_apply(Broker *b, BrokerVm *vm, PolicyActionKind kind, guint64
     evlog_emit(b->log, "set-memory", vm->name, f);
     if (!ok) {
         EvlogTags err = {LOG_ERR, vm->name, "set-memory", policy_reason_name(code)};
-        evlog_say_tagged(b->log, TRUE, &err, "%s: setting the balloon to %" G_GUINT64_FORMAT " MiB failed: %s",
-                  vm->name, target / MIB, e->message);
+        evlog_say_tagged(b->log, TRUE, &err,
+                         "%s: setting the balloon to %" G_GUINT64_FORMAT " MiB failed: %s",
+                         vm->name, target / MIB, e->message);
         return;
     }
     vm->target_kib = target;
@@ -631,9 +632,10 @@ static void broker_cycle(Broker *b, gboolean fast)
             evlog_emit(b->log, "balloon-stuck", vm->name, f);
             EvlogTags tags = {LOG_WARNING, vm->name, "balloon-stuck", "stuck"};
             evlog_say_tagged(b->log, TRUE, &tags,
-                      "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
-                      " MiB): not pushing it further for now",
-                      vm->name, pvms[i].actual_kib / MIB, target / MIB);
+                             "%s: balloon stuck at %" G_GUINT64_FORMAT
+                             " MiB (target %" G_GUINT64_FORMAT
+                             " MiB): not pushing it further for now",
+                             vm->name, pvms[i].actual_kib / MIB, target / MIB);
         }
     }
     for (guint i = 0; i < plan->actions->len; i++) {
@@ -824,7 +826,7 @@ static void on_connect_failed(Virt *v, const char *why, guint delay_ms, gpointer
     if (g_strcmp0(b->connect_error, why) != 0 || delay_ms >= b->cfg.reconnect_max_ms) {
         EvlogTags tags = {LOG_WARNING, NULL, "connect", NULL};
         evlog_say_tagged(b->log, TRUE, &tags, "still cannot connect: %s (next try in %.1f s)", why,
-                  delay_ms / 1000.0);
+                         delay_ms / 1000.0);
         g_free(b->connect_error);
         b->connect_error = g_strdup(why);
     }

@@ -356,10 +356,9 @@ static gboolean load_metrics(Config *cfg, GKeyFile *kf, const char *group, char 
         g_autofree char *v = g_strstrip(g_strdup(raw));
         g_autoptr(GSocketAddress) addr = NULL;
         g_autoptr(GError) e = NULL;
-        if (v[0] != '\0' && (strlen(v) >= sizeof(cfg->metrics_listen) ||
-                             !metrics_parse_listen(v, &addr, &e))) {
-            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s",
-                        e ? e->message : "too long");
+        if (v[0] != '\0' &&
+            (strlen(v) >= sizeof(cfg->metrics_listen) || !metrics_parse_listen(v, &addr, &e))) {
+            g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s", e ? e->message : "too long");
             return FALSE;
         }
         g_strlcpy(cfg->metrics_listen, v, sizeof(cfg->metrics_listen));

@@ -926,8 +926,8 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
 
 guint64 policy_host_reserve_kib(const PolicyHost *host, const PolicyConfig *cfg)
 {
-    return MAX(cfg->host_reserve_kib,
-               (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) * cfg->host_reserve_pct / 100));
+    return MAX(cfg->host_reserve_kib, (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) *
+                                                cfg->host_reserve_pct / 100));
 }
 
 static void decide_host(PolicyWork *works, gsize n, const PolicyHost *host, const PolicyConfig *cfg,
