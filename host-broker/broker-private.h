@@ -182,12 +182,12 @@ const char *broker_kind_name(PolicyActionKind kind);
 
 /* broker-systemd.c: sd_notify(3) (a no-op outside a Type=notify unit) and
  * the metrics listener's life. */
-void broker_sd_start(Broker *b);          /* arm the watchdog */
-void broker_sd_cycle_done(Broker *b);     /* READY=1 once connected and decided, STATUS= */
-void broker_sd_reloading(Broker *b);      /* RELOADING=1 */
-void broker_sd_reloaded(Broker *b);       /* READY=1 again */
-void broker_sd_stopping(Broker *b);       /* STOPPING=1 */
-char *broker_status_line(Broker *b);      /* the one-line STATUS= summary */
+void broker_sd_start(Broker *b);      /* arm the watchdog */
+void broker_sd_cycle_done(Broker *b); /* READY=1 once connected and decided, STATUS= */
+void broker_sd_reloading(Broker *b);  /* RELOADING=1 */
+void broker_sd_reloaded(Broker *b);   /* READY=1 again */
+void broker_sd_stopping(Broker *b);   /* STOPPING=1 */
+char *broker_status_line(Broker *b);  /* the one-line STATUS= summary */
 /* Start, move or stop the metrics listener for cfg (the next configuration):
  * FALSE (nothing changed) when the new address cannot be served. */
 gboolean broker_metrics_apply(Broker *b, const Config *cfg, GError **error);

@@ -53,7 +53,7 @@ run() {
 run 1 >"$work/log" 2>&1 &
 pids+=($!)
 scrape=$work/scrape.txt
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$port/metrics" >"$scrape" 2>/dev/null &&
         grep -q 'ballast_vm_decisions_total{domain="bk-floor"' "$scrape" && break
     sleep 0.1
@@ -96,10 +96,10 @@ ok "[metrics] listen = 127.0.0.1:x: exit 1 naming file, line and key ($out)" \
 other=$(free_port)
 run 5 --metrics-listen "127.0.0.1:$other" >"$work/log5" 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$other/metrics" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$other/metrics" >/dev/null && break; sleep 0.1; done
 printf '[broker]\ntick_ms = 100\n[metrics]\nlisten = 127.0.0.1:%s\n' "$other" >"$work/ballastd.conf"
 kill -HUP "${pids[0]}"
-for _ in $(seq 50); do grep -q "reload failed" "$work/log" && break; sleep 0.1; done
+for _ in $(seq 200); do grep -q "reload failed" "$work/log" && break; sleep 0.1; done
 ok "reload to a taken port is refused and says so" \
     "$(grep -q "reload failed.*127.0.0.1:$other.*in use" "$work/log" && echo 1)"
 # (a few tries: a loaded CI machine may be slow to answer, not deaf)
@@ -116,7 +116,7 @@ ok "the old listener still serves" "$served"
 third=$(free_port)
 printf '[broker]\ntick_ms = 100\n[metrics]\nlisten = 127.0.0.1:%s\n' "$third" >"$work/ballastd.conf"
 kill -HUP "${pids[0]}"
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$third/metrics" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$third/metrics" >/dev/null && break; sleep 0.1; done
 ok "a good reload moves the listener to :$third" \
     "$(curl -sf "http://127.0.0.1:$third/metrics" | grep -q '^ballast_build_info' && ! curl -sf "http://127.0.0.1:$port/metrics" >/dev/null && echo 1)"
 

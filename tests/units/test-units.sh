@@ -96,7 +96,7 @@ else
         --control "$work/ctl.sock" --lock-file "$work/lock" --metrics-listen "127.0.0.1:$port" \
         >"$work/log" 2>&1 &
     tracer=$!
-    for _ in $(seq 100); do grep -q 'would: bk-observe' "$work/log" && break; sleep 0.1; done
+    for _ in $(seq 300); do grep -q 'would: bk-observe' "$work/log" && break; sleep 0.1; done
     curl -sf -m 10 "http://127.0.0.1:$port/metrics" >/dev/null
     scraped=$?
     # ballastd itself (a signal to strace or timeout would only detach it)
@@ -105,7 +105,7 @@ else
         tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$work/ctl.sock" && pid=$p
     done
     kill -HUP $pid
-    for _ in $(seq 50); do grep -q 'configuration reloaded' "$work/log" && break; sleep 0.1; done
+    for _ in $(seq 200); do grep -q 'configuration reloaded' "$work/log" && break; sleep 0.1; done
     kill -TERM $pid
     wait $tracer
     sed -E 's/^[0-9]+ +//; s/^<\.\.\. ([a-z0-9_]+) resumed>.*/\1/; s/^([a-z0-9_]+)\(.*/\1/' \
