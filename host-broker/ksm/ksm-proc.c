@@ -435,9 +435,7 @@ gboolean ksm_proc_parse_smaps(const char *text, gsize len, KsmProcSmaps *smaps, 
         }
     }
     if (out.n_mappings == 0) {
-        g_set_error(error, PROCFS_ERROR, PROCFS_ERROR_PARSE,
-                    "smaps: no mapping with Size and "
-                    "VmFlags");
+        g_set_error(error, PROCFS_ERROR, PROCFS_ERROR_PARSE, "smaps: no mapping with VmFlags");
         return FALSE;
     }
     *smaps = out;

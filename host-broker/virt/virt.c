@@ -442,10 +442,10 @@ static void virt_job_unref(VirtOpenJob *job)
 static gboolean virt_attach(Virt *v, virConnectPtr conn, GError **error)
 {
     v->conn = conn;
-    /* 2 s interval, 3 missed: a libvirtd that hangs is noticed within ~8 s
-     * (less than ballastctl's 10 s timeout),
-     * and a call blocked on it returns with an error by then.
-     * Local drivers (test://) have no keepalive: not an error. */
+    /* 2 s interval, 3 missed: an idle connection to a libvirtd that hangs is
+     * closed within ~8 s. (A call already blocked on it was measured not to
+     * return early: tests/e2e/test-libvirtd-hang.sh.) Local drivers
+     * (test://) have no keepalive: not an error. */
     virConnectSetKeepAlive(conn, 2, 3);
     if (virConnectRegisterCloseCallback(conn, on_close, v, NULL) < 0)
         virResetLastError();

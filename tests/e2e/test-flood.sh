@@ -46,8 +46,17 @@ workload() {
     guest_run "$vm1" "(t=\$((\$(date +%s) + $1)); while [ \$(date +%s) -lt \$t ]; do memhog --size 450 --rate 150 --hold 2 >/dev/null 2>&1; sleep 1; done; echo done >/tmp/wl.rc) &" 10
 }
 
+# Each phase starts from the same balloon: the honest guest shrunk back to
+# 400 MiB (the previous phase deflated it to its maximum, where no further
+# decision can come).
+shrink() {
+    virsh setmem "$vm1" 409600 --live >/dev/null || bail "setmem $vm1"
+    sleep 3
+}
+
 # ---- A. without the flooder ----
 log "A. honest workload alone for $flood_s s"
+shrink
 mark=$(ev_mark)
 workload "$flood_s"
 sleep $((flood_s + 5))
@@ -61,7 +70,7 @@ log "B. the same next to $vm3 flooding 10 000 msg/s for $flood_s s"
 guest_define "$vm3" 512 512 min=${floor_mib}MiB agent=hostile
 guest_start "$vm3"
 ev_wait 90 ".event==\"rejected\" and .vm==\"$vm3\"" >/dev/null || bail "no rejected events from $vm3"
-sleep 2
+shrink
 mark=$(ev_mark)
 rss0=$(rss_kib)
 bytes0=$(evlog_bytes)

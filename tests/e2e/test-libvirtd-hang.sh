@@ -8,6 +8,13 @@
 # dropped), and reconnects when the daemon wakes up; reports flow again.
 # Runs only under the e2e lock (it freezes the shared libvirtd).
 #
+# NOT in the suite yet: it fails today and documents an open gap. Measured
+# 2026-12-02 (libvirt 9.0): with libvirtd stopped, a libvirt call the broker
+# made on its established connection blocked the main loop for the whole
+# stop (1 of 4 status requests answered, the others hit ballastctl's 10 s
+# timeout); the client keepalive (2 s x 3) did not cut the call short. The
+# fix is to move libvirt calls off the main loop (as virConnectOpen now is).
+#
 #   test-libvirtd-hang.sh BUILD_DIR
 . "$(dirname "$0")/lib.sh"
 e2e_init libvirtd-hang "$@"
