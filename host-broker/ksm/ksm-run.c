@@ -5,6 +5,8 @@
  */
 #include "ksm-run.h"
 
+#include "backoff.h"
+
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -49,8 +51,7 @@ typedef struct {
     gint64 verify_by_us;      /* PENDING: deadline */
     gboolean has_merging_at_switch;
     guint64 merging_at_switch;
-    guint failures;
-    gint64 retry_at_us;
+    Backoff retry; /* a failed exclusion (or re-inclusion) is tried again */
 } KsmRunVmState;
 
 struct KsmRun {
@@ -526,7 +527,7 @@ static void ksm_run_emit_effect(KsmRun *run, const char *name, KsmRunVmState *v,
     json_object_object_add(f, "reason", json_object_new_string(v->reason));
     json_object_object_add(f, "error", v->error[0] ? json_object_new_string(v->error) : NULL);
     json_object_object_add(f, "evidence", evlog_str_or_null(evidence));
-    json_object_object_add(f, "failures", json_object_new_int((int)v->failures));
+    json_object_object_add(f, "failures", json_object_new_int((int)v->retry.failures));
     evlog_emit(run->log, "ksm-exclusion", name, f);
     evlog_say(run->log, TRUE, "%s: KSM exclusion %s: %s", name, ksm_run_state_name(v->effect),
               evidence ? evidence : v->error);
@@ -535,21 +536,19 @@ static void ksm_run_emit_effect(KsmRun *run, const char *name, KsmRunVmState *v,
 static void ksm_run_fail(KsmRun *run, KsmRunVmState *v, gint64 now, const char *fmt, ...)
     G_GNUC_PRINTF(4, 5);
 
-/* Minimal back-off of its own (the broker's shared back-off type is on its
- * way): 10 s, doubling, at most 10 min. */
+/* A switch that did not take effect is tried again: 10 s, doubling, at most
+ * 10 min (the shared back-off type, common/backoff.h). */
+static const BackoffSpec ksm_run_retry = {KSM_RUN_RETRY_MIN_US, KSM_RUN_RETRY_MAX_US, 2};
+
 static void ksm_run_fail(KsmRun *run, KsmRunVmState *v, gint64 now, const char *fmt, ...)
 {
     va_list ap;
-    gint64 delay = KSM_RUN_RETRY_MIN_US;
 
     va_start(ap, fmt);
     g_vsnprintf(v->error, sizeof(v->error), fmt, ap);
     va_end(ap);
-    for (guint i = 0; i < v->failures && delay < KSM_RUN_RETRY_MAX_US; i++)
-        delay *= 2;
-    v->failures++;
+    backoff_fail(&v->retry, &ksm_run_retry, now);
     v->effect = KSM_RUN_FAILED;
-    v->retry_at_us = now + MIN(delay, KSM_RUN_RETRY_MAX_US);
 }
 
 /* Apply v->state (exclude or include) and record only what is known to hold:
@@ -605,8 +604,7 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunV
                 ksm_run_fail(run, v, now, "%s", e->message);
             } else {
                 v->effect = KSM_RUN_SHARED;
-                v->failures = 0;
-                v->retry_at_us = 0;
+                backoff_reset(&v->retry);
             }
         } else if (r.active && r.live) {
             /* The monitor answered (or QEMU started without sharing): not
@@ -622,8 +620,7 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunV
                 /* the monitor was allowed and refused: tried again later */
                 ksm_run_fail(run, v, now, "%s", e ? e->message : "live switch failed");
             } else {
-                v->failures = 0;
-                v->retry_at_us = 0;
+                backoff_reset(&v->retry);
                 g_strlcpy(v->error,
                           e           ? e->message
                           : r.note[0] ? r.note
@@ -659,8 +656,8 @@ static void ksm_run_apply_vm(KsmRun *run, const KsmConfig *config, const KsmRunV
                                : NULL);
     if (e)
         json_object_object_add(f, "error", json_object_new_string(e->message));
-    if (v->failures > 0)
-        json_object_object_add(f, "attempt", json_object_new_int((int)v->failures + 1));
+    if (v->retry.failures > 0)
+        json_object_object_add(f, "attempt", json_object_new_int((int)v->retry.failures + 1));
     evlog_emit(run->log, event, vm->name, f);
     evlog_say(run->log, TRUE, "%s%s: %s (%s)%s: %s", run->dry_run ? "would: " : "", vm->name, verb,
               v->reason, how->str, ksm_run_state_name(v->effect));
@@ -701,8 +698,7 @@ static void ksm_run_verify(KsmRun *run, const KsmRunVm *vm, KsmRunVmState *v, gi
                      v->error[0] ? ": " : "", v->error[0] ? v->error : "");
         v->effect = KSM_RUN_LIVE;
     } else {
-        v->failures = 0;
-        v->retry_at_us = 0;
+        backoff_reset(&v->retry);
     }
     ksm_run_emit_effect(run, vm->name, v, evidence);
 }
@@ -766,7 +762,7 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
          * failed redefinition, starts merging again). */
         if (!v->was_active) {
             v->state.decided = FALSE;
-            v->failures = 0;
+            backoff_reset(&v->retry);
             /* excluded for low profit by an earlier ballastd: measured again */
             if (vm->ksm == POLICY_KSM_AUTO && g_hash_table_contains(run->low_profit, vm->uuid)) {
                 v->state = (KsmVmState){.decided = TRUE,
@@ -791,9 +787,10 @@ void ksm_run_tick(KsmRun *run, const KsmConfig *config, gboolean allow_qemu_moni
         v->state = d.state;
         g_strlcpy(v->reason, d.reason, sizeof(v->reason));
         if (d.changed) {
-            v->failures = 0;
+            backoff_reset(&v->retry);
             ksm_run_apply_vm(run, config, vm, v, allow_qemu_monitor, now_us);
-        } else if (v->failures > 0 && v->effect != KSM_RUN_PENDING && now_us >= v->retry_at_us) {
+        } else if (v->retry.failures > 0 && v->effect != KSM_RUN_PENDING &&
+                   now_us >= v->retry.next_us) {
             /* failed, or live with a definition that could not be changed */
             ksm_run_apply_vm(run, config, vm, v, allow_qemu_monitor, now_us);
         }
@@ -817,8 +814,8 @@ gboolean ksm_run_vm_info(const KsmRun *run, const char *uuid, KsmRunVmInfo *info
     info->state = v->effect;
     g_strlcpy(info->reason, v->reason, sizeof(info->reason));
     g_strlcpy(info->error, v->error, sizeof(info->error));
-    info->failures = v->failures;
-    info->retry_at_us = v->failures > 0 ? v->retry_at_us : 0;
+    info->failures = v->retry.failures;
+    info->retry_at_us = v->retry.failures > 0 ? v->retry.next_us : 0;
     info->pid = v->pid;
     info->has_merging_pages = v->has_stat && v->stat.has_merging_pages;
     info->merging_pages = v->stat.merging_pages;
