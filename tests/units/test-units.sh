@@ -25,10 +25,11 @@ trap 'rm -rf "$work"' EXIT
 
 # verify runs `man` for Documentation=man: and checks that ExecStart= is
 # executable: point both at the build, leave everything else as installed.
-mkdir -p "$work/man/man8" "$work/units"
+mkdir -p "$work/man/man8" "$work/man/man5" "$work/units"
 for page in "$src/packaging/ballastd.8" "$src/guest-agent/ballast-agent.8"; do
     [ -f "$page" ] && ln -s "$page" "$work/man/man8/"
 done
+ln -s "$src/packaging/ballastd.conf.5" "$work/man/man5/"
 export MANPATH=$work/man
 
 check_unit() { # UNIT_FILE BINARY
