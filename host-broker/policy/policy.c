@@ -749,8 +749,7 @@ static guint64 reclaim(GPtrArray *cands, guint64 need, guint32 max_shares, const
 
 static guint64 host_reserve(const PolicyHost *host, const PolicyConfig *cfg)
 {
-    return MAX(cfg->host_reserve_kib, (guint64)((double)MIN(host->mem_total_kib, KIB_LIMIT) *
-                                                cfg->host_reserve_pct / 100));
+    return policy_host_reserve_kib(host, cfg);
 }
 
 static gboolean host_psi_high(const PolicyHost *host, const PolicyConfig *cfg)
