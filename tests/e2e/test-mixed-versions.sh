@@ -46,8 +46,8 @@ guest_run "$vm" "grep 'received: .*welcome' /run/agent.log | head -n1" 10 | sed 
 status=$(ctl_status) || bail "ballastctl status --json failed"
 agent=$(echo "$status" | jq -c ".vms[] | select(.name==\"$vm\") | .agent")
 log "status agent: $agent"
-check "status shows the agent connected with fresh reports" \
-    "$(jtrue "$agent" '.connected == true and .report_age_ms < 5000' && echo 1)"
+check "status shows the agent connected with fresh reports, protocol 1.7" \
+    "$(jtrue "$agent" '.connected == true and .report_age_ms < 5000 and .protocol == "1.7"' && echo 1)"
 check "broker still running" "$(kill -0 "$E2E_BROKER_PID" 2>/dev/null && echo 1)"
 
 e2e_finish
