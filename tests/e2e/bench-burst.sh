@@ -27,7 +27,10 @@ ev_wait 30 ".event==\"hello\" and .vm==\"$vm\"" >/dev/null || bail "no hello fro
 
 # balloon_to MIB LOW HIGH: set the balloon, wait until libvirt's size is
 # within [LOW, HIGH] MiB (ballastd may move it: a small balloon is raised to
-# the guest's headroom), then 3 s for the guest to settle.
+# the guest's headroom), then 8 s: ballastd takes a balloon moved by someone
+# else for one short of its own last target until balloon_settle_ms (5 s)
+# has passed, and would not raise it before (a first run OOM-killed rounds 2
+# and 3 that way).
 balloon_to() {
     local a i
     virsh setmem "$vm" $(($1 * 1024)) --live >/dev/null || return 1
@@ -36,7 +39,7 @@ balloon_to() {
         [ -n "$a" ] && [ "$a" -ge $(($2 * 1024)) ] && [ "$a" -le $(($3 * 1024)) ] && break
         sleep 0.5
     done
-    sleep 3
+    sleep 8
     a=$(guest_balloon_actual "$vm")
     echo "$((${a:-0} / 1024))"
     [ -n "$a" ] && [ "$a" -ge $(($2 * 1024)) ] && [ "$a" -le $(($3 * 1024)) ]
