@@ -206,6 +206,19 @@ static void track_balloon(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pl
     guint64 tol = cfg->balloon_tolerance_kib;
 
     if (m->actual_moved_us == 0 || absdiff(w->actual, m->seen_actual_kib) > tol) {
+        /* Moved away from the target we set (virsh setmem, another tool): that
+         * target is no longer in force. Left in force, it would hide the real
+         * size for balloon_settle_ms, and a guest squeezed meanwhile would get
+         * no raise (bench-burst: OOM-killed twice). */
+        if (m->actual_moved_us != 0 && m->last_target_kib != 0 &&
+            absdiff(w->actual, m->last_target_kib) >
+                absdiff(m->seen_actual_kib, m->last_target_kib) + tol) {
+            note(plan,
+                 "%s: balloon moved from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+                 " MiB, away from its target %" G_GUINT64_FORMAT " MiB: set by someone else",
+                 w->name, mib(m->seen_actual_kib), mib(w->actual), mib(m->last_target_kib));
+            m->last_target_kib = 0;
+        }
         m->seen_actual_kib = w->actual;
         m->actual_moved_us = now;
     }

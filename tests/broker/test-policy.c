@@ -1180,6 +1180,39 @@ static void test_report_answered_once(void)
     g_assert_cmpuint(a->target_kib, >, vm.actual_kib);
 }
 
+/* Someone else lowers the balloon (virsh setmem) below the target ballast
+ * set: that target is no longer in force, and a pressure report right after
+ * is answered from the real size, not held back for balloon_settle_ms. */
+static void test_balloon_set_by_someone_else(void)
+{
+    PolicyConfig c = cfg();
+    PolicyHost h = host_ok();
+    PolicyVm vm = vm_agent(0, 4 * GIB, GIB, 600 * MIB);
+
+    /* ballast set 1 GiB long ago and the balloon is there */
+    vm.memory.last_target_kib = GIB;
+    vm.memory.target_set_us = NOW - 60 * SEC;
+    vm.memory.seen_actual_kib = GIB;
+    vm.memory.actual_moved_us = NOW - 50 * SEC;
+    g_autoptr(PolicyPlan) p1 = decide(&h, &vm, 1, &c, NOW);
+    g_assert_null(find_action(p1, 0));
+    vm.memory = p1->memory[0];
+    /* now 256 MiB, set from outside, and the guest is squeezed */
+    vm.actual_kib = 256 * MIB;
+    vm.report.seq++;
+    vm.report.uptime_ms += 1000;
+    vm.report.mem.total_kib = 200 * MIB;
+    vm.report.mem.available_kib = 8 * MIB;
+    vm.report.psi.some.avg10 = 40.0;
+    vm.report_at_us = NOW + SEC - 100 * MS;
+    g_autoptr(PolicyPlan) p2 = decide(&h, &vm, 1, &c, NOW + SEC);
+    const PolicyAction *a = find_action(p2, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
+    g_assert_cmpuint(a->target_kib, >, 256 * MIB);
+    g_assert_true(has_note(p2, "set by someone else"));
+}
+
 /* ---- stale, silent, agent-less ------------------------------------------------------------- */
 
 static void test_stale_report(void)
@@ -1677,6 +1710,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/giveback/cycle", test_reclaim_then_give_back_cycle);
     g_test_add_func("/policy/burst/escalation", test_burst_escalation);
     g_test_add_func("/policy/report-answered-once", test_report_answered_once);
+    g_test_add_func("/policy/balloon-set-by-someone-else", test_balloon_set_by_someone_else);
     g_test_add_func("/policy/probe/off-by-default", test_probe_off_by_default);
     g_test_add_func("/policy/probe/steps", test_probe_steps);
     g_test_add_func("/policy/probe/limits", test_probe_limits);
