@@ -101,6 +101,7 @@ typedef struct {
     guint64 rejected_before; /* rejected by earlier sessions */
     char *open_error;        /* the channel open error last logged */
     gint64 last_kick_us;     /* last pressure-driven cycle this agent asked for */
+    gboolean kicked;         /* to be decided by the next pressure-driven cycle */
     guint request_id;        /* pending request for a report after a balloon change */
 
     /* what the policy remembers, and what we did */
@@ -112,8 +113,8 @@ typedef struct {
 
     /* ballastctl: overrides, release, history (broker-ctl.c) */
     BrokerOverrides ovr;
-    PolicyMode configured_mode; /* the mode without the override (metadata or configuration) */
-    gboolean released; /* ballastctl release: KSM left alone until mode is set again */
+    PolicyMode configured_mode;  /* the mode without the override (metadata or configuration) */
+    gboolean released;           /* ballastctl release: KSM left alone until mode is set again */
     BrokerHistoryEntry *history; /* BROKER_HISTORY_MAX of them, from the first entry on */
     guint history_next, history_len;
 
@@ -140,6 +141,8 @@ struct Broker {
     guint sig_ids[3];
     gboolean has_host;
     PolicyHost host;
+    PolicyHost fleet;   /* host facts as this cycle gives them to the policy */
+    gboolean host_tight; /* the last full cycle found the host short */
     gboolean host_error_logged;
     EvlogOnce *notes; /* plan notes by broker_note_key(), said once a minute */
     guint64 cycles;

@@ -203,6 +203,7 @@ static void on_session_report(Session *s, const BlReport *r, gpointer user_data)
         gint64 now = broker_now_us();
         if (vm->last_kick_us == 0 || now - vm->last_kick_us >= BROKER_KICK_GAP_US) {
             vm->last_kick_us = now;
+            vm->kicked = TRUE;
             broker_kick(vm->b, vm->name);
         }
     }
@@ -628,14 +629,39 @@ static gboolean broker_collect(Broker *b, gboolean fast, gint64 now, GPtrArray *
     }
     if (!virt_is_connected(b->virt) || !b->has_host)
         return FALSE;
+    /* The pressure path decides only the guests that reported while the host
+     * is comfortable. When it is tight (near its reserve, or short at the last
+     * cycle) a report may have to be paid for by another guest at once (rules
+     * 2 and 10): then every guest is decided, as on the tick. */
+    guint64 reserve = policy_host_reserve_kib(&b->host, &b->cfg.policy);
+    gboolean tight = b->host_tight ||
+                     b->host.mem_available_kib < reserve + 2 * b->cfg.policy.host_hysteresis_kib;
+    fast = fast && !tight;
+    b->fleet = b->host;
+    b->fleet.pressure_only = fast;
+    b->fleet.fleet_committed_kib = b->fleet.fleet_unmanaged_kib = 0;
     /* A pressure-driven cycle reuses the tick's libvirt figures (balloon
      * events keep `actual` current): no RPC between report and action. */
     if (!fast)
         broker_refresh_stats(b, now);
+    /* On the pressure path, the guests that asked for it, not all of them:
+     * its cost does not grow with the number of VMs. The others count by
+     * their targets in force (the policy's fleet figures). */
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
-        if (broker_decides(b, v, now))
-            g_ptr_array_add(vms, v);
+        BrokerVm *vm = v;
+        guint64 held = vm->memory.last_target_kib ? vm->memory.last_target_kib
+                                                  : vm->stats.current_kib;
+        gboolean mine = !fast || vm->kicked;
+        vm->kicked = FALSE;
+        if (!broker_decides(b, vm, now))
+            continue;
+        if (mine)
+            g_ptr_array_add(vms, vm);
+        else if (vm->mode == POLICY_MODE_OFF)
+            b->fleet.fleet_unmanaged_kib += vm->stats.current_kib;
+        else
+            b->fleet.fleet_committed_kib += held;
     }
     return TRUE;
 }
@@ -676,13 +702,12 @@ static void broker_remember(Broker *b, GPtrArray *vms, const PolicyVm *pvms, con
         evlog_emit(b->log, "balloon-stuck", vm->name, f);
         EvlogTags tags = {LOG_WARNING, vm->name, "balloon-stuck", "stuck"};
         evlog_say_tagged(b->log, TRUE, &tags,
-                  "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
-                  " MiB): not pushing it further for now",
-                  vm->name, pvms[i].actual_kib / KIB_PER_MIB, target / KIB_PER_MIB);
-        broker_history_vm_note(b, vm,
-                               "balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
-                               " MiB)",
-                               pvms[i].actual_kib / KIB_PER_MIB, target / KIB_PER_MIB);
+                         "%s: balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT
+                         " MiB): not pushing it further for now",
+                         vm->name, pvms[i].actual_kib / KIB_PER_MIB, target / KIB_PER_MIB);
+        broker_history_vm_note(
+            b, vm, "balloon stuck at %" G_GUINT64_FORMAT " MiB (target %" G_GUINT64_FORMAT " MiB)",
+            pvms[i].actual_kib / KIB_PER_MIB, target / KIB_PER_MIB);
     }
 }
 
@@ -698,7 +723,15 @@ static void broker_cycle(Broker *b, gboolean fast)
         g_autofree PolicyVm *pvms = g_new0(PolicyVm, vms->len);
         for (guint i = 0; i < vms->len; i++)
             broker_vm_facts(b, vms->pdata[i], now, &pvms[i]);
-        g_autoptr(PolicyPlan) plan = policy_decide(&b->host, pvms, vms->len, &b->cfg.policy, now);
+        g_autoptr(PolicyPlan) plan = policy_decide(&b->fleet, pvms, vms->len, &b->cfg.policy, now);
+        /* Short at this cycle (entitlements shown): the next pressure cycles
+         * decide everyone until it is over. A pressure cycle over a few VMs
+         * says nothing about the host: it leaves the mark as it was. */
+        if (!b->fleet.pressure_only) {
+            b->host_tight = FALSE;
+            for (gsize i = 0; i < plan->n_vms; i++)
+                b->host_tight |= plan->entitlement_kib[i] != 0;
+        }
         broker_apply_plan(b, vms, pvms, plan);
         broker_remember(b, vms, pvms, plan);
         broker_notes(b, plan->notes, now);

@@ -844,8 +844,22 @@ static void entitle(PolicyWork *works, gsize n, const PolicyVm *vms, const Polic
             cost += sub0(w->cur, w->actual);
         }
     }
+    /* The pressure path decides a few VMs: the others count by what the last
+     * full decision knew, and the entitlements are the ones it water-filled. */
+    committed += host->fleet_committed_kib;
+    unmanaged += host->fleet_unmanaged_kib;
     pool = entitlement_pool(MIN(host->mem_total_kib, KIB_LIMIT), reserve, unmanaged);
-    entitlement_fill(ev, n, pool, ent);
+    if (host->pressure_only) {
+        for (gsize i = 0; i < n; i++)
+            if (works[i].vm != NULL)
+                ent[i] = works[i].mem->fleet_entitlement_kib ? works[i].mem->fleet_entitlement_kib
+                                                             : works[i].max;
+    } else {
+        entitlement_fill(ev, n, pool, ent);
+        for (gsize i = 0; i < n; i++)
+            if (works[i].vm != NULL)
+                works[i].mem->fleet_entitlement_kib = ent[i];
+    }
     spare = MIN((gint64)MIN(host->mem_available_kib, KIB_LIMIT) + (gint64)gain - (gint64)cost -
                     (gint64)reserve,
                 (gint64)pool - (gint64)committed);
@@ -1253,7 +1267,10 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
     }
 
     entitle(works, n_vms, vms, host, config, plan, now_us);
-    if (!decide_host(works, n_vms, host, config, plan, now_us))
+    /* On the pressure path decide_host() sees only the guests that reported:
+     * one above its entitlement gives back at once (rule 10), none is
+     * reclaimed to pay for another (that waits for the tick), none probed. */
+    if (!decide_host(works, n_vms, host, config, plan, now_us) && !host->pressure_only)
         decide_probe(works, n_vms, config, now_us);
 
     plan_actions(works, n_vms, plan, now_us);

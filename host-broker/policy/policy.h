@@ -91,6 +91,15 @@ typedef struct {
     guint64 mem_available_kib;
     gboolean has_psi;
     BlPsi psi; /* host /proc/pressure/memory */
+
+    /* The broker's pressure path: only the VMs given (those that reported
+     * pressure) are decided, against fleet figures from the last full
+     * decision: the other VMs' targets, and each VM's entitlement. Reclaim
+     * from VMs not given, and probing, wait for the next full decision.
+     * All zero for a full decision. */
+    gboolean pressure_only;
+    guint64 fleet_committed_kib; /* targets in force of the managed VMs not given */
+    guint64 fleet_unmanaged_kib; /* what the VMs in mode off not given hold */
 } PolicyHost;
 
 /* What the policy remembers about a VM between cycles. The broker stores it
@@ -157,7 +166,9 @@ typedef struct {
     gint64 untrusted_until_us;
     char untrusted_why[128];
 
-    guint64 entitlement_kib; /* rule 10: while the host is short; 0: it is not */
+    guint64 entitlement_kib;       /* rule 10: while the host is short; 0: it is not */
+    guint64 fleet_entitlement_kib; /* rule 10 over the whole fleet at the last full
+                                    * decision, short or not; 0: none yet */
 } PolicyVmMemory;
 
 /* One VM as the policy sees it. */

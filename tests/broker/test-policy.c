@@ -1213,6 +1213,35 @@ static void test_balloon_set_by_someone_else(void)
     g_assert_true(has_note(p2, "set by someone else"));
 }
 
+/* The broker's pressure path decides only the guest that reported: its raise
+ * is the one a decision over the whole fleet gives (the others counted by
+ * their targets in force). */
+static void test_pressure_only_subset(void)
+{
+    PolicyConfig c = cfg();
+    PolicyHost h = host_ok();
+    PolicyVm vms[3] = {
+        vm_agent(0, 8 * GIB, 2 * GIB, 20 * MIB),
+        vm_agent(1, 8 * GIB, 6 * GIB, 5 * GIB),
+        vm_agent(2, 8 * GIB, 6 * GIB, 5 * GIB),
+    };
+
+    vms[0].report.psi.some.avg10 = 30.0;
+    g_autoptr(PolicyPlan) full = decide(&h, vms, 3, &c, NOW);
+    const PolicyAction *a = find_action(full, 0);
+    g_assert_nonnull(a);
+    guint64 want = a->target_kib;
+
+    PolicyHost fast = h;
+    fast.pressure_only = TRUE;
+    fast.fleet_committed_kib = vms[1].actual_kib + vms[2].actual_kib;
+    g_autoptr(PolicyPlan) one = decide(&fast, vms, 1, &c, NOW);
+    a = find_action(one, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpuint(a->target_kib, ==, want);
+
+}
+
 /* ---- stale, silent, agent-less ------------------------------------------------------------- */
 
 static void test_stale_report(void)
@@ -1711,6 +1740,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/burst/escalation", test_burst_escalation);
     g_test_add_func("/policy/report-answered-once", test_report_answered_once);
     g_test_add_func("/policy/balloon-set-by-someone-else", test_balloon_set_by_someone_else);
+    g_test_add_func("/policy/pressure-only-subset", test_pressure_only_subset);
     g_test_add_func("/policy/probe/off-by-default", test_probe_off_by_default);
     g_test_add_func("/policy/probe/steps", test_probe_steps);
     g_test_add_func("/policy/probe/limits", test_probe_limits);
