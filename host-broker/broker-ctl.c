@@ -354,9 +354,9 @@ static gboolean release_balloon(Broker *b, BrokerVm *vm, guint64 max, json_objec
     json_object_object_add(f, "applied", json_object_new_boolean(act));
     json_object_object_add(f, "why_not_applied", act ? NULL : json_object_new_string("dry-run"));
     evlog_emit(b->log, "decision", vm->name, f);
-    g_autofree char *m = g_strdup_printf("balloon %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT
-                                         " MiB (its maximum)%s",
-                                         from / KIB_PER_MIB, max / KIB_PER_MIB, act ? "" : " (dry-run: not done)");
+    g_autofree char *m = g_strdup_printf(
+        "balloon %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " MiB (its maximum)%s",
+        from / KIB_PER_MIB, max / KIB_PER_MIB, act ? "" : " (dry-run: not done)");
     if (!act) {
         json_object_array_add(done, json_object_new_string(m));
         return TRUE;

@@ -141,7 +141,7 @@ struct Broker {
     guint sig_ids[3];
     gboolean has_host;
     PolicyHost host;
-    PolicyHost fleet;   /* host facts as this cycle gives them to the policy */
+    PolicyHost fleet;    /* host facts as this cycle gives them to the policy */
     gboolean host_tight; /* the last full cycle found the host short */
     gboolean host_error_logged;
     EvlogOnce *notes; /* plan notes by broker_note_key(), said once a minute */

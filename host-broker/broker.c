@@ -650,8 +650,8 @@ static gboolean broker_collect(Broker *b, gboolean fast, gint64 now, GPtrArray *
     g_hash_table_iter_init(&it, b->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         BrokerVm *vm = v;
-        guint64 held = vm->memory.last_target_kib ? vm->memory.last_target_kib
-                                                  : vm->stats.current_kib;
+        guint64 held =
+            vm->memory.last_target_kib ? vm->memory.last_target_kib : vm->stats.current_kib;
         gboolean mine = !fast || vm->kicked;
         vm->kicked = FALSE;
         if (!broker_decides(b, vm, now))

@@ -25,8 +25,8 @@ typedef struct {
     const char *event_log;    /* NULL: none */
     guint interval_ms;        /* 0: from the configuration */
     gboolean verbose;
-    const char *host_root; /* NULL: "/" */
-    const char *only;      /* NULL: every domain; else only names matching this glob */
+    const char *host_root;      /* NULL: "/" */
+    const char *only;           /* NULL: every domain; else only names matching this glob */
     const char *metrics_listen; /* NULL: from the configuration ([metrics] listen) */
     /* Tests and benchmarks only: a hypervisor other than libvirt (virt.h). */
     const VirtBackend *backend;

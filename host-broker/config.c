@@ -281,8 +281,8 @@ gboolean config_load_data(Config *cfg, const char *name, const char *text, gsize
         text += 3, len -= 3;
     char *syntax = NULL;
     if (len > CONFIG_FILE_MAX)
-        syntax = g_strdup_printf("%s: larger than %d bytes: not a ballastd.conf", name,
-                                 CONFIG_FILE_MAX);
+        syntax =
+            g_strdup_printf("%s: larger than %d bytes: not a ballastd.conf", name, CONFIG_FILE_MAX);
     else if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &e))
         syntax = g_strdup_printf("%s:%u: %s", name, locate_syntax_error(text, len), e->message);
     if (syntax != NULL) {

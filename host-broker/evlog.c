@@ -22,7 +22,7 @@ struct Evlog {
     guint64 written, suppressed, max_bytes;
     gboolean full;       /* "event-log-full" written: nothing more until reopened */
     GHashTable *buckets; /* "vm\nevent" -> EvlogBucket */
-    gboolean journal; /* stderr is the journal: structured lines */
+    gboolean journal;    /* stderr is the journal: structured lines */
     struct {
         gint64 mono_us;
         char *text;

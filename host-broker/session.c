@@ -60,7 +60,6 @@ struct Session {
     gint64 logged_at[SESSION_REJECT_N];
     guint64 accepted, bytes;
     guint64 framer_overlong; /* already counted from the framer */
-
 };
 
 static const char *const reject_names[SESSION_REJECT_N] = {

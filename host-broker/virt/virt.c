@@ -23,10 +23,10 @@ struct Virt {
     guint close_idle;
     BackoffSpec backoff_spec; /* reconnect: reconnect_min_ms doubling to reconnect_max_ms */
     Backoff backoff;
-    guint backoff_ms;    /* the wait before the pending reconnect */
-    GHashTable *domains; /* uuid -> virDomainPtr, a cache of lookups */
+    guint backoff_ms;             /* the wait before the pending reconnect */
+    GHashTable *domains;          /* uuid -> virDomainPtr, a cache of lookups */
     struct VirtOpenJob *open_job; /* a virConnectOpen in flight, off the main loop */
-    const VirtBackend *backend; /* not libvirt: tests and benchmarks */
+    const VirtBackend *backend;   /* not libvirt: tests and benchmarks */
     gpointer backend_data;
 };
 

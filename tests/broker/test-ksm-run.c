@@ -558,7 +558,6 @@ static void test_release(Fixture *f, gconstpointer data)
     ksm_run_free(run);
 }
 
-
 static void unmerge_smaps(Fixture *f)
 {
     g_autofree char *text = ksm_fixture_read(f->root, "proc/4242/smaps");

@@ -1239,7 +1239,6 @@ static void test_pressure_only_subset(void)
     a = find_action(one, 0);
     g_assert_nonnull(a);
     g_assert_cmpuint(a->target_kib, ==, want);
-
 }
 
 /* ---- stale, silent, agent-less ------------------------------------------------------------- */

@@ -71,8 +71,8 @@ static void fixture_open(Fixture *f, const char *name)
     g_assert_cmpint(fcntl(f->agent_fd, F_SETFL, O_NONBLOCK), ==, 0);
     SessionConfig sc;
     config_session(&f->cfg, &sc);
-    f->s = session_new(name, session_transport_new_fd(sv[0]), &sc, &callbacks, f, f->log,
-                       fake_clock);
+    f->s =
+        session_new(name, session_transport_new_fd(sv[0]), &sc, &callbacks, f, f->log, fake_clock);
 }
 
 static void fixture_set_up(Fixture *f, gconstpointer data)

@@ -49,8 +49,8 @@ static gboolean ballast_config(GKeyFile *kf, PolicyConfig *out, GError **error)
     gsize len = 0;
     g_autofree char *text = g_key_file_to_data(only, &len, NULL);
     config_init_defaults(&cfg);
-    gboolean ok = config_load_data(&cfg, "--ballast-set", text, len, CONFIG_LOAD_STRICT, NULL,
-                                   NULL, error);
+    gboolean ok =
+        config_load_data(&cfg, "--ballast-set", text, len, CONFIG_LOAD_STRICT, NULL, NULL, error);
     if (ok && out != NULL)
         *out = cfg.policy;
     config_clear(&cfg);
