@@ -19,7 +19,6 @@
  * VmRSS at the end of the phase (VmHWM too). The N=1 run comes first: it is
  * the baseline the others are compared with (x_p99, x_cpu).
  */
-#include "ballast-config.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -84,50 +83,6 @@ static Phase phase_at(const Phases *p, gint64 t0, gint64 now)
 
 /* ---- the agents (child process) ---- */
 
-static void encode_hello(GString *out)
-{
-    BlMessage m;
-    bl_proto_init(&m, BL_MSG_HELLO);
-    g_strlcpy(m.u.hello.agent, "bench-scale", sizeof(m.u.hello.agent));
-    g_strlcpy(m.u.hello.agent_version, BALLAST_VERSION, sizeof(m.u.hello.agent_version));
-    g_strlcpy(m.u.hello.boot_id, "bench", sizeof(m.u.hello.boot_id));
-    g_strlcpy(m.u.hello.kernel, "6.1", sizeof(m.u.hello.kernel));
-    m.u.hello.interval_ms = 1000;
-    m.u.hello.balloon.present = TRUE;
-    m.u.hello.balloon.driver_bound = TRUE;
-    m.u.hello.balloon.kconfig = BL_KCONFIG_M;
-    g_string_truncate(out, 0);
-    if (!bl_proto_encode(&m, out, NULL))
-        g_error("cannot encode hello");
-}
-
-/* A guest whose MemTotal follows its balloon (less 128 MiB the kernel keeps):
- * idle at 60 % available, or short with PSI some at 30 %. */
-static void encode_report(GString *out, guint64 seq, guint64 balloon_kib, gboolean pressure,
-                          guint64 stall_us)
-{
-    BlMessage m;
-    BlReport *r = &m.u.report;
-
-    bl_proto_init(&m, BL_MSG_REPORT);
-    r->seq = seq;
-    r->uptime_ms = 60000 + seq * 1000;
-    r->reason = pressure ? BL_REPORT_PRESSURE : BL_REPORT_PERIODIC;
-    r->mem.total_kib = balloon_kib - 128 * 1024;
-    r->mem.available_kib = pressure ? 40 * 1024 : r->mem.total_kib * 6 / 10;
-    r->mem.free_kib = r->mem.available_kib / 2;
-    r->mem.cached_kib = 100 * 1024;
-    r->mem.committed_as_kib = r->mem.total_kib / 2;
-    r->has_psi = TRUE;
-    r->psi.some.avg10 = pressure ? 30.0 : 0.0;
-    r->psi.some.total_us = stall_us;
-    r->psi.full.avg10 = pressure ? 10.0 : 0.0;
-    r->psi.full.total_us = stall_us / 3;
-    g_string_truncate(out, 0);
-    if (!bl_proto_encode(&m, out, NULL))
-        g_error("cannot encode report");
-}
-
 /* Hostile lines: broken JSON, a schema error, a lie (available > total), an
  * overlong line in pieces. */
 static void encode_garbage(GString *out, guint64 k)
@@ -171,7 +126,7 @@ static int agents_main(const int *fds, volatile const guint64 *balloon, guint n,
     for (guint i = 0; i < n; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
         epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
-        encode_hello(line);
+        fake_agent_hello(line);
         if (!send_all(fds[i], line))
             dropped++;
     }
@@ -207,7 +162,7 @@ static int agents_main(const int *fds, volatile const guint64 *balloon, guint n,
             seq[i]++;
             if (pressure)
                 stall[i] += 300000;
-            encode_report(line, seq[i], balloon[i], pressure, stall[i]);
+            fake_agent_report(line, seq[i], balloon[i], pressure, stall[i]);
             gint64 at = mono_us();
             if (!send_all(fds[i], line)) {
                 dropped++;

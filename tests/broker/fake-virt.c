@@ -268,3 +268,46 @@ const VirtBackend *fake_virt_backend(void)
 {
     return &fake_backend;
 }
+
+void fake_agent_hello(GString *out)
+{
+    BlMessage m;
+
+    bl_proto_init(&m, BL_MSG_HELLO);
+    g_strlcpy(m.u.hello.agent, "fake-agent", sizeof(m.u.hello.agent));
+    g_strlcpy(m.u.hello.agent_version, "0.1.0", sizeof(m.u.hello.agent_version));
+    g_strlcpy(m.u.hello.boot_id, "fake", sizeof(m.u.hello.boot_id));
+    g_strlcpy(m.u.hello.kernel, "6.1", sizeof(m.u.hello.kernel));
+    m.u.hello.interval_ms = 1000;
+    m.u.hello.balloon.present = TRUE;
+    m.u.hello.balloon.driver_bound = TRUE;
+    m.u.hello.balloon.kconfig = BL_KCONFIG_M;
+    g_string_truncate(out, 0);
+    if (!bl_proto_encode(&m, out, NULL))
+        g_error("cannot encode hello");
+}
+
+void fake_agent_report(GString *out, guint64 seq, guint64 balloon_kib, gboolean pressure,
+                       guint64 stall_us)
+{
+    BlMessage m;
+    BlReport *r = &m.u.report;
+
+    bl_proto_init(&m, BL_MSG_REPORT);
+    r->seq = seq;
+    r->uptime_ms = 60000 + seq * 1000;
+    r->reason = pressure ? BL_REPORT_PRESSURE : BL_REPORT_PERIODIC;
+    r->mem.total_kib = balloon_kib - 128 * 1024;
+    r->mem.available_kib = pressure ? 40 * 1024 : r->mem.total_kib * 6 / 10;
+    r->mem.free_kib = r->mem.available_kib / 2;
+    r->mem.cached_kib = 100 * 1024;
+    r->mem.committed_as_kib = r->mem.total_kib / 2;
+    r->has_psi = TRUE;
+    r->psi.some.avg10 = pressure ? 30.0 : 0.0;
+    r->psi.some.total_us = stall_us;
+    r->psi.full.avg10 = pressure ? 10.0 : 0.0;
+    r->psi.full.total_us = stall_us / 3;
+    g_string_truncate(out, 0);
+    if (!bl_proto_encode(&m, out, NULL))
+        g_error("cannot encode report");
+}

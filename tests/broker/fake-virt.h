@@ -14,6 +14,7 @@
 
 #include <glib.h>
 
+#include "protocol.h"
 #include "virt.h"
 
 typedef struct FakeVirt FakeVirt;
@@ -42,3 +43,11 @@ void fake_virt_uuid(guint vm, char out[VIRT_UUID_LEN]);
 /* Also write every balloon size into mirror[vm] (e.g. memory shared with the
  * process that plays the guests, whose MemTotal follows their balloon). */
 void fake_virt_mirror_balloons(FakeVirt *f, volatile guint64 *mirror);
+
+/* What a simulated agent sends, encoded as the real agent encodes it (one
+ * line into out): a hello, and a report of a guest whose MemTotal follows its
+ * balloon (less 128 MiB the kernel keeps), idle at 60 % available or short
+ * (40 MiB available, PSI some 30 %) under pressure. */
+void fake_agent_hello(GString *out);
+void fake_agent_report(GString *out, guint64 seq, guint64 balloon_kib, gboolean pressure,
+                       guint64 stall_us);

@@ -25,43 +25,22 @@ typedef struct {
     guint64 seq[N_VMS];
 } Ctx;
 
-static void send_line(int fd, const BlMessage *m)
-{
-    g_autoptr(GString) s = g_string_new(NULL);
-    g_assert_true(bl_proto_encode(m, s, NULL));
-    g_assert_cmpint(write(fd, s->str, s->len), ==, (gssize)s->len);
-}
-
 static void send_hello(Ctx *c, guint i)
 {
-    BlMessage m;
-    bl_proto_init(&m, BL_MSG_HELLO);
-    g_strlcpy(m.u.hello.agent, "test", sizeof(m.u.hello.agent));
-    g_strlcpy(m.u.hello.agent_version, "0.1.0", sizeof(m.u.hello.agent_version));
-    g_strlcpy(m.u.hello.boot_id, "b", sizeof(m.u.hello.boot_id));
-    g_strlcpy(m.u.hello.kernel, "6.1", sizeof(m.u.hello.kernel));
-    m.u.hello.interval_ms = 1000;
-    m.u.hello.balloon.present = m.u.hello.balloon.driver_bound = TRUE;
-    send_line(c->agent_fd[i], &m);
+    g_autoptr(GString) s = g_string_new(NULL);
+
+    fake_agent_hello(s);
+    g_assert_cmpint(write(c->agent_fd[i], s->str, s->len), ==, (gssize)s->len);
 }
 
 static void send_report(Ctx *c, guint i, gboolean pressure)
 {
-    BlMessage m;
-    BlReport *r = &m.u.report;
-    guint64 balloon = fake_virt_balloon_kib(c->fake, i);
+    g_autoptr(GString) s = g_string_new(NULL);
 
-    bl_proto_init(&m, BL_MSG_REPORT);
-    r->seq = ++c->seq[i];
-    r->uptime_ms = 10000 + c->seq[i] * 100;
-    r->reason = pressure ? BL_REPORT_PRESSURE : BL_REPORT_PERIODIC;
-    r->mem.total_kib = balloon - 128 * 1024;
-    r->mem.available_kib = pressure ? 20 * 1024 : r->mem.total_kib / 2;
-    r->mem.free_kib = r->mem.available_kib / 2;
-    r->has_psi = TRUE;
-    r->psi.some.avg10 = pressure ? 40 : 0;
-    r->psi.some.total_us = pressure ? 4000000 : 0;
-    send_line(c->agent_fd[i], &m);
+    c->seq[i]++;
+    fake_agent_report(s, c->seq[i], fake_virt_balloon_kib(c->fake, i), pressure,
+                      c->seq[i] * 300000);
+    g_assert_cmpint(write(c->agent_fd[i], s->str, s->len), ==, (gssize)s->len);
 }
 
 static gboolean on_step(gpointer data)
