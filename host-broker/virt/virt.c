@@ -155,13 +155,6 @@ Virt *virt_new_backend(const VirtBackend *backend, gpointer backend_data,
     return v;
 }
 
-void virt_backend_emit_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent event,
-                                 const char *detail)
-{
-    if (v->connected && v->cb.lifecycle)
-        v->cb.lifecycle(v, uuid, name, event, detail, v->user_data);
-}
-
 void virt_backend_emit_balloon_change(Virt *v, const char *uuid, const char *name,
                                       guint64 actual_kib)
 {

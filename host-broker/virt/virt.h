@@ -91,11 +91,11 @@ typedef struct {
  * Another hypervisor behind this same interface, for tests and benchmarks
  * only (bench/fake-virt.c runs the real broker over thousands of simulated
  * agents without QEMU). With a backend, every function below calls it instead
- * of libvirt; lifecycle and balloon events come through virt_backend_emit_*().
+ * of libvirt; balloon events come through virt_backend_emit_balloon_change().
  * A NULL op fails with "not supported by this backend".
  */
 typedef struct {
-    /* The Virt made over this backend, for its virt_backend_emit_*() calls. */
+    /* The Virt made over this backend, for virt_backend_emit_balloon_change(). */
     void (*attached)(gpointer backend, Virt *v);
     gboolean (*connect)(gpointer backend, GError **error);
     GArray *(*list_domains)(gpointer backend, GError **error); /* of VirtDomainInfo */
@@ -116,9 +116,7 @@ Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_da
 /* A Virt over a backend instead of libvirt (tests and benchmarks only). */
 Virt *virt_new_backend(const VirtBackend *backend, gpointer backend_data,
                        const VirtCallbacks *callbacks, gpointer user_data);
-/* A backend's events, delivered to the owner's callbacks as libvirt's are. */
-void virt_backend_emit_lifecycle(Virt *v, const char *uuid, const char *name, VirtEvent event,
-                                 const char *detail);
+/* A backend's balloon event, delivered to the owner's callback as libvirt's is. */
 void virt_backend_emit_balloon_change(Virt *v, const char *uuid, const char *name,
                                       guint64 actual_kib);
 void virt_free(Virt *v);
