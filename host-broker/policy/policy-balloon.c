@@ -87,6 +87,11 @@ gboolean policy_floor_net(PolicyVmMemory *m, const PolicyVm *vm, const char *nam
         backoff_reset(&m->floor_asks);
         return FALSE;
     }
+    /* Asks only logged (observe) do not hold back the first one that acts:
+     * a VM switched to auto (ballastctl set, metadata) is raised at once. */
+    if (vm->mode == POLICY_MODE_AUTO && !m->floor_asks_acted)
+        backoff_reset(&m->floor_asks);
+    m->floor_asks_acted = vm->mode == POLICY_MODE_AUTO;
     /* Already set at or above the floor: give the balloon time to get there. */
     if (vm->applied_target_kib >= floor && now_us - vm->applied_at_us < spec.first_us)
         return FALSE;

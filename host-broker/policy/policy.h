@@ -142,6 +142,7 @@ typedef struct {
 
     /* the floor net (rule 8): asks since the balloon was last at its floor */
     Backoff floor_asks;
+    gboolean floor_asks_acted; /* ... made in mode auto (not only logged in observe) */
 
     /* set-memory calls that fail (rule 9): not remembered as applied, retried
      * with back-off */

@@ -199,6 +199,28 @@ static void test_floor_observe(void)
     g_assert_cmpuint(s.vm.applied_target_kib, ==, 0);
 }
 
+/* Rule 8 after observe: the asks only logged in observe do not delay the
+ * first real one when the VM is switched to auto; after that the back-off
+ * holds as for any ask. */
+static void test_floor_observe_then_auto(void)
+{
+    Sim s = {.vm = vm_below_floor(POLICY_MODE_OBSERVE), .c = cfg()};
+
+    g_assert_nonnull(sim_tick(&s, NOW));
+    g_assert_nonnull(sim_tick(&s, NOW + 5 * SEC));
+    g_assert_null(sim_tick(&s, NOW + 6 * SEC)); /* observe: next ask in a minute */
+    s.vm.mode = POLICY_MODE_AUTO;
+    const PolicyAction *a = sim_tick(&s, NOW + 7 * SEC);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_FLOOR);
+    g_assert_cmpuint(a->attempt, ==, 1);
+    g_assert_cmpuint(s.vm.applied_target_kib, ==, 3 * GIB);
+    /* The balloon does not move (dead driver): the next ask waits again. */
+    g_assert_null(sim_tick(&s, NOW + 8 * SEC));
+    g_assert_nonnull(sim_tick(&s, NOW + 12 * SEC));
+    g_assert_null(sim_tick(&s, NOW + 13 * SEC));
+}
+
 /* Rule 8 with a failing call: the failure is not taken for an ask that
  * landed; a new ask comes after the set-memory back-off and the floor net's
  * own, and the policy says so. */
@@ -337,6 +359,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/floor/dead-balloon", test_floor_dead_balloon);
     g_test_add_func("/policy/floor/no-call-facts", test_floor_without_call_facts);
     g_test_add_func("/policy/floor/observe-dry-run", test_floor_observe);
+    g_test_add_func("/policy/floor/observe-then-auto", test_floor_observe_then_auto);
     g_test_add_func("/policy/floor/failing-setmem", test_floor_failing_setmem);
     g_test_add_func("/policy/setmem/failed-raise", test_failed_raise_not_remembered);
     g_test_add_func("/policy/setmem/failed-reclaim", test_failed_reclaim_not_remembered);
