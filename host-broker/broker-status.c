@@ -139,6 +139,9 @@ static json_object *status_of(Broker *b, GPtrArray *only)
     json_object_object_add(o, "version", json_object_new_string(BALLAST_VERSION));
     json_object_object_add(o, "uri", json_object_new_string(b->uri));
     json_object_object_add(o, "connected", json_object_new_boolean(virt_is_connected(b->virt)));
+    /* Connected but a libvirt call is outstanding past its timeout: libvirt's
+     * figures are getting old and nothing can be applied. */
+    json_object_object_add(o, "answering", json_object_new_boolean(virt_is_answering(b->virt)));
     json_object_object_add(o, "dry_run", json_object_new_boolean(b->opt.dry_run));
     json_object_object_add(o, "mono_us", json_object_new_int64(now));
     json_object_object_add(o, "cycles", json_object_new_uint64(b->cycles));

@@ -499,6 +499,17 @@ static void broker_refresh_stats(Broker *b, gint64 now)
 
     if (stats == NULL) {
         evlog_say(b->log, FALSE, "cannot read balloon stats: %s", e->message);
+        /* libvirt's figures of a hung or failing connection are dropped once
+         * they are three ticks old: no guest is decided on them (agent-less
+         * guests are left alone, the others go by their agents). */
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, b->vms);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+            BrokerVm *vm = v;
+            if (vm->has_stats && now - vm->stats_at_us > 3 * (gint64)b->cfg.tick_ms * 1000)
+                vm->has_stats = FALSE;
+        }
         return;
     }
     for (guint i = 0; i < stats->len; i++) {
@@ -1067,6 +1078,7 @@ gboolean broker_reload(Broker *b, GError **error)
     config_clear(&b->cfg);
     b->cfg = next;
     virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
+    virt_set_call_timeout(b->virt, b->cfg.libvirt_timeout_ms);
 
     GHashTableIter it;
     gpointer v;
@@ -1130,6 +1142,7 @@ Broker *broker_new(const BrokerOptions *options, GError **error)
     /* A fixture host root has no QEMU user of its own: pid files only. */
     ksm_run_set_qemu_uid(b->ksm, b->host_root == NULL ? virt_qemu_uid() : -1);
     virt_set_backoff(b->virt, b->cfg.reconnect_min_ms, b->cfg.reconnect_max_ms);
+    virt_set_call_timeout(b->virt, b->cfg.libvirt_timeout_ms);
     return g_steal_pointer(&b);
 }
 
@@ -1231,6 +1244,8 @@ void broker_free(Broker *b)
     b->metrics = NULL;
     virt_free(b->virt);
     b->virt = NULL;
+    /* libvirtd sees a clean close, unless a call is stuck on it. */
+    virt_wait_closed(2 * G_USEC_PER_SEC);
     while (g_main_context_iteration(NULL, FALSE))
         ;
     if (b->vms)

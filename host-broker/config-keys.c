@@ -128,6 +128,11 @@ const ConfigKey config_key_table[] = {
     B_MS(reconnect_min_ms, 100, 600000, "500",
          "first delay before reconnecting to libvirt; doubles per failure ..."),
     B_MS(reconnect_max_ms, 100, 3600000, "30000", "... up to this"),
+    B_MS(libvirt_timeout_ms, 100, 600000, "3000",
+         "how long the daemon waits for one libvirt call (they run on a thread of their own); "
+         "a call that takes longer fails, and until it returns the other calls fail at once, so "
+         "a hung libvirtd never stops the daemon for longer than this. The connection's "
+         "keepalive (2 s x 3) then notices a libvirtd that hangs and reconnects"),
 
     /* [metrics] */
     ROW("metrics", "listen", ADDRESS, CHARS, NONE, metrics_listen, 0, 0, NULL, "",

@@ -64,13 +64,14 @@ typedef struct {
     ConfigPsiTrigger psi_trigger; /* PSI trigger asked of agents */
     guint32 psi_trigger_stall_us;
     guint32 psi_trigger_window_us;
-    guint32 rate_limit_per_s;  /* messages per second accepted from one guest */
-    guint32 rate_limit_burst;  /* ... and in one burst */
-    guint32 read_budget_bytes; /* bytes read from one guest per wakeup */
-    guint32 channel_poll_ms;   /* re-check for agent channels without a session */
-    guint32 session_retry_ms;  /* first delay before reopening a failed channel */
-    guint32 reconnect_min_ms;  /* libvirt reconnect backoff, first delay */
-    guint32 reconnect_max_ms;  /* ... and its cap */
+    guint32 rate_limit_per_s;   /* messages per second accepted from one guest */
+    guint32 rate_limit_burst;   /* ... and in one burst */
+    guint32 read_budget_bytes;  /* bytes read from one guest per wakeup */
+    guint32 channel_poll_ms;    /* re-check for agent channels without a session */
+    guint32 session_retry_ms;   /* first delay before reopening a failed channel */
+    guint32 reconnect_min_ms;   /* libvirt reconnect backoff, first delay */
+    guint32 reconnect_max_ms;   /* ... and its cap */
+    guint32 libvirt_timeout_ms; /* how long the main loop waits for one libvirt call */
 
     /* [metrics] */
     char metrics_listen[128]; /* "ADDR:PORT" of the Prometheus listener; "" = off */

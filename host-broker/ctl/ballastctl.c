@@ -155,8 +155,12 @@ static void print_host(json_object *st)
         profit ? g_strdup_printf("%" G_GINT64_FORMAT, json_object_get_int64(profit) / (1024 * 1024))
                : g_strdup("-");
 
+    /* "answering" is absent from older daemons: they block instead. */
+    gboolean answering = get(st, "answering") == NULL || boolean(st, "answering");
     printf("ballastd %s, %s%s: %.60s (on stop: %s)\n", str(st, "version", "?"),
-           boolean(st, "connected") ? "connected" : "DISCONNECTED",
+           !boolean(st, "connected") ? "DISCONNECTED"
+           : answering               ? "connected"
+                                     : "connected, LIBVIRTD NOT ANSWERING",
            boolean(st, "dry_run") ? ", DRY-RUN" : "", str(st, "uri", "?"),
            str(st, "on_stop", "keep"));
     printf("host: %s of %s MiB available, reserve %s MiB, short by %s MiB, PSI some avg10 %s%%\n",

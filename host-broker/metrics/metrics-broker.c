@@ -92,6 +92,7 @@ MetricsSnapshot *metrics_snapshot(Broker *b)
 
     s->version = BALLAST_VERSION;
     s->libvirt_connected = virt_is_connected(b->virt);
+    s->libvirt_answering = virt_is_answering(b->virt);
     s->has_host = b->has_host;
     if (b->has_host) {
         guint64 reserve = policy_host_reserve_kib(&b->host, &b->cfg.policy);

@@ -195,6 +195,10 @@ char *metrics_render(const MetricsSnapshot *s)
     g_string_append(out, "} 1\n");
     put_host(out, "ballast_libvirt_connected", "1 while ballastd is connected to libvirt.", TRUE,
              s->libvirt_connected ? 1 : 0);
+    put_host(out, "ballast_libvirt_answering",
+             "1 while libvirt answers ballastd's calls in time (0 while one is late or it is "
+             "disconnected).",
+             TRUE, s->libvirt_answering ? 1 : 0);
 
     put_host(out, "ballast_host_available_bytes", "Host MemAvailable.", s->has_host,
              (double)s->host_available_bytes);

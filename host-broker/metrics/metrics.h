@@ -59,6 +59,7 @@ typedef struct {
 typedef struct {
     const char *version;
     gboolean libvirt_connected;
+    gboolean libvirt_answering; /* connected, no call late */
     gboolean has_host;
     guint64 host_available_bytes, host_reserve_bytes, host_short_bytes;
     gboolean has_ksm;

@@ -173,14 +173,3 @@ gboolean virt_ksm_apply(virDomainPtr dom, gboolean exclude, gboolean live_allowe
     }
     return TRUE;
 }
-
-gboolean virt_ksm_apply_uuid(Virt *v, const char *uuid, gboolean exclude, gboolean live_allowed,
-                             VirtKsmResult *result, GError **error)
-{
-    virDomainPtr dom = virt_domain_handle(v, uuid, error);
-
-    memset(result, 0, sizeof(*result));
-    if (dom == NULL)
-        return FALSE;
-    return virt_ksm_apply(dom, exclude, live_allowed, result, error);
-}

@@ -47,6 +47,7 @@ gboolean virt_ksm_set_live(virDomainPtr dom, gboolean merge, guint *n_backends, 
 gboolean virt_ksm_set_persistent(virDomainPtr dom, gboolean nosharepages, gboolean *changed,
                                  GError **error);
 
-/* virt_ksm_apply() on a domain of the broker's connection, by UUID. */
+/* virt_ksm_apply() on a domain of the broker's connection, by UUID, on the
+ * connection's worker (virt.c). */
 gboolean virt_ksm_apply_uuid(Virt *v, const char *uuid, gboolean exclude, gboolean live_allowed,
                              VirtKsmResult *result, GError **error);

@@ -10,21 +10,96 @@
 #include "backoff.h"
 #include "domxml.h"
 #include "protocol.h"
+#include "virt-ksm.h"
+
+/*
+ * Threads. libvirt's event loop (and with it every domain event, stream
+ * callback and the keepalive timer) runs on the GLib main loop, beside the
+ * agents and the control socket. The calls themselves run elsewhere:
+ *
+ * - virConnectOpen in a thread of its own per attempt (VirtOpenJob): a
+ *   libvirtd that accepts and never answers cannot stop the start;
+ * - every RPC on an open connection in the connection's worker thread
+ *   (VirtLink): the main loop waits for the answer at most the call timeout.
+ *   A call that misses it fails, and while it is still outstanding every
+ *   other call fails at once ("libvirtd is not answering") rather than
+ *   queueing behind it, so the loop never waits twice. With the loop free,
+ *   the keepalive (2 s x 3) notices a libvirtd that is hung or gone and
+ *   closes the connection, which also ends the blocked call; a libvirtd
+ *   that keeps its keepalive alive but never answers a call is left after
+ *   VIRT_STUCK_RECONNECT_US. This is libvirt's own qemu_agent.c pattern:
+ *   a synchronous call, a deadline, and a connection that is dropped when
+ *   the other side stops answering.
+ *
+ * Main-thread state is only in Virt; the worker touches only its VirtLink
+ * (the connection, its domain handles) and the VirtCall it runs. Every
+ * libvirt object of a connection is released on its worker, last of all
+ * the connection, whose close is itself an RPC.
+ */
+
+/* How long a call that missed its deadline may stay outstanding before the
+ * connection is given up even though its keepalive still answers. */
+#define VIRT_STUCK_RECONNECT_US (30 * G_USEC_PER_SEC)
+
+/* The first connect waits this long for the open, so that a wrong URI still
+ * stops the start with its error; a slower libvirtd is waited for in the
+ * background. */
+#define VIRT_OPEN_WAIT_US (5 * G_USEC_PER_SEC)
+
+typedef struct VirtLink VirtLink;
+typedef struct VirtCall VirtCall;
+
+/* One open connection and the thread that makes its calls. Reference
+ * counted: the Virt while it uses it, every queued call, every open stream,
+ * every registered libvirt callback. At zero the worker closes the
+ * connection and ends. */
+struct VirtLink {
+    gint refs;
+    virConnectPtr conn;
+    GAsyncQueue *queue;  /* of VirtCall, for the worker */
+    GMutex lock;         /* guards domains: the main loop drops handles on stop events */
+    GHashTable *domains; /* uuid -> virDomainPtr, a cache of lookups */
+    int event_ids[8];    /* set before the link is handed to the main loop */
+    guint n_event_ids;
+    gboolean close_cb;
+    Virt *v; /* main thread only: the owner, NULL once it let go */
+};
+
+typedef gboolean (*VirtRunFunc)(VirtLink *link, virDomainPtr dom, gpointer data, GError **error);
+
+/* One unit of work for a worker: a call the main loop waits for (refs 2),
+ * or a release it does not (refs 1). */
+struct VirtCall {
+    gint refs;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+    gboolean ok;
+    GError *error;
+    VirtLink *link;
+    const char *what;         /* for messages: "reading balloon stats" */
+    char uuid[VIRT_UUID_LEN]; /* look this domain up first; "" for none */
+    VirtRunFunc run;
+    gpointer data; /* the caller's arguments and results, a copy */
+    gsize size;
+    gboolean taken;         /* the caller copied the results back */
+    GDestroyNotify discard; /* frees results nobody took */
+};
 
 struct Virt {
     char *uri;
     VirtCallbacks cb;
     gpointer user_data;
-    virConnectPtr conn;
+    VirtLink *link; /* the connection, NULL while down */
     gboolean connected;
-    int event_ids[8];
-    guint n_event_ids;
     guint reconnect_id;
-    guint close_idle;
     BackoffSpec backoff_spec; /* reconnect: reconnect_min_ms doubling to reconnect_max_ms */
     Backoff backoff;
-    guint backoff_ms;             /* the wait before the pending reconnect */
-    GHashTable *domains;          /* uuid -> virDomainPtr, a cache of lookups */
+    guint backoff_ms;       /* the wait before the pending reconnect */
+    gint64 call_timeout_us; /* how long the main loop waits for one call */
+    VirtCall *stuck;        /* a call that missed its deadline and is still out */
+    gint64 stuck_since;
+    guint stuck_id;               /* polls it */
     struct VirtOpenJob *open_job; /* a virConnectOpen in flight, off the main loop */
     const VirtBackend *backend;   /* not libvirt: tests and benchmarks */
     gpointer backend_data;
@@ -34,7 +109,8 @@ struct Virt {
  * connection and then never answers (hung, SIGSTOPped, starting) would
  * otherwise block the main loop, and with it ballastctl status and every
  * agent, for as long as it hangs (keepalive only starts after the open).
- * The result comes back to the main loop in an idle. */
+ * The thread also registers for events, which are RPCs too. The result comes
+ * back to the main loop in a timeout source that polls the job. */
 typedef struct VirtOpenJob {
     GMutex lock;
     GCond cond;
@@ -42,15 +118,10 @@ typedef struct VirtOpenJob {
     Virt *v; /* NULL once the Virt gave up on it (freed) */
     char *uri;
     gboolean done, consumed;
-    virConnectPtr conn;
+    VirtLink *link;
     char *error;
     gboolean bad_uri;
 } VirtOpenJob;
-
-/* The first connect waits this long for the open, so that a wrong URI still
- * stops the start with its error; a slower libvirtd is waited for in the
- * background. */
-#define VIRT_OPEN_WAIT_US (5 * G_USEC_PER_SEC)
 
 #define VIRT_ERROR (virt_error_quark())
 static GQuark virt_error_quark(void)
@@ -125,9 +196,214 @@ void virt_event_init(void)
     }
 }
 
+/* ---- the worker: one per connection ---- */
+
+static void on_close(virConnectPtr conn, int reason, void *opaque);
+
+/* Connections whose worker has not finished yet, so that virt_free() can let
+ * them close before the process exits. */
+static GMutex links_lock;
+static GCond links_cond;
+static guint links_live;
+
+/* Sentinel on a worker's queue: the last reference is gone, close and end. */
+static VirtCall link_end;
+
+static VirtLink *link_ref(VirtLink *link)
+{
+    g_atomic_int_inc(&link->refs);
+    return link;
+}
+
+static void link_unref(VirtLink *link)
+{
+    /* The worker does the freeing: libvirt objects are released where the
+     * calls were made, and the connection's close may block. */
+    if (g_atomic_int_dec_and_test(&link->refs))
+        g_async_queue_push(link->queue, &link_end);
+}
+
+static void link_unref_cb(void *opaque)
+{
+    link_unref(opaque);
+}
+
+static void call_unref(VirtCall *c)
+{
+    if (!g_atomic_int_dec_and_test(&c->refs))
+        return;
+    if (!c->taken && c->discard != NULL && c->data != NULL)
+        c->discard(c->data);
+    if (c->size > 0)
+        g_free(c->data); /* the copy made by call_new() */
+    g_clear_error(&c->error);
+    g_mutex_clear(&c->lock);
+    g_cond_clear(&c->cond);
+    if (c->link != NULL)
+        link_unref(c->link);
+    g_free(c);
+}
+
 static void dom_free(gpointer dom)
 {
     virDomainFree(dom);
+}
+
+/* The domain's handle, with a reference for the caller. On the worker. */
+static virDomainPtr link_lookup(VirtLink *link, const char *uuid, GError **error)
+{
+    virDomainPtr dom;
+
+    g_mutex_lock(&link->lock);
+    dom = g_hash_table_lookup(link->domains, uuid);
+    if (dom != NULL)
+        virDomainRef(dom);
+    g_mutex_unlock(&link->lock);
+    if (dom != NULL)
+        return dom;
+    dom = virDomainLookupByUUIDString(link->conn, uuid);
+    if (dom == NULL) {
+        set_error(error, uuid);
+        return NULL;
+    }
+    virDomainRef(dom);
+    g_mutex_lock(&link->lock);
+    g_hash_table_replace(link->domains, g_strdup(uuid), dom);
+    g_mutex_unlock(&link->lock);
+    return dom;
+}
+
+/* Keep a handle found another way (listing), so that the next call needs no lookup. */
+static void link_remember(VirtLink *link, const char *uuid, virDomainPtr dom)
+{
+    g_mutex_lock(&link->lock);
+    g_hash_table_replace(link->domains, g_strdup(uuid), dom);
+    g_mutex_unlock(&link->lock);
+}
+
+static void link_forget(VirtLink *link, const char *uuid)
+{
+    g_mutex_lock(&link->lock);
+    g_hash_table_remove(link->domains, uuid);
+    g_mutex_unlock(&link->lock);
+}
+
+static void call_run(VirtLink *link, VirtCall *c)
+{
+    GError *error = NULL;
+    virDomainPtr dom = NULL;
+    gboolean ok = FALSE;
+
+    if (c->uuid[0] == '\0' || (dom = link_lookup(link, c->uuid, &error)) != NULL)
+        ok = c->run(link, dom, c->data, &error);
+    if (dom != NULL)
+        virDomainFree(dom);
+    g_mutex_lock(&c->lock);
+    c->ok = ok;
+    c->error = error;
+    c->done = TRUE;
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->lock);
+    call_unref(c);
+}
+
+static void link_finalize(VirtLink *link)
+{
+    g_hash_table_destroy(link->domains);
+    if (link->conn != NULL)
+        virConnectClose(link->conn);
+    g_async_queue_unref(link->queue);
+    g_mutex_clear(&link->lock);
+    g_free(link);
+}
+
+static gpointer link_thread(gpointer data)
+{
+    VirtLink *link = data;
+
+    for (;;) {
+        VirtCall *c = g_async_queue_pop(link->queue);
+        if (c == &link_end)
+            break;
+        call_run(link, c);
+    }
+    link_finalize(link);
+    g_mutex_lock(&links_lock);
+    links_live--;
+    g_cond_broadcast(&links_cond);
+    g_mutex_unlock(&links_lock);
+    return NULL;
+}
+
+/* A link over an open connection, with its worker; one reference, the caller's. */
+static VirtLink *link_new(virConnectPtr conn)
+{
+    VirtLink *link = g_new0(VirtLink, 1);
+
+    link->refs = 1;
+    link->conn = conn;
+    link->queue = g_async_queue_new();
+    g_mutex_init(&link->lock);
+    link->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, dom_free);
+    g_mutex_lock(&links_lock);
+    links_live++;
+    g_mutex_unlock(&links_lock);
+    g_thread_unref(g_thread_new("virt-call", link_thread, link));
+    return link;
+}
+
+static VirtCall *call_new(const char *what, const char *uuid, VirtRunFunc run, gconstpointer data,
+                          gsize size, GDestroyNotify discard)
+{
+    VirtCall *c = g_new0(VirtCall, 1);
+
+    c->refs = 1;
+    g_mutex_init(&c->lock);
+    g_cond_init(&c->cond);
+    c->what = what;
+    if (uuid != NULL)
+        g_strlcpy(c->uuid, uuid, sizeof(c->uuid));
+    c->run = run;
+    c->data = size > 0 ? g_memdup2(data, size) : NULL;
+    c->size = size;
+    c->discard = discard;
+    return c;
+}
+
+/* Queue work the caller does not wait for (releases): run() owns data. */
+static void link_post(VirtLink *link, VirtRunFunc run, gpointer data)
+{
+    VirtCall *c = call_new("release", NULL, run, NULL, 0, NULL);
+
+    c->data = data;
+    c->link = link_ref(link);
+    g_async_queue_push(link->queue, c);
+}
+
+/* On the worker, after the Virt let go: no more callbacks from this
+ * connection (deregistering is an RPC), handles released. */
+static gboolean link_detach(VirtLink *link, virDomainPtr dom, gpointer data, GError **error)
+{
+    for (guint i = 0; i < link->n_event_ids; i++)
+        if (virConnectDomainEventDeregisterAny(link->conn, link->event_ids[i]) < 0)
+            virResetLastError(); /* the connection may be dead already: expected */
+    link->n_event_ids = 0;
+    if (link->close_cb) {
+        virConnectUnregisterCloseCallback(link->conn, on_close);
+        link->close_cb = FALSE;
+    }
+    g_mutex_lock(&link->lock);
+    g_hash_table_remove_all(link->domains);
+    g_mutex_unlock(&link->lock);
+    return TRUE;
+}
+
+/* The owner's last use of a link: detach it on its worker, drop the reference. */
+static void link_drop(VirtLink *link)
+{
+    link->v = NULL;
+    link_post(link, link_detach, NULL);
+    link_unref(link);
 }
 
 Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_data)
@@ -139,7 +415,7 @@ Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_da
         v->cb = *callbacks;
     v->user_data = user_data;
     virt_set_backoff(v, 500, 30000);
-    v->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, dom_free);
+    virt_set_call_timeout(v, VIRT_CALL_TIMEOUT_MS_DEFAULT);
     return v;
 }
 
@@ -191,6 +467,11 @@ void virt_set_backoff(Virt *v, guint min_ms, guint max_ms)
     v->backoff_spec.factor = 2;
 }
 
+void virt_set_call_timeout(Virt *v, guint timeout_ms)
+{
+    v->call_timeout_us = (gint64)MAX(timeout_ms, 1) * 1000;
+}
+
 gint64 virt_qemu_uid(void)
 {
     static const char *const users[] = {"libvirt-qemu", "qemu"};
@@ -213,7 +494,124 @@ gboolean virt_is_connected(const Virt *v)
     return v->connected;
 }
 
-/* ---- events ---- */
+gboolean virt_is_answering(const Virt *v)
+{
+    return v->connected && v->stuck == NULL;
+}
+
+/* ---- calls: on the worker, with a deadline ---- */
+
+static void virt_clear_stuck(Virt *v)
+{
+    g_clear_handle_id(&v->stuck_id, g_source_remove);
+    if (v->stuck != NULL)
+        call_unref(g_steal_pointer(&v->stuck));
+}
+
+/* Has the late call come back? Then calls may go out again; if it stays out
+ * too long, the connection is given up (the keepalive usually did first). */
+static gboolean virt_stuck_poll(gpointer data)
+{
+    Virt *v = data;
+    gboolean done;
+
+    g_mutex_lock(&v->stuck->lock);
+    done = v->stuck->done;
+    g_mutex_unlock(&v->stuck->lock);
+    if (done) {
+        v->stuck_id = 0;
+        call_unref(g_steal_pointer(&v->stuck));
+        return G_SOURCE_REMOVE;
+    }
+    if (g_get_monotonic_time() - v->stuck_since >= VIRT_STUCK_RECONNECT_US) {
+        g_autofree char *why =
+            g_strdup_printf("libvirtd did not answer %s for %d s", v->stuck->what,
+                            (int)(VIRT_STUCK_RECONNECT_US / G_USEC_PER_SEC));
+        v->stuck_id = 0; /* removed by returning */
+        virt_force_reconnect(v, why);
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/*
+ * Run c on the connection's worker and wait for it, at most the call
+ * timeout. TRUE when it ran and succeeded. Takes the caller's reference to
+ * c in every case; out (c->size bytes) receives the results whenever the
+ * call came back in time, and nothing when it did not.
+ */
+static gboolean virt_call(Virt *v, VirtCall *c, gpointer out, GError **error)
+{
+    gint64 deadline;
+    gboolean done, ok = FALSE;
+
+    if (!v->connected || v->link == NULL) {
+        g_set_error(error, VIRT_ERROR, 0, "not connected to %s", v->uri);
+        call_unref(c);
+        return FALSE;
+    }
+    if (v->stuck != NULL) {
+        g_set_error(error, VIRT_ERROR, 0,
+                    "%s: libvirtd has not answered %s for %" G_GINT64_FORMAT " ms", c->what,
+                    v->stuck->what, (g_get_monotonic_time() - v->stuck_since) / 1000);
+        call_unref(c);
+        return FALSE;
+    }
+    c->link = link_ref(v->link);
+    g_atomic_int_inc(&c->refs); /* the worker's */
+    g_async_queue_push(v->link->queue, c);
+
+    deadline = g_get_monotonic_time() + v->call_timeout_us;
+    g_mutex_lock(&c->lock);
+    while (!c->done)
+        if (!g_cond_wait_until(&c->cond, &c->lock, deadline))
+            break;
+    done = c->done;
+    if (done) {
+        /* Results come back failed or not (what a KSM exclusion did before
+         * a part of it failed); run functions leave outputs empty on failure. */
+        if (out != NULL && c->size > 0)
+            memcpy(out, c->data, c->size);
+        c->taken = TRUE;
+        ok = c->ok;
+        if (!ok && c->error != NULL)
+            g_propagate_error(error, g_steal_pointer(&c->error));
+        else if (!ok)
+            g_set_error(error, VIRT_ERROR, 0, "%s failed", c->what);
+    }
+    g_mutex_unlock(&c->lock);
+    if (done) {
+        call_unref(c);
+        return ok;
+    }
+    /* Late: its results are released by the worker when it returns. */
+    g_set_error(error, VIRT_ERROR, 0, "%s: libvirtd did not answer within %" G_GINT64_FORMAT " ms",
+                c->what, v->call_timeout_us / 1000);
+    v->stuck = c;
+    v->stuck_since = g_get_monotonic_time();
+    v->stuck_id = g_timeout_add(100, virt_stuck_poll, v);
+    return FALSE;
+}
+
+/* A call about one domain (uuid) or the connection (NULL): data is copied
+ * in, run on the worker, and copied back to data when it came back in time.
+ * discard frees what run() allocated into a copy that nobody took back. */
+static gboolean virt_run(Virt *v, const char *what, const char *uuid, VirtRunFunc run,
+                         gpointer data, gsize size, GDestroyNotify discard, GError **error)
+{
+    return virt_call(v, call_new(what, uuid, run, data, size, discard), data, error);
+}
+
+/* ---- events (on the main loop; opaque: the VirtLink) ---- */
+
+/* The owner of an event's connection, NULL when it is no longer current:
+ * events that were on their way when the connection was dropped are ignored. */
+static Virt *link_owner(VirtLink *link)
+{
+    Virt *v = link->v;
+
+    return v != NULL && v->link == link ? v : NULL;
+}
 
 static void dom_ids(virDomainPtr dom, char uuid[VIRT_UUID_LEN], const char **name)
 {
@@ -252,11 +650,13 @@ static const char *lifecycle_detail(int event, int detail)
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
-    Virt *v = opaque;
+    Virt *v = link_owner(opaque);
     char uuid[VIRT_UUID_LEN];
     const char *name;
     VirtEvent ev;
 
+    if (v == NULL)
+        return 0;
     dom_ids(dom, uuid, &name);
     switch (event) {
     case VIR_DOMAIN_EVENT_DEFINED:
@@ -292,7 +692,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
     }
     /* A stopped transient domain, or an undefined one, is gone: drop its handle. */
     if (ev == VIRT_EVENT_UNDEFINED || ev == VIRT_EVENT_STOPPED)
-        g_hash_table_remove(v->domains, uuid);
+        link_forget(opaque, uuid);
     if (v->cb.lifecycle)
         v->cb.lifecycle(v, uuid, name, ev, lifecycle_detail(event, detail), v->user_data);
     return 0;
@@ -300,35 +700,35 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
 static void on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque)
 {
-    Virt *v = opaque;
+    Virt *v = link_owner(opaque);
     char uuid[VIRT_UUID_LEN];
     const char *name;
 
     dom_ids(dom, uuid, &name);
-    if (v->cb.lifecycle)
+    if (v != NULL && v->cb.lifecycle)
         v->cb.lifecycle(v, uuid, name, VIRT_EVENT_REBOOTED, "reset", v->user_data);
 }
 
 static void on_balloon(virConnectPtr conn, virDomainPtr dom, unsigned long long actual,
                        void *opaque)
 {
-    Virt *v = opaque;
+    Virt *v = link_owner(opaque);
     char uuid[VIRT_UUID_LEN];
     const char *name;
 
     dom_ids(dom, uuid, &name);
-    if (v->cb.balloon_change)
+    if (v != NULL && v->cb.balloon_change)
         v->cb.balloon_change(v, uuid, name, actual, v->user_data);
 }
 
 static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
                         void *opaque)
 {
-    Virt *v = opaque;
+    Virt *v = link_owner(opaque);
     char uuid[VIRT_UUID_LEN];
     const char *name;
 
-    if (type != VIR_DOMAIN_METADATA_ELEMENT || g_strcmp0(nsuri, DOMXML_POLICY_NS) != 0)
+    if (v == NULL || type != VIR_DOMAIN_METADATA_ELEMENT || g_strcmp0(nsuri, DOMXML_POLICY_NS) != 0)
         return;
     dom_ids(dom, uuid, &name);
     if (v->cb.metadata_change)
@@ -337,33 +737,13 @@ static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const ch
 
 static void on_device_added(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
 {
-    Virt *v = opaque;
+    Virt *v = link_owner(opaque);
     char uuid[VIRT_UUID_LEN];
     const char *name;
 
     dom_ids(dom, uuid, &name);
-    if (v->cb.device_added)
+    if (v != NULL && v->cb.device_added)
         v->cb.device_added(v, uuid, name, v->user_data);
-}
-
-/* ---- connection ---- */
-
-static void virt_schedule_reconnect(Virt *v);
-static void on_close(virConnectPtr conn, int reason, void *opaque);
-
-static void virt_teardown(Virt *v)
-{
-    g_hash_table_remove_all(v->domains);
-    if (v->conn == NULL)
-        return;
-    /* The connection may be dead already: errors here are expected. */
-    for (guint i = 0; i < v->n_event_ids; i++)
-        virConnectDomainEventDeregisterAny(v->conn, v->event_ids[i]);
-    v->n_event_ids = 0;
-    virConnectUnregisterCloseCallback(v->conn, on_close);
-    virConnectClose(v->conn);
-    v->conn = NULL;
-    v->connected = FALSE;
 }
 
 static const char *close_reason(int reason)
@@ -382,35 +762,60 @@ static const char *close_reason(int reason)
     }
 }
 
+/* ---- connection ---- */
+
+static void virt_schedule_reconnect(Virt *v);
+
+/* Let go of the connection: its worker detaches and closes it; a call still
+ * out on it ends there, whenever it ends. */
+static void virt_teardown(Virt *v)
+{
+    virt_clear_stuck(v);
+    if (v->link != NULL)
+        link_drop(g_steal_pointer(&v->link));
+    v->connected = FALSE;
+}
+
 typedef struct {
-    Virt *v;
-    virConnectPtr conn;
+    VirtLink *link;
     int reason;
 } CloseLater;
 
 static gboolean close_later(gpointer data)
 {
     CloseLater *c = data;
+    Virt *v = link_owner(c->link);
 
-    c->v->close_idle = 0;
-    if (c->v->connected && c->v->conn == c->conn)
-        virt_force_reconnect(c->v, close_reason(c->reason));
+    /* Only if the connection is still the one in use: a second notice, or
+     * one about a connection already dropped, changes nothing. */
+    if (v != NULL && v->connected)
+        virt_force_reconnect(v, close_reason(c->reason));
     return G_SOURCE_REMOVE;
+}
+
+static void close_later_free(gpointer data)
+{
+    CloseLater *c = data;
+
+    link_unref(c->link);
+    g_free(c);
+}
+
+/* Drop the connection from the main loop, not from inside libvirt (which
+ * may call from any thread that notices: the worker when a call fails on a
+ * closed socket, the main loop when the keepalive gives up). */
+static void link_close_later(VirtLink *link, int reason)
+{
+    CloseLater *c = g_new0(CloseLater, 1);
+
+    c->link = link_ref(link);
+    c->reason = reason;
+    g_idle_add_full(G_PRIORITY_DEFAULT, close_later, c, close_later_free);
 }
 
 static void on_close(virConnectPtr conn, int reason, void *opaque)
 {
-    Virt *v = opaque;
-    CloseLater *c;
-
-    if (!v->connected || conn != v->conn || v->close_idle != 0)
-        return;
-    /* Tear down from the main loop, not from inside libvirt's callback. */
-    c = g_new0(CloseLater, 1);
-    c->v = v;
-    c->conn = conn;
-    c->reason = reason;
-    v->close_idle = g_idle_add_full(G_PRIORITY_DEFAULT, close_later, c, g_free);
+    link_close_later(opaque, reason);
 }
 
 gboolean virt_error_is_bad_uri(const GError *error)
@@ -422,8 +827,8 @@ static void virt_job_unref(VirtOpenJob *job)
 {
     if (!g_atomic_int_dec_and_test(&job->refs))
         return;
-    if (job->conn)
-        virConnectClose(job->conn);
+    if (job->link)
+        link_drop(job->link);
     g_free(job->uri);
     g_free(job->error);
     g_mutex_clear(&job->lock);
@@ -431,17 +836,24 @@ static void virt_job_unref(VirtOpenJob *job)
     g_free(job);
 }
 
-/* On the main loop: register for events on a fresh connection. */
-static gboolean virt_attach(Virt *v, virConnectPtr conn, GError **error)
+/* In the open thread: the events we follow, on a fresh connection (each
+ * registration is an RPC). FALSE with error when lifecycle events, which
+ * are essential, cannot be had. */
+static gboolean link_register(VirtLink *link, char **error)
 {
-    v->conn = conn;
-    /* 2 s interval, 3 missed: an idle connection to a libvirtd that hangs is
-     * closed within ~8 s. (A call already blocked on it was measured not to
-     * return early: tests/e2e/test-libvirtd-hang.sh.) Local drivers
-     * (test://) have no keepalive: not an error. */
-    virConnectSetKeepAlive(conn, 2, 3);
-    if (virConnectRegisterCloseCallback(conn, on_close, v, NULL) < 0)
+    /* 2 s interval, 3 missed: a libvirtd that hangs is noticed within ~8 s,
+     * and a call blocked on it ends then too (the main loop, where the
+     * keepalive timer runs, is never blocked for longer than a call
+     * timeout). Local drivers (test://) have no keepalive: not an error. */
+    if (virConnectSetKeepAlive(link->conn, 2, 3) < 0)
         virResetLastError();
+    /* No reference for it: drivers without close callbacks (test://)
+     * accept the registration and never release its data. link_detach()
+     * unregisters it before the link can go. */
+    if (virConnectRegisterCloseCallback(link->conn, on_close, link, NULL) < 0)
+        virResetLastError();
+    else
+        link->close_cb = TRUE;
 
     struct {
         int id;
@@ -453,22 +865,24 @@ static gboolean virt_attach(Virt *v, virConnectPtr conn, GError **error)
         {VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, VIR_DOMAIN_EVENT_CALLBACK(on_metadata)},
         {VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, VIR_DOMAIN_EVENT_CALLBACK(on_device_added)},
     };
+    G_STATIC_ASSERT(G_N_ELEMENTS(events) <= G_N_ELEMENTS(link->event_ids));
     for (guint i = 0; i < G_N_ELEMENTS(events); i++) {
-        int id = virConnectDomainEventRegisterAny(conn, NULL, events[i].id, events[i].cb, v, NULL);
+        int id = virConnectDomainEventRegisterAny(link->conn, NULL, events[i].id, events[i].cb,
+                                                  link_ref(link), link_unref_cb);
         if (id < 0) {
+            link_unref(link);
             /* Lifecycle events are essential; the others are nice to have. */
             if (events[i].id == VIR_DOMAIN_EVENT_ID_LIFECYCLE) {
-                set_error(error, "registering for domain events");
-                virt_teardown(v);
+                const char *msg = virGetLastErrorMessage();
+                *error = g_strdup_printf("registering for domain events: %s",
+                                         msg ? msg : "unknown libvirt error");
                 return FALSE;
             }
             virResetLastError();
             continue;
         }
-        v->event_ids[v->n_event_ids++] = id;
+        link->event_ids[link->n_event_ids++] = id;
     }
-    v->connected = TRUE;
-    backoff_reset(&v->backoff);
     return TRUE;
 }
 
@@ -476,6 +890,7 @@ static gpointer virt_open_thread(gpointer data)
 {
     VirtOpenJob *job = data;
     virConnectPtr conn = virConnectOpen(job->uri);
+    VirtLink *link = NULL;
     char *error = NULL;
     gboolean bad = FALSE;
 
@@ -490,9 +905,13 @@ static gpointer virt_open_thread(gpointer data)
         bad = err && (err->code == VIR_ERR_NO_CONNECT || err->code == VIR_ERR_INVALID_ARG ||
                       err->domain == VIR_FROM_URI);
         error = g_strdup_printf("%s: %s", job->uri, msg ? msg : "unknown libvirt error");
+    } else {
+        link = link_new(conn);
+        if (!link_register(link, &error))
+            g_clear_pointer(&link, link_drop);
     }
     g_mutex_lock(&job->lock);
-    job->conn = conn;
+    job->link = link;
     job->error = error;
     job->bad_uri = bad;
     job->done = TRUE;
@@ -508,25 +927,29 @@ static gpointer virt_open_thread_main(gpointer data)
     return NULL;
 }
 
-/* The open finished (in the job): attach on success. FALSE with error. */
+/* The open finished (in the job): take the connection. FALSE with error. */
 static gboolean virt_finish_open(Virt *v, VirtOpenJob *job, GError **error)
 {
-    virConnectPtr conn = g_steal_pointer(&job->conn);
+    VirtLink *link = g_steal_pointer(&job->link);
 
     job->consumed = TRUE;
     if (v->open_job == job) {
         v->open_job = NULL;
         virt_job_unref(job); /* the Virt's reference */
     }
-    if (conn == NULL) {
+    if (link == NULL) {
         g_set_error_literal(error, VIRT_ERROR, job->bad_uri ? VIRT_ERROR_BAD_URI : 0,
                             job->error ? job->error : "cannot connect");
         return FALSE;
     }
-    return virt_attach(v, conn, error);
+    link->v = v;
+    v->link = link;
+    v->connected = TRUE;
+    backoff_reset(&v->backoff);
+    return TRUE;
 }
 
-/* The thread's idle on the main loop. */
+/* The thread's poll on the main loop. */
 static gboolean virt_open_done(gpointer data)
 {
     VirtOpenJob *job = data;
@@ -562,7 +985,7 @@ static VirtOpenJob *virt_start_open(Virt *v)
 
     g_mutex_init(&job->lock);
     g_cond_init(&job->cond);
-    job->refs = 3; /* the Virt, the thread's idle, the thread */
+    job->refs = 3; /* the Virt, the thread's poll, the thread */
     job->v = v;
     job->uri = g_strdup(v->uri);
     v->open_job = job;
@@ -660,57 +1083,42 @@ void virt_free(Virt *v)
     if (v == NULL)
         return;
     g_clear_handle_id(&v->reconnect_id, g_source_remove);
-    g_clear_handle_id(&v->close_idle, g_source_remove);
     if (v->open_job != NULL) {
         /* The thread may still be blocked in virConnectOpen: it keeps the
-         * job alive and its idle closes what it opens. */
+         * job alive and its poll closes what it opens. */
         g_mutex_lock(&v->open_job->lock);
         v->open_job->v = NULL;
         g_mutex_unlock(&v->open_job->lock);
         virt_job_unref(g_steal_pointer(&v->open_job));
     }
     virt_teardown(v);
-    g_hash_table_destroy(v->domains);
     g_free(v->uri);
     g_free(v);
 }
 
-/* ---- domains ---- */
-
-static gboolean need_conn(Virt *v, GError **error)
+gboolean virt_wait_closed(gint64 timeout_us)
 {
-    if (v->connected)
-        return TRUE;
-    g_set_error(error, VIRT_ERROR, 0, "not connected to %s", v->uri);
-    return FALSE;
-}
+    gint64 deadline = g_get_monotonic_time() + timeout_us;
+    gboolean closed;
 
-static virDomainPtr lookup(Virt *v, const char *uuid, GError **error)
-{
-    virDomainPtr dom;
-
-    if (v->backend != NULL) {
-        backend_unsupported(error);
-        return NULL;
+    for (;;) {
+        /* libvirt releases an event callback's data from its event loop
+         * (ours: the default main context), and that is what lets the last
+         * reference to a connection go. */
+        while (g_main_context_iteration(NULL, FALSE))
+            ;
+        g_mutex_lock(&links_lock);
+        if (links_live > 0)
+            g_cond_wait_until(&links_cond, &links_lock,
+                              MIN(deadline, g_get_monotonic_time() + 10 * G_TIME_SPAN_MILLISECOND));
+        closed = links_live == 0;
+        g_mutex_unlock(&links_lock);
+        if (closed || g_get_monotonic_time() >= deadline)
+            return closed;
     }
-    if (!need_conn(v, error))
-        return NULL;
-    dom = g_hash_table_lookup(v->domains, uuid);
-    if (dom != NULL)
-        return dom;
-    dom = virDomainLookupByUUIDString(v->conn, uuid);
-    if (dom == NULL) {
-        set_error(error, uuid);
-        return NULL;
-    }
-    g_hash_table_insert(v->domains, g_strdup(uuid), dom);
-    return dom;
 }
 
-virDomainPtr virt_domain_handle(Virt *v, const char *uuid, GError **error)
-{
-    return lookup(v, uuid, error);
-}
+/* ---- domains: each call a run function on the worker and its arguments ---- */
 
 static void fill_info(virDomainPtr dom, VirtDomainInfo *info)
 {
@@ -727,103 +1135,166 @@ static void fill_info(virDomainPtr dom, VirtDomainInfo *info)
     info->state = map_state(state);
 }
 
-GArray *virt_list_domains(Virt *v, GError **error)
-{
-    VIRT_BACKEND_CALL(v, list_domains, NULL, error);
-    virDomainPtr *doms = NULL;
-    int n;
+typedef struct {
+    GArray *out;   /* of VirtDomainInfo, or of VirtStats */
+    gboolean dead; /* the connection was found dead */
+} ArrayCall;
 
-    if (!need_conn(v, error))
-        return NULL;
-    n = virConnectListAllDomains(v->conn, &doms, 0);
+static void array_discard(gpointer data)
+{
+    ArrayCall *a = data;
+
+    g_clear_pointer(&a->out, g_array_unref);
+}
+
+static gboolean run_list_domains(VirtLink *link, virDomainPtr none, gpointer data, GError **error)
+{
+    ArrayCall *a = data;
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(link->conn, &doms, 0);
+
     if (n < 0) {
         set_error(error, "listing domains");
-        return NULL;
+        return FALSE;
     }
-    GArray *out = g_array_sized_new(FALSE, TRUE, sizeof(VirtDomainInfo), (guint)n);
+    a->out = g_array_sized_new(FALSE, TRUE, sizeof(VirtDomainInfo), (guint)n);
     for (int i = 0; i < n; i++) {
         VirtDomainInfo info;
         fill_info(doms[i], &info);
-        g_array_append_val(out, info);
-        /* Keep the handle: the next calls about this domain need no lookup. */
-        g_hash_table_replace(v->domains, g_strdup(info.uuid), doms[i]);
+        g_array_append_val(a->out, info);
+        link_remember(link, info.uuid, doms[i]);
     }
     free(doms);
-    return out;
+    return TRUE;
+}
+
+GArray *virt_list_domains(Virt *v, GError **error)
+{
+    VIRT_BACKEND_CALL(v, list_domains, NULL, error);
+    ArrayCall a = {0};
+
+    if (!virt_run(v, "listing domains", NULL, run_list_domains, &a, sizeof(a), array_discard,
+                  error))
+        return NULL;
+    return a.out;
+}
+
+static gboolean run_domain_info(VirtLink *link, virDomainPtr dom, gpointer data, GError **error)
+{
+    fill_info(dom, data);
+    return TRUE;
 }
 
 gboolean virt_domain_info(Virt *v, const char *uuid, VirtDomainInfo *info, GError **error)
 {
     VIRT_BACKEND_CALL(v, domain_info, FALSE, uuid, info, error);
-    virDomainPtr dom = lookup(v, uuid, error);
+    return virt_run(v, "reading domain state", uuid, run_domain_info, info, sizeof(*info), NULL,
+                    error);
+}
 
-    if (dom == NULL)
+typedef struct {
+    char *xml; /* GLib memory */
+} StringCall;
+
+static void string_discard(gpointer data)
+{
+    g_clear_pointer(&((StringCall *)data)->xml, g_free);
+}
+
+static gboolean run_domain_xml(VirtLink *link, virDomainPtr dom, gpointer data, GError **error)
+{
+    StringCall *s = data;
+    char *xml = virDomainGetXMLDesc(dom, 0);
+
+    if (xml == NULL) {
+        set_error(error, "reading domain XML");
         return FALSE;
-    fill_info(dom, info);
+    }
+    /* libvirt allocates with malloc; hand out GLib memory. */
+    s->xml = g_strdup(xml);
+    free(xml);
     return TRUE;
 }
 
 char *virt_domain_xml(Virt *v, const char *uuid, GError **error)
 {
     VIRT_BACKEND_CALL(v, domain_xml, NULL, uuid, error);
-    virDomainPtr dom = lookup(v, uuid, error);
-    char *xml;
+    StringCall s = {0};
 
-    if (dom == NULL)
+    if (!virt_run(v, "reading domain XML", uuid, run_domain_xml, &s, sizeof(s), string_discard,
+                  error))
         return NULL;
-    xml = virDomainGetXMLDesc(dom, 0);
+    return s.xml;
+}
+
+static gboolean run_domain_metadata(VirtLink *link, virDomainPtr dom, gpointer data, GError **error)
+{
+    StringCall *s = data;
+    unsigned int flags =
+        virDomainIsActive(dom) == 1 ? VIR_DOMAIN_AFFECT_LIVE : VIR_DOMAIN_AFFECT_CONFIG;
+    char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_POLICY_NS, flags);
+
     if (xml == NULL) {
-        set_error(error, "reading domain XML");
-        return NULL;
+        virErrorPtr err = virGetLastError();
+        if (err && err->code == VIR_ERR_NO_DOMAIN_METADATA) {
+            virResetLastError();
+            return TRUE; /* none: NULL, no error */
+        }
+        set_error(error, "reading ballast metadata");
+        return FALSE;
     }
-    /* libvirt allocates with malloc; hand out GLib memory. */
-    char *copy = g_strdup(xml);
+    s->xml = g_strdup(xml);
     free(xml);
-    return copy;
+    return TRUE;
 }
 
 char *virt_domain_metadata(Virt *v, const char *uuid, GError **error)
 {
     VIRT_BACKEND_CALL(v, domain_metadata, NULL, uuid, error);
-    virDomainPtr dom = lookup(v, uuid, error);
-    unsigned int flags;
-    char *xml;
+    StringCall s = {0};
 
-    if (dom == NULL)
+    if (!virt_run(v, "reading ballast metadata", uuid, run_domain_metadata, &s, sizeof(s),
+                  string_discard, error))
         return NULL;
-    flags = virDomainIsActive(dom) == 1 ? VIR_DOMAIN_AFFECT_LIVE : VIR_DOMAIN_AFFECT_CONFIG;
-    xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_POLICY_NS, flags);
-    if (xml == NULL) {
-        virErrorPtr err = virGetLastError();
-        if (err && err->code == VIR_ERR_NO_DOMAIN_METADATA) {
-            virResetLastError();
-            return NULL;
-        }
-        set_error(error, "reading ballast metadata");
-        return NULL;
-    }
-    char *copy = g_strdup(xml);
-    free(xml);
-    return copy;
+    return s.xml;
 }
 
-gboolean virt_set_domain_metadata(Virt *v, const char *uuid, const char *xml, GError **error)
+/* The element to set follows the struct (a call's data is one block). */
+typedef struct {
+    gboolean remove;
+    char xml[];
+} MetadataCall;
+
+static gboolean run_set_domain_metadata(VirtLink *link, virDomainPtr dom, gpointer data,
+                                        GError **error)
 {
-    virDomainPtr dom = lookup(v, uuid, error);
+    MetadataCall *m = data;
     unsigned int flags = 0;
 
-    if (dom == NULL)
-        return FALSE;
     if (virDomainIsActive(dom) == 1)
         flags |= VIR_DOMAIN_AFFECT_LIVE;
     if (virDomainIsPersistent(dom) == 1)
         flags |= VIR_DOMAIN_AFFECT_CONFIG;
-    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, DOMXML_POLICY_PREFIX,
-                             DOMXML_POLICY_NS, flags) < 0) {
+    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, m->remove ? NULL : m->xml,
+                             DOMXML_POLICY_PREFIX, DOMXML_POLICY_NS, flags) < 0) {
         set_error(error, "setting ballast metadata");
         return FALSE;
     }
     return TRUE;
+}
+
+gboolean virt_set_domain_metadata(Virt *v, const char *uuid, const char *xml, GError **error)
+{
+    gsize size = sizeof(MetadataCall) + (xml ? strlen(xml) : 0) + 1;
+    g_autofree MetadataCall *m = g_malloc0(size);
+
+    if (v->backend != NULL)
+        return backend_unsupported(error);
+    m->remove = xml == NULL;
+    if (xml != NULL)
+        memcpy(m->xml, xml, strlen(xml) + 1);
+    return virt_run(v, "setting ballast metadata", uuid, run_set_domain_metadata, m, size, NULL,
+                    error);
 }
 
 static void stats_field(const virTypedParameterPtr p, int n, const char *name, guint64 *out,
@@ -838,33 +1309,23 @@ static void stats_field(const virTypedParameterPtr p, int n, const char *name, g
     }
 }
 
-GArray *virt_balloon_stats(Virt *v, GError **error)
+static gboolean run_balloon_stats(VirtLink *link, virDomainPtr none, gpointer data, GError **error)
 {
-    VIRT_BACKEND_CALL(v, balloon_stats, NULL, error);
+    ArrayCall *a = data;
     virDomainStatsRecordPtr *recs = NULL;
     int n;
 
-    if (!need_conn(v, error))
-        return NULL;
     /* NOWAIT: a domain whose monitor is busy reports what it has at once
      * rather than holding up every other domain's figures. */
     n = virConnectGetAllDomainStats(
-        v->conn, VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_STATE, &recs,
+        link->conn, VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_STATE, &recs,
         VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
     if (n < 0) {
         set_error(error, "reading balloon stats");
-        /* Called every tick: the place to notice a connection that died
-         * without its close callback (it should not, but then we recover). */
-        if (virConnectIsAlive(v->conn) == 0 && v->close_idle == 0) {
-            CloseLater *c = g_new0(CloseLater, 1);
-            c->v = v;
-            c->conn = v->conn;
-            c->reason = VIR_CONNECT_CLOSE_REASON_ERROR;
-            v->close_idle = g_idle_add_full(G_PRIORITY_DEFAULT, close_later, c, g_free);
-        }
-        return NULL;
+        a->dead = virConnectIsAlive(link->conn) == 0;
+        return FALSE;
     }
-    GArray *out = g_array_sized_new(FALSE, TRUE, sizeof(VirtStats), (guint)n);
+    a->out = g_array_sized_new(FALSE, TRUE, sizeof(VirtStats), (guint)n);
     for (int i = 0; i < n; i++) {
         virDomainStatsRecordPtr r = recs[i];
         VirtStats s = {0};
@@ -897,21 +1358,57 @@ GArray *virt_balloon_stats(Virt *v, GError **error)
         }
         if (virTypedParamsGetULLong(r->params, r->nparams, "balloon.last-update", &last) == 1)
             s.last_update_s = (gint64)MIN(last, (unsigned long long)G_MAXINT64);
-        g_array_append_val(out, s);
+        g_array_append_val(a->out, s);
     }
     virDomainStatsRecordListFree(recs);
-    return out;
+    return TRUE;
+}
+
+GArray *virt_balloon_stats(Virt *v, GError **error)
+{
+    VIRT_BACKEND_CALL(v, balloon_stats, NULL, error);
+    ArrayCall a = {0};
+
+    if (virt_run(v, "reading balloon stats", NULL, run_balloon_stats, &a, sizeof(a), array_discard,
+                 error))
+        return a.out;
+    /* Called every tick: the place to notice a connection that died without
+     * its close callback (it should not, but then we recover). */
+    if (a.dead && v->connected)
+        link_close_later(v->link, VIR_CONNECT_CLOSE_REASON_ERROR);
+    return NULL;
+}
+
+typedef struct {
+    int period_s;
+    guint64 kib;
+} NumberCall;
+
+static gboolean run_set_stats_period(VirtLink *link, virDomainPtr dom, gpointer data,
+                                     GError **error)
+{
+    if (virDomainSetMemoryStatsPeriod(dom, ((NumberCall *)data)->period_s, VIR_DOMAIN_AFFECT_LIVE) <
+        0) {
+        set_error(error, "setting the memory stats period");
+        return FALSE;
+    }
+    return TRUE;
 }
 
 gboolean virt_set_stats_period(Virt *v, const char *uuid, int period_s, GError **error)
 {
     VIRT_BACKEND_CALL(v, set_stats_period, FALSE, uuid, period_s, error);
-    virDomainPtr dom = lookup(v, uuid, error);
+    NumberCall n = {.period_s = period_s};
 
-    if (dom == NULL)
-        return FALSE;
-    if (virDomainSetMemoryStatsPeriod(dom, period_s, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-        set_error(error, "setting the memory stats period");
+    return virt_run(v, "setting the memory stats period", uuid, run_set_stats_period, &n, sizeof(n),
+                    NULL, error);
+}
+
+static gboolean run_set_memory(VirtLink *link, virDomainPtr dom, gpointer data, GError **error)
+{
+    if (virDomainSetMemoryFlags(dom, (unsigned long)((NumberCall *)data)->kib,
+                                VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        set_error(error, "setting the balloon target");
         return FALSE;
     }
     return TRUE;
@@ -920,26 +1417,51 @@ gboolean virt_set_stats_period(Virt *v, const char *uuid, int period_s, GError *
 gboolean virt_set_memory(Virt *v, const char *uuid, guint64 kib, GError **error)
 {
     VIRT_BACKEND_CALL(v, set_memory, FALSE, uuid, kib, error);
-    virDomainPtr dom = lookup(v, uuid, error);
+    NumberCall n = {.kib = kib};
 
-    if (dom == NULL)
-        return FALSE;
     if (kib > G_MAXULONG) {
         g_set_error(error, VIRT_ERROR, 0, "target %" G_GUINT64_FORMAT " KiB too large", kib);
         return FALSE;
     }
-    if (virDomainSetMemoryFlags(dom, (unsigned long)kib, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-        set_error(error, "setting the balloon target");
-        return FALSE;
-    }
-    return TRUE;
+    return virt_run(v, "setting the balloon target", uuid, run_set_memory, &n, sizeof(n), NULL,
+                    error);
+}
+
+typedef struct {
+    gboolean exclude, live_allowed;
+    VirtKsmResult result;
+} KsmCall;
+
+static gboolean run_ksm_apply(VirtLink *link, virDomainPtr dom, gpointer data, GError **error)
+{
+    KsmCall *k = data;
+
+    return virt_ksm_apply(dom, k->exclude, k->live_allowed, &k->result, error);
+}
+
+gboolean virt_ksm_apply_uuid(Virt *v, const char *uuid, gboolean exclude, gboolean live_allowed,
+                             VirtKsmResult *result, GError **error)
+{
+    KsmCall k = {.exclude = exclude, .live_allowed = live_allowed};
+    gboolean ok;
+
+    memset(result, 0, sizeof(*result));
+    if (v->backend != NULL)
+        return backend_unsupported(error);
+    ok = virt_run(v, "excluding from KSM", uuid, run_ksm_apply, &k, sizeof(k), NULL, error);
+    *result = k.result; /* what was done, also when a part failed */
+    return ok;
 }
 
 /* ---- the channel as a session transport ---- */
 
+/* Reads and writes are non-blocking and served from what the connection
+ * already received, so they stay on the main loop; opening and closing the
+ * stream are RPCs, done on the worker. */
 typedef struct {
     SessionTransport parent;
     virStreamPtr st;
+    VirtLink *link; /* the stream's connection, until the stream is released */
     gboolean has_cb;
     SessionTransportFunc func;
     gpointer user_data;
@@ -1000,27 +1522,29 @@ static void stream_watch(SessionTransport *t, SessionTransportFunc func, gpointe
     }
 }
 
-static gboolean stream_free_idle(gpointer data)
+/* On the worker. Abort, not finish: we do not wait for the guest to drain
+ * anything. */
+static gboolean run_stream_release(VirtLink *link, virDomainPtr none, gpointer data, GError **error)
 {
     virStreamPtr st = data;
 
-    /* Abort, not finish: we do not wait for the guest to drain anything. */
     if (virStreamAbort(st) < 0)
         virResetLastError();
     virStreamFree(st);
-    return G_SOURCE_REMOVE;
+    return TRUE;
 }
 
 static void stream_close(SessionTransport *t)
 {
     StreamTransport *s = (StreamTransport *)t;
 
+    /* Local: no more callbacks, even from events already on their way. */
     if (s->has_cb) {
         virStreamEventRemoveCallback(s->st);
         s->has_cb = FALSE;
     }
-    /* We may be inside this stream's own callback: release it from the loop. */
-    g_idle_add(stream_free_idle, s->st);
+    link_post(s->link, run_stream_release, s->st);
+    link_unref(s->link);
     g_free(s);
 }
 
@@ -1031,26 +1555,47 @@ static const SessionTransportOps stream_ops = {
     .close = stream_close,
 };
 
-SessionTransport *virt_open_channel(Virt *v, const char *uuid, GError **error)
-{
-    VIRT_BACKEND_CALL(v, open_channel, NULL, uuid, error);
-    virDomainPtr dom = lookup(v, uuid, error);
+typedef struct {
     virStreamPtr st;
+} ChannelCall;
 
-    if (dom == NULL)
-        return NULL;
-    st = virStreamNew(v->conn, VIR_STREAM_NONBLOCK);
+static void channel_discard(gpointer data)
+{
+    ChannelCall *c = data;
+
+    if (c->st != NULL)
+        run_stream_release(NULL, NULL, c->st, NULL);
+}
+
+static gboolean run_open_channel(VirtLink *link, virDomainPtr dom, gpointer data, GError **error)
+{
+    ChannelCall *c = data;
+    virStreamPtr st = virStreamNew(link->conn, VIR_STREAM_NONBLOCK);
+
     if (st == NULL) {
         set_error(error, "creating a stream");
-        return NULL;
+        return FALSE;
     }
     if (virDomainOpenChannel(dom, BL_PROTO_CHANNEL_NAME, st, VIR_DOMAIN_CHANNEL_FORCE) < 0) {
         set_error(error, "opening channel " BL_PROTO_CHANNEL_NAME);
         virStreamFree(st);
-        return NULL;
+        return FALSE;
     }
+    c->st = st;
+    return TRUE;
+}
+
+SessionTransport *virt_open_channel(Virt *v, const char *uuid, GError **error)
+{
+    VIRT_BACKEND_CALL(v, open_channel, NULL, uuid, error);
+    ChannelCall c = {0};
+
+    if (!virt_run(v, "opening channel " BL_PROTO_CHANNEL_NAME, uuid, run_open_channel, &c,
+                  sizeof(c), channel_discard, error))
+        return NULL;
     StreamTransport *s = g_new0(StreamTransport, 1);
     s->parent.ops = &stream_ops;
-    s->st = st;
+    s->st = c.st;
+    s->link = link_ref(v->link);
     return &s->parent;
 }

@@ -6,8 +6,14 @@
  * exponential backoff when it closes; domain events are re-registered on every
  * connect, and the owner is told through `connected` so it can re-list domains
  * and reopen channels. Domains are addressed by UUID string, which survives
- * reconnects, renames and migration. Every call here is synchronous and may
- * block on libvirtd: keep them few.
+ * reconnects, renames and migration.
+ *
+ * The calls below look synchronous, but libvirt's RPCs run on a worker
+ * thread of the connection: the caller (the main loop) waits at most the call
+ * timeout (virt_set_call_timeout()); a call that misses it fails, and until
+ * it returns every other call fails at once, so a hung libvirtd costs the
+ * main loop one timeout, not one per call. Events and stream callbacks come
+ * on the main loop.
  *
  * Needs a libvirt event loop implementation (virt_event_init()) before use.
  */
@@ -120,10 +126,18 @@ Virt *virt_new_backend(const VirtBackend *backend, gpointer backend_data,
 void virt_backend_emit_balloon_change(Virt *v, const char *uuid, const char *name,
                                       guint64 actual_kib);
 void virt_free(Virt *v);
+/* Let the connections of freed Virts close (their worker threads release
+ * them), iterating the default main context meanwhile; at most timeout_us.
+ * FALSE when one is still open (a call stuck on a hung libvirtd). */
+gboolean virt_wait_closed(gint64 timeout_us);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Virt, virt_free)
 
 /* Backoff between reconnect attempts: min, doubling, up to max. */
 void virt_set_backoff(Virt *v, guint min_ms, guint max_ms);
+
+#define VIRT_CALL_TIMEOUT_MS_DEFAULT 3000
+/* How long the main loop waits for one libvirt call. */
+void virt_set_call_timeout(Virt *v, guint timeout_ms);
 
 /* Connect now; on failure keep retrying in the background (returns FALSE
  * with the first error, the retries report through callbacks). */
@@ -132,6 +146,8 @@ gboolean virt_connect(Virt *v, GError **error);
  * retrying will not help. */
 gboolean virt_error_is_bad_uri(const GError *error);
 gboolean virt_is_connected(const Virt *v);
+/* Connected, and no call is outstanding past its timeout. */
+gboolean virt_is_answering(const Virt *v);
 const char *virt_uri(const Virt *v);
 
 /* The uid QEMU runs as under libvirt's system driver (Debian: libvirt-qemu,
@@ -161,8 +177,3 @@ gboolean virt_set_memory(Virt *v, const char *uuid, guint64 kib, GError **error)
 
 /* Open org.ballast.agent.0 as a non-blocking stream (VIR_DOMAIN_CHANNEL_FORCE). */
 SessionTransport *virt_open_channel(Virt *v, const char *uuid, GError **error);
-
-/* The cached handle of a domain, for the rest of the virt module (virt-ksm.c):
- * owned by Virt, valid until the next reconnect or the domain's stop or
- * undefine event: look it up again for every call. */
-struct _virDomain *virt_domain_handle(Virt *v, const char *uuid, GError **error);

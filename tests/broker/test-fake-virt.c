@@ -13,6 +13,7 @@
 #include "broker.h"
 #include "fake-virt.h"
 #include "protocol.h"
+#include "virt-ksm.h"
 
 #define N_VMS   40
 #define GIB_KIB (1024 * 1024)
@@ -170,7 +171,8 @@ static void test_backend_unsupported(void)
     g_assert_cmpuint(doms->len, ==, 1);
     char uuid[VIRT_UUID_LEN];
     fake_virt_uuid(0, uuid);
-    g_assert_null(virt_domain_handle(v, uuid, &e));
+    VirtKsmResult r;
+    g_assert_false(virt_ksm_apply_uuid(v, uuid, TRUE, FALSE, &r, &e));
     g_assert_nonnull(e);
     g_clear_error(&e);
     g_assert_false(virt_set_domain_metadata(v, uuid, NULL, &e));

@@ -16,6 +16,7 @@ static MetricsSnapshot *snapshot_two_vms(void)
 
     s->version = "9.8.7";
     s->libvirt_connected = TRUE;
+    s->libvirt_answering = TRUE;
     s->has_host = TRUE;
     s->host_available_bytes = 1073741824;
     s->host_reserve_bytes = 2147483648;
@@ -81,6 +82,7 @@ static void test_render(void)
 
     assert_line(t, "ballast_build_info{version=\"9.8.7\"} 1");
     assert_line(t, "ballast_libvirt_connected 1");
+    assert_line(t, "ballast_libvirt_answering 1");
     assert_line(t, "# TYPE ballast_host_short_bytes gauge");
     assert_line(t, "ballast_host_available_bytes 1073741824");
     assert_line(t, "ballast_host_reserve_bytes 2147483648");
@@ -143,7 +145,7 @@ static void test_render(void)
                 g_error("series before its TYPE line: %s", lines[i]);
         }
     }
-    g_assert_cmpuint(g_hash_table_size(typed), ==, 21);
+    g_assert_cmpuint(g_hash_table_size(typed), ==, 22);
 }
 
 static void test_render_empty(void)
@@ -154,6 +156,7 @@ static void test_render_empty(void)
     /* No host facts yet, no VMs: the families are there, with no series. */
     assert_line(t, "ballast_build_info{version=\"unknown\"} 1");
     assert_line(t, "ballast_libvirt_connected 0");
+    assert_line(t, "ballast_libvirt_answering 0");
     assert_line(t, "# TYPE ballast_host_available_bytes gauge");
     assert_no(t, "ballast_host_available_bytes 0");
     assert_line(t, "ballast_cycle_duration_seconds_count 0");
@@ -328,7 +331,7 @@ static void test_docs(void)
             g_error("docs/metrics.md has no row \"%s\"", row);
         families++;
     }
-    g_assert_cmpuint(families, ==, 21);
+    g_assert_cmpuint(families, ==, 22);
     /* ... and no row for a family that does not exist */
     g_auto(GStrv) dl = g_strsplit(doc, "\n", -1);
     for (guint i = 0; dl[i]; i++) {
