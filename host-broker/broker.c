@@ -428,6 +428,7 @@ static void broker_apply(Broker *b, BrokerVm *vm, const PolicyAction *a, PolicyM
     json_object_object_add(f, "from_kib", json_object_new_uint64(from));
     json_object_object_add(f, "target_kib", json_object_new_uint64(target));
     json_object_object_add(f, "reason", json_object_new_string(a->reason));
+    json_object_object_add(f, "reason_code", json_object_new_string(policy_reason_name(a->code)));
     json_object_object_add(f, "applied", json_object_new_boolean(applied));
     json_object_object_add(f, "why_not_applied", evlog_str_or_null(why_not));
     evlog_emit(b->log, "decision", vm->name, f);

@@ -11,6 +11,7 @@
 #include "domxml.h"
 #include "protocol.h"
 #include "virt-ksm.h"
+#include "virt-link.h"
 
 /*
  * Threads. libvirt's event loop (and with it every domain event, stream
@@ -45,46 +46,6 @@
  * stops the start with its error; a slower libvirtd is waited for in the
  * background. */
 #define VIRT_OPEN_WAIT_US (5 * G_USEC_PER_SEC)
-
-typedef struct VirtLink VirtLink;
-typedef struct VirtCall VirtCall;
-
-/* One open connection and the thread that makes its calls. Reference
- * counted: the Virt while it uses it, every queued call, every open stream,
- * every registered libvirt callback. At zero the worker closes the
- * connection and ends. */
-struct VirtLink {
-    gint refs;
-    virConnectPtr conn;
-    GAsyncQueue *queue;  /* of VirtCall, for the worker */
-    GMutex lock;         /* guards domains: the main loop drops handles on stop events */
-    GHashTable *domains; /* uuid -> virDomainPtr, a cache of lookups */
-    int event_ids[8];    /* set before the link is handed to the main loop */
-    guint n_event_ids;
-    gboolean close_cb;
-    Virt *v; /* main thread only: the owner, NULL once it let go */
-};
-
-typedef gboolean (*VirtRunFunc)(VirtLink *link, virDomainPtr dom, gpointer data, GError **error);
-
-/* One unit of work for a worker: a call the main loop waits for (refs 2),
- * or a release it does not (refs 1). */
-struct VirtCall {
-    gint refs;
-    GMutex lock;
-    GCond cond;
-    gboolean done;
-    gboolean ok;
-    GError *error;
-    VirtLink *link;
-    const char *what;         /* for messages: "reading balloon stats" */
-    char uuid[VIRT_UUID_LEN]; /* look this domain up first; "" for none */
-    VirtRunFunc run;
-    gpointer data; /* the caller's arguments and results, a copy */
-    gsize size;
-    gboolean taken;         /* the caller copied the results back */
-    GDestroyNotify discard; /* frees results nobody took */
-};
 
 struct Virt {
     char *uri;
@@ -123,13 +84,12 @@ typedef struct VirtOpenJob {
     gboolean bad_uri;
 } VirtOpenJob;
 
-#define VIRT_ERROR (virt_error_quark())
-static GQuark virt_error_quark(void)
+GQuark virt_error_quark(void)
 {
     return g_quark_from_static_string("ballast-virt-error-quark");
 }
 
-static void set_error(GError **error, const char *what)
+void virt_set_error(GError **error, const char *what)
 {
     const char *msg = virGetLastErrorMessage();
     g_set_error(error, VIRT_ERROR, 0, "%s: %s", what, msg ? msg : "unknown libvirt error");
@@ -196,189 +156,9 @@ void virt_event_init(void)
     }
 }
 
-/* ---- the worker: one per connection ---- */
+/* ---- the connection's worker (virt-link.c) ---- */
 
 static void on_close(virConnectPtr conn, int reason, void *opaque);
-
-/* Connections whose worker has not finished yet, so that virt_free() can let
- * them close before the process exits. */
-static GMutex links_lock;
-static GCond links_cond;
-static guint links_live;
-
-/* Sentinel on a worker's queue: the last reference is gone, close and end. */
-static VirtCall link_end;
-
-static VirtLink *link_ref(VirtLink *link)
-{
-    g_atomic_int_inc(&link->refs);
-    return link;
-}
-
-static void link_unref(VirtLink *link)
-{
-    /* The worker does the freeing: libvirt objects are released where the
-     * calls were made, and the connection's close may block. */
-    if (g_atomic_int_dec_and_test(&link->refs))
-        g_async_queue_push(link->queue, &link_end);
-}
-
-static void link_unref_cb(void *opaque)
-{
-    link_unref(opaque);
-}
-
-static void call_unref(VirtCall *c)
-{
-    if (!g_atomic_int_dec_and_test(&c->refs))
-        return;
-    if (!c->taken && c->discard != NULL && c->data != NULL)
-        c->discard(c->data);
-    if (c->size > 0)
-        g_free(c->data); /* the copy made by call_new() */
-    g_clear_error(&c->error);
-    g_mutex_clear(&c->lock);
-    g_cond_clear(&c->cond);
-    if (c->link != NULL)
-        link_unref(c->link);
-    g_free(c);
-}
-
-static void dom_free(gpointer dom)
-{
-    virDomainFree(dom);
-}
-
-/* The domain's handle, with a reference for the caller. On the worker. */
-static virDomainPtr link_lookup(VirtLink *link, const char *uuid, GError **error)
-{
-    virDomainPtr dom;
-
-    g_mutex_lock(&link->lock);
-    dom = g_hash_table_lookup(link->domains, uuid);
-    if (dom != NULL)
-        virDomainRef(dom);
-    g_mutex_unlock(&link->lock);
-    if (dom != NULL)
-        return dom;
-    dom = virDomainLookupByUUIDString(link->conn, uuid);
-    if (dom == NULL) {
-        set_error(error, uuid);
-        return NULL;
-    }
-    virDomainRef(dom);
-    g_mutex_lock(&link->lock);
-    g_hash_table_replace(link->domains, g_strdup(uuid), dom);
-    g_mutex_unlock(&link->lock);
-    return dom;
-}
-
-/* Keep a handle found another way (listing), so that the next call needs no lookup. */
-static void link_remember(VirtLink *link, const char *uuid, virDomainPtr dom)
-{
-    g_mutex_lock(&link->lock);
-    g_hash_table_replace(link->domains, g_strdup(uuid), dom);
-    g_mutex_unlock(&link->lock);
-}
-
-static void link_forget(VirtLink *link, const char *uuid)
-{
-    g_mutex_lock(&link->lock);
-    g_hash_table_remove(link->domains, uuid);
-    g_mutex_unlock(&link->lock);
-}
-
-static void call_run(VirtLink *link, VirtCall *c)
-{
-    GError *error = NULL;
-    virDomainPtr dom = NULL;
-    gboolean ok = FALSE;
-
-    if (c->uuid[0] == '\0' || (dom = link_lookup(link, c->uuid, &error)) != NULL)
-        ok = c->run(link, dom, c->data, &error);
-    if (dom != NULL)
-        virDomainFree(dom);
-    g_mutex_lock(&c->lock);
-    c->ok = ok;
-    c->error = error;
-    c->done = TRUE;
-    g_cond_signal(&c->cond);
-    g_mutex_unlock(&c->lock);
-    call_unref(c);
-}
-
-static void link_finalize(VirtLink *link)
-{
-    g_hash_table_destroy(link->domains);
-    if (link->conn != NULL)
-        virConnectClose(link->conn);
-    g_async_queue_unref(link->queue);
-    g_mutex_clear(&link->lock);
-    g_free(link);
-}
-
-static gpointer link_thread(gpointer data)
-{
-    VirtLink *link = data;
-
-    for (;;) {
-        VirtCall *c = g_async_queue_pop(link->queue);
-        if (c == &link_end)
-            break;
-        call_run(link, c);
-    }
-    link_finalize(link);
-    g_mutex_lock(&links_lock);
-    links_live--;
-    g_cond_broadcast(&links_cond);
-    g_mutex_unlock(&links_lock);
-    return NULL;
-}
-
-/* A link over an open connection, with its worker; one reference, the caller's. */
-static VirtLink *link_new(virConnectPtr conn)
-{
-    VirtLink *link = g_new0(VirtLink, 1);
-
-    link->refs = 1;
-    link->conn = conn;
-    link->queue = g_async_queue_new();
-    g_mutex_init(&link->lock);
-    link->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, dom_free);
-    g_mutex_lock(&links_lock);
-    links_live++;
-    g_mutex_unlock(&links_lock);
-    g_thread_unref(g_thread_new("virt-call", link_thread, link));
-    return link;
-}
-
-static VirtCall *call_new(const char *what, const char *uuid, VirtRunFunc run, gconstpointer data,
-                          gsize size, GDestroyNotify discard)
-{
-    VirtCall *c = g_new0(VirtCall, 1);
-
-    c->refs = 1;
-    g_mutex_init(&c->lock);
-    g_cond_init(&c->cond);
-    c->what = what;
-    if (uuid != NULL)
-        g_strlcpy(c->uuid, uuid, sizeof(c->uuid));
-    c->run = run;
-    c->data = size > 0 ? g_memdup2(data, size) : NULL;
-    c->size = size;
-    c->discard = discard;
-    return c;
-}
-
-/* Queue work the caller does not wait for (releases): run() owns data. */
-static void link_post(VirtLink *link, VirtRunFunc run, gpointer data)
-{
-    VirtCall *c = call_new("release", NULL, run, NULL, 0, NULL);
-
-    c->data = data;
-    c->link = link_ref(link);
-    g_async_queue_push(link->queue, c);
-}
 
 /* On the worker, after the Virt let go: no more callbacks from this
  * connection (deregistering is an RPC), handles released. */
@@ -402,8 +182,8 @@ static gboolean link_detach(VirtLink *link, virDomainPtr dom, gpointer data, GEr
 static void link_drop(VirtLink *link)
 {
     link->v = NULL;
-    link_post(link, link_detach, NULL);
-    link_unref(link);
+    virt_link_post(link, link_detach, NULL);
+    virt_link_unref(link);
 }
 
 Virt *virt_new(const char *uri, const VirtCallbacks *callbacks, gpointer user_data)
@@ -505,7 +285,7 @@ static void virt_clear_stuck(Virt *v)
 {
     g_clear_handle_id(&v->stuck_id, g_source_remove);
     if (v->stuck != NULL)
-        call_unref(g_steal_pointer(&v->stuck));
+        virt_call_unref(g_steal_pointer(&v->stuck));
 }
 
 /* Has the late call come back? Then calls may go out again; if it stays out
@@ -520,7 +300,7 @@ static gboolean virt_stuck_poll(gpointer data)
     g_mutex_unlock(&v->stuck->lock);
     if (done) {
         v->stuck_id = 0;
-        call_unref(g_steal_pointer(&v->stuck));
+        virt_call_unref(g_steal_pointer(&v->stuck));
         return G_SOURCE_REMOVE;
     }
     if (g_get_monotonic_time() - v->stuck_since >= VIRT_STUCK_RECONNECT_US) {
@@ -547,19 +327,17 @@ static gboolean virt_call(Virt *v, VirtCall *c, gpointer out, GError **error)
 
     if (!v->connected || v->link == NULL) {
         g_set_error(error, VIRT_ERROR, 0, "not connected to %s", v->uri);
-        call_unref(c);
+        virt_call_unref(c);
         return FALSE;
     }
     if (v->stuck != NULL) {
         g_set_error(error, VIRT_ERROR, 0,
                     "%s: libvirtd has not answered %s for %" G_GINT64_FORMAT " ms", c->what,
                     v->stuck->what, (g_get_monotonic_time() - v->stuck_since) / 1000);
-        call_unref(c);
+        virt_call_unref(c);
         return FALSE;
     }
-    c->link = link_ref(v->link);
-    g_atomic_int_inc(&c->refs); /* the worker's */
-    g_async_queue_push(v->link->queue, c);
+    virt_link_push(v->link, c);
 
     deadline = g_get_monotonic_time() + v->call_timeout_us;
     g_mutex_lock(&c->lock);
@@ -581,7 +359,7 @@ static gboolean virt_call(Virt *v, VirtCall *c, gpointer out, GError **error)
     }
     g_mutex_unlock(&c->lock);
     if (done) {
-        call_unref(c);
+        virt_call_unref(c);
         return ok;
     }
     /* Late: its results are released by the worker when it returns. */
@@ -599,7 +377,7 @@ static gboolean virt_call(Virt *v, VirtCall *c, gpointer out, GError **error)
 static gboolean virt_run(Virt *v, const char *what, const char *uuid, VirtRunFunc run,
                          gpointer data, gsize size, GDestroyNotify discard, GError **error)
 {
-    return virt_call(v, call_new(what, uuid, run, data, size, discard), data, error);
+    return virt_call(v, virt_call_new(what, uuid, run, data, size, discard), data, error);
 }
 
 /* ---- events (on the main loop; opaque: the VirtLink) ---- */
@@ -692,7 +470,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
     }
     /* A stopped transient domain, or an undefined one, is gone: drop its handle. */
     if (ev == VIRT_EVENT_UNDEFINED || ev == VIRT_EVENT_STOPPED)
-        link_forget(opaque, uuid);
+        virt_link_forget(opaque, uuid);
     if (v->cb.lifecycle)
         v->cb.lifecycle(v, uuid, name, ev, lifecycle_detail(event, detail), v->user_data);
     return 0;
@@ -797,7 +575,7 @@ static void close_later_free(gpointer data)
 {
     CloseLater *c = data;
 
-    link_unref(c->link);
+    virt_link_unref(c->link);
     g_free(c);
 }
 
@@ -808,7 +586,7 @@ static void link_close_later(VirtLink *link, int reason)
 {
     CloseLater *c = g_new0(CloseLater, 1);
 
-    c->link = link_ref(link);
+    c->link = virt_link_ref(link);
     c->reason = reason;
     g_idle_add_full(G_PRIORITY_DEFAULT, close_later, c, close_later_free);
 }
@@ -868,9 +646,9 @@ static gboolean link_register(VirtLink *link, char **error)
     G_STATIC_ASSERT(G_N_ELEMENTS(events) <= G_N_ELEMENTS(link->event_ids));
     for (guint i = 0; i < G_N_ELEMENTS(events); i++) {
         int id = virConnectDomainEventRegisterAny(link->conn, NULL, events[i].id, events[i].cb,
-                                                  link_ref(link), link_unref_cb);
+                                                  virt_link_ref(link), virt_link_unref_cb);
         if (id < 0) {
-            link_unref(link);
+            virt_link_unref(link);
             /* Lifecycle events are essential; the others are nice to have. */
             if (events[i].id == VIR_DOMAIN_EVENT_ID_LIFECYCLE) {
                 const char *msg = virGetLastErrorMessage();
@@ -906,7 +684,7 @@ static gpointer virt_open_thread(gpointer data)
                       err->domain == VIR_FROM_URI);
         error = g_strdup_printf("%s: %s", job->uri, msg ? msg : "unknown libvirt error");
     } else {
-        link = link_new(conn);
+        link = virt_link_new(conn);
         if (!link_register(link, &error))
             g_clear_pointer(&link, link_drop);
     }
@@ -1096,28 +874,6 @@ void virt_free(Virt *v)
     g_free(v);
 }
 
-gboolean virt_wait_closed(gint64 timeout_us)
-{
-    gint64 deadline = g_get_monotonic_time() + timeout_us;
-    gboolean closed;
-
-    for (;;) {
-        /* libvirt releases an event callback's data from its event loop
-         * (ours: the default main context), and that is what lets the last
-         * reference to a connection go. */
-        while (g_main_context_iteration(NULL, FALSE))
-            ;
-        g_mutex_lock(&links_lock);
-        if (links_live > 0)
-            g_cond_wait_until(&links_cond, &links_lock,
-                              MIN(deadline, g_get_monotonic_time() + 10 * G_TIME_SPAN_MILLISECOND));
-        closed = links_live == 0;
-        g_mutex_unlock(&links_lock);
-        if (closed || g_get_monotonic_time() >= deadline)
-            return closed;
-    }
-}
-
 /* ---- domains: each call a run function on the worker and its arguments ---- */
 
 static void fill_info(virDomainPtr dom, VirtDomainInfo *info)
@@ -1154,7 +910,7 @@ static gboolean run_list_domains(VirtLink *link, virDomainPtr none, gpointer dat
     int n = virConnectListAllDomains(link->conn, &doms, 0);
 
     if (n < 0) {
-        set_error(error, "listing domains");
+        virt_set_error(error, "listing domains");
         return FALSE;
     }
     a->out = g_array_sized_new(FALSE, TRUE, sizeof(VirtDomainInfo), (guint)n);
@@ -1162,7 +918,7 @@ static gboolean run_list_domains(VirtLink *link, virDomainPtr none, gpointer dat
         VirtDomainInfo info;
         fill_info(doms[i], &info);
         g_array_append_val(a->out, info);
-        link_remember(link, info.uuid, doms[i]);
+        virt_link_remember(link, info.uuid, doms[i]);
     }
     free(doms);
     return TRUE;
@@ -1207,7 +963,7 @@ static gboolean run_domain_xml(VirtLink *link, virDomainPtr dom, gpointer data, 
     char *xml = virDomainGetXMLDesc(dom, 0);
 
     if (xml == NULL) {
-        set_error(error, "reading domain XML");
+        virt_set_error(error, "reading domain XML");
         return FALSE;
     }
     /* libvirt allocates with malloc; hand out GLib memory. */
@@ -1240,7 +996,7 @@ static gboolean run_domain_metadata(VirtLink *link, virDomainPtr dom, gpointer d
             virResetLastError();
             return TRUE; /* none: NULL, no error */
         }
-        set_error(error, "reading ballast metadata");
+        virt_set_error(error, "reading ballast metadata");
         return FALSE;
     }
     s->xml = g_strdup(xml);
@@ -1277,7 +1033,7 @@ static gboolean run_set_domain_metadata(VirtLink *link, virDomainPtr dom, gpoint
         flags |= VIR_DOMAIN_AFFECT_CONFIG;
     if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, m->remove ? NULL : m->xml,
                              DOMXML_POLICY_PREFIX, DOMXML_POLICY_NS, flags) < 0) {
-        set_error(error, "setting ballast metadata");
+        virt_set_error(error, "setting ballast metadata");
         return FALSE;
     }
     return TRUE;
@@ -1321,7 +1077,7 @@ static gboolean run_balloon_stats(VirtLink *link, virDomainPtr none, gpointer da
         link->conn, VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_STATE, &recs,
         VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
     if (n < 0) {
-        set_error(error, "reading balloon stats");
+        virt_set_error(error, "reading balloon stats");
         a->dead = virConnectIsAlive(link->conn) == 0;
         return FALSE;
     }
@@ -1389,7 +1145,7 @@ static gboolean run_set_stats_period(VirtLink *link, virDomainPtr dom, gpointer 
 {
     if (virDomainSetMemoryStatsPeriod(dom, ((NumberCall *)data)->period_s, VIR_DOMAIN_AFFECT_LIVE) <
         0) {
-        set_error(error, "setting the memory stats period");
+        virt_set_error(error, "setting the memory stats period");
         return FALSE;
     }
     return TRUE;
@@ -1408,7 +1164,7 @@ static gboolean run_set_memory(VirtLink *link, virDomainPtr dom, gpointer data, 
 {
     if (virDomainSetMemoryFlags(dom, (unsigned long)((NumberCall *)data)->kib,
                                 VIR_DOMAIN_AFFECT_LIVE) < 0) {
-        set_error(error, "setting the balloon target");
+        virt_set_error(error, "setting the balloon target");
         return FALSE;
     }
     return TRUE;
@@ -1475,7 +1231,7 @@ static gssize stream_recv(SessionTransport *t, char *buf, gsize len, GError **er
     if (n == -2)
         return SESSION_IO_AGAIN;
     if (n < 0) {
-        set_error(error, "channel read");
+        virt_set_error(error, "channel read");
         return -1;
     }
     return n;
@@ -1489,7 +1245,7 @@ static gssize stream_send(SessionTransport *t, const char *buf, gsize len, GErro
     if (n == -2)
         return SESSION_IO_AGAIN;
     if (n < 0) {
-        set_error(error, "channel write");
+        virt_set_error(error, "channel write");
         return -1;
     }
     return n;
@@ -1543,8 +1299,8 @@ static void stream_close(SessionTransport *t)
         virStreamEventRemoveCallback(s->st);
         s->has_cb = FALSE;
     }
-    link_post(s->link, run_stream_release, s->st);
-    link_unref(s->link);
+    virt_link_post(s->link, run_stream_release, s->st);
+    virt_link_unref(s->link);
     g_free(s);
 }
 
@@ -1573,11 +1329,11 @@ static gboolean run_open_channel(VirtLink *link, virDomainPtr dom, gpointer data
     virStreamPtr st = virStreamNew(link->conn, VIR_STREAM_NONBLOCK);
 
     if (st == NULL) {
-        set_error(error, "creating a stream");
+        virt_set_error(error, "creating a stream");
         return FALSE;
     }
     if (virDomainOpenChannel(dom, BL_PROTO_CHANNEL_NAME, st, VIR_DOMAIN_CHANNEL_FORCE) < 0) {
-        set_error(error, "opening channel " BL_PROTO_CHANNEL_NAME);
+        virt_set_error(error, "opening channel " BL_PROTO_CHANNEL_NAME);
         virStreamFree(st);
         return FALSE;
     }
@@ -1596,6 +1352,6 @@ SessionTransport *virt_open_channel(Virt *v, const char *uuid, GError **error)
     StreamTransport *s = g_new0(StreamTransport, 1);
     s->parent.ops = &stream_ops;
     s->st = c.st;
-    s->link = link_ref(v->link);
+    s->link = virt_link_ref(v->link);
     return &s->parent;
 }
