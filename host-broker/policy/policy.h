@@ -166,6 +166,15 @@ typedef struct {
     gint64 untrusted_until_us;
     char untrusted_why[128];
 
+    /* rule 6, the balloon as witness: an inflate above the entitlement that
+     * went beyond what the guest's own figures allowed (their test), or that
+     * followed a contradiction, and what those figures said then */
+    guint64 claim_from_kib;     /* balloon size when it was asked; 0: none in flight */
+    guint64 claim_kib;          /* the most it could give by its figures (slack included) */
+    gboolean claim_test;        /* a test: given back if the balloon stops within the claim */
+    guint64 claim_oom_kills;    /* the guest's OOM kill count then: a kill since excuses it */
+    gint64 claim_held_until_us; /* its figures held at the last test: none before this */
+
     guint64 entitlement_kib;       /* rule 10: while the host is short; 0: it is not */
     guint64 fleet_entitlement_kib; /* rule 10 over the whole fleet at the last full
                                     * decision, short or not; 0: none yet */
