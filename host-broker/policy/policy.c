@@ -28,6 +28,9 @@
 #define US_MS     ((gint64)1000)
 #define US_SEC    ((gint64)1000000)
 
+/* Rule 3b: a probe step doubles at most this many times (4x probe_step). */
+#define PROBE_RAMP_MAX 2
+
 guint64 policy_headroom_kib(guint64 total_kib)
 {
     /* Hyper-V's balloon floor (Linux drivers/hv/hv_balloon.c, compute_balloon_floor()),
@@ -587,6 +590,7 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
         if (rt.is_new)
             m->burst_step_kib = need;
         m->last_pressure_us = now;
+        m->probe_streak = 0;
         /* Pressure soon after a probe: the probe went too far. Remember where
          * the guest was fine, so the next probes stop above it. */
         if (m->last_probe_us != 0 &&
@@ -1266,7 +1270,13 @@ static void decide_probe(PolicyWork *works, gsize n, const PolicyConfig *cfg, gi
             lowest = MAX(lowest, m->probe_floor_kib);
         if (w->cur <= lowest)
             continue;
-        guint64 take = MIN(MIN(w->give_max, cfg->probe_step_kib), w->cur - lowest);
+        /* A guest that stayed quiet after each of its last probes is clearly
+         * idle: the step doubles with each (at most 4x probe_step, and never
+         * beyond reclaim_step), so gigabytes left idle after a burst go in
+         * minutes, not the ~20 a fixed step takes. Pressure resets it. */
+        guint64 step = MIN(cfg->probe_step_kib << MIN(m->probe_streak, PROBE_RAMP_MAX),
+                           MAX(cfg->probe_step_kib, cfg->reclaim_step_kib));
+        guint64 take = MIN(MIN(w->give_max, step), w->cur - lowest);
         char reason[160];
         g_snprintf(reason, sizeof(reason),
                    "probe: quiet, idle %" G_GUINT64_FORMAT " MiB above headroom %" G_GUINT64_FORMAT
@@ -1274,8 +1284,10 @@ static void decide_probe(PolicyWork *works, gsize n, const PolicyConfig *cfg, gi
                    mib(w->give_max), mib(w->headroom));
         if (propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_PROBE, MAX(w->cur - take, lowest),
                     FALSE, reason) &&
-            w->applied)
+            w->applied) {
             m->last_probe_us = now;
+            m->probe_streak++;
+        }
     }
 }
 

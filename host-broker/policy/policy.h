@@ -135,6 +135,7 @@ typedef struct {
     gint64 last_probe_us;        /* last probe of this VM; 0: never */
     guint64 probe_floor_kib;     /* pressure followed a probe: not probed below this ... */
     gint64 probe_floor_until_us; /* ... until then */
+    guint32 probe_streak;        /* probes in a row without pressure after them: the step grows */
 
     gint64 lv_prev_at_us; /* previous libvirt stats, for agent-less rates */
     guint64 lv_prev_major_faults;
