@@ -1033,7 +1033,8 @@ static gboolean claims_pressure(const PolicyWork *w, const PolicyConfig *cfg, gi
  * per call, on every call (reclaim_interval_ms does not apply), and no more
  * than libvirt's figures say is free (a guest really using its memory is not
  * squeezed by this rule; rule 2 and the stuck-balloon back-off apply to it).
- * A guest whose kernel lies too is tested by its balloon (rule 6).
+ * A guest whose kernel lies too is tested by its balloon (rule 6): at its
+ * maximum and claiming pressure, above its entitlement or within it.
  * Returns what AUTO VMs gave. */
 static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char *why,
                             const PolicyConfig *cfg, gint64 now)
@@ -1047,14 +1048,19 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
         /* unknown and stuck VMs cannot be judged or moved */
         if (w->vm != NULL && !w->act && w->mem->entitlement_kib != 0 &&
             (w->src == SRC_AGENT || w->src == SRC_LIBVIRT) && w->mem->stuck_until_us == 0 &&
-            w->cur > MAX(w->ent, w->floor) + cfg->min_step_kib)
+            (w->cur > MAX(w->ent, w->floor) + cfg->min_step_kib ||
+             (w->cur + cfg->min_step_kib >= w->max && claims_pressure(w, cfg, now))))
             g_ptr_array_add(over, w);
     }
     g_ptr_array_sort(over, cmp_shares_desc);
     for (guint i = over->len; i-- > 0 && got < need;) { /* fewest shares first */
         PolicyWork *w = g_ptr_array_index(over, i);
         PolicyVmMemory *m = w->mem;
-        guint64 above = w->cur - MAX(w->ent, w->floor);
+        guint64 above = sub0(w->cur, MAX(w->ent, w->floor));
+        /* at its maximum within its entitlement: only a test, and its claims
+         * are what made that entitlement */
+        gboolean within = above <= cfg->min_step_kib;
+        guint64 room = within ? w->cur - MIN(w->cur, w->floor) : above;
         guint64 take =
             MIN(MIN(above, cfg->reclaim_step_kib), MIN(need - got, host_seen_give(w, cfg, now)));
         guint64 claim = claim_kib(w, cfg, now);
@@ -1071,20 +1077,23 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
                    now >= m->claim_held_until_us &&
                    (m->last_inflate_us == 0 ||
                     now - m->last_inflate_us >= (gint64)cfg->reclaim_interval_ms * US_MS) &&
-                   take < cfg->min_step_kib && above >= claim + cfg->min_step_kib &&
+                   take < cfg->min_step_kib && room >= claim + cfg->min_step_kib &&
                    need - got >= claim + cfg->min_step_kib) {
-            /* Its pressure keeps it above its entitlement, and its figures
-             * (both from the guest) say it has nothing to give: test them,
-             * once, with a step just beyond what they allow. A guest that
-             * really has no more stops the balloon short and gets it back
-             * (check_claim); one that lied is caught. */
+            /* Its claimed pressure keeps it at its maximum (and made its
+             * entitlement), and its figures (both from the guest) say it has
+             * nothing to give: test them, once, with a step just beyond what
+             * they allow. A guest that really has no more stops the balloon
+             * short and gets it back (check_claim); one that lied is caught. */
             take = claim + cfg->min_step_kib;
             record = test = TRUE;
+        } else if (within) {
+            continue;
         }
         g_snprintf(reason, sizeof(reason),
-                   "above its entitlement %" G_GUINT64_FORMAT
+                   "%s its entitlement %" G_GUINT64_FORMAT
                    " MiB while the host is short: %s; idle %" G_GUINT64_FORMAT " MiB, shares %u%s",
-                   mib(w->ent), why, mib(w->avail), w->shares, test ? "; testing its figures" : "");
+                   within ? "at its maximum, claiming pressure, within" : "above", mib(w->ent), why,
+                   mib(w->avail), w->shares, test ? "; testing its figures" : "");
         if (propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_ENTITLEMENT, w->cur - take, FALSE,
                     reason) &&
             w->applied) {

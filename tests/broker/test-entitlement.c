@@ -640,6 +640,47 @@ static void test_kernel_liar(void)
 }
 
 /*
+ * The same liar with so many shares that its claims entitle it to its whole
+ * maximum: never above its entitlement, so the rule 10 reclaim never reaches
+ * it. At its maximum, claiming pressure while the host is short, it is tested
+ * all the same (its claims are what made that entitlement), caught, and then
+ * held to what the honest guest leaves.
+ */
+static void test_kernel_liar_within(void)
+{
+    Sim s;
+    gsize liar, honest;
+    gboolean tested = FALSE;
+
+    sim_init(&s, 16 * GIB, 5 * GIB);
+    s.host_own = 11 * GIB + 512 * MIB;
+    liar = sim_add(&s, TRUE, 4 * GIB, 4 * GIB, 9000);
+    s.g[liar].kernel_lie = TRUE;
+    honest = sim_add(&s, FALSE, 4 * GIB, GIB, 1000);
+    s.g[honest].goal = 1500 * MIB;
+    for (int t = 0; t < 90; t++) {
+        g_autoptr(PolicyPlan) plan = sim_cycle(&s);
+
+        assert_fits(&s, honest);
+        if (t == 0)
+            g_assert_cmpuint(s.ent[liar], ==, 4 * GIB); /* claimed into its maximum */
+        tested |= plan_reason(plan, liar, "testing its figures");
+        /* the honest workload grows once the liar is caught: before, the
+         * liar's claims leave it too small an entitlement to grow into */
+        if (t == 45) {
+            g_assert_true(s.vms[liar].memory.untrusted);
+            s.g[honest].rate = 100 * MIB;
+        }
+    }
+    g_assert_true(tested);
+    g_assert_true(s.vms[liar].memory.untrusted);
+    g_assert_false(s.vms[honest].memory.untrusted);
+    g_assert_cmpuint(s.g[honest].used, ==, 1500 * MIB);
+    g_assert_cmpuint(s.vms[liar].actual_kib, <=, s.ent[liar] + s.c.min_step_kib);
+    g_assert_cmpuint(s.vms[liar].actual_kib, <, 4 * GIB - 512 * MIB);
+}
+
+/*
  * An honest guest at its maximum that really uses its memory, claims
  * pressure and sits above its entitlement while the host is short: the test
  * step stops where its used memory begins (within its figures), and what the
@@ -694,6 +735,7 @@ int main(int argc, char **argv)
     g_test_add_func("/entitlement/busy-not-squeezed", test_busy_not_squeezed);
     g_test_add_func("/trust/untrusted-and-back", test_untrusted_and_back);
     g_test_add_func("/trust/kernel-liar", test_kernel_liar);
+    g_test_add_func("/trust/kernel-liar-within", test_kernel_liar_within);
     g_test_add_func("/trust/busy-claim-held", test_busy_claim_held);
     g_test_add_func("/trust/contradictions", test_contradictions);
     return g_test_run();
