@@ -191,7 +191,8 @@ const ConfigKey config_key_table[] = {
     P_SIZE("giveback_step", giveback_step_kib, MIB_KIB, TIB_KIB, "256MiB",
            "most given back to one VM per interval"),
     P_SIZE("probe_step", probe_step_kib, 0, TIB_KIB, "0",
-           "rule 3b: most taken from a quiet guest per probe; 0: never probe"),
+           "rule 3b: first step taken from a quiet guest per probe (doubles while it stays quiet, "
+           "to 4x); 0: never probe"),
     P_MS("probe_interval_ms", probe_interval_ms, 1000, 86400000, "30000",
          "least time between two probes (or a reclaim and a probe) of one VM"),
     P_MS("probe_memory_ms", probe_memory_ms, 0, 86400000, "600000",

@@ -28,6 +28,9 @@
 #define US_MS     ((gint64)1000)
 #define US_SEC    ((gint64)1000000)
 
+/* Rule 3b: a probe step doubles at most this many times (4x probe_step). */
+#define PROBE_RAMP_MAX 2
+
 guint64 policy_headroom_kib(guint64 total_kib)
 {
     /* Hyper-V's balloon floor (Linux drivers/hv/hv_balloon.c, compute_balloon_floor()),
@@ -318,6 +321,68 @@ static void distrust(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, c
          cfg->distrust_ms / 1000, m->untrusted_why);
 }
 
+/*
+ * The balloon as witness (rule 6). A guest's own figures (its agent's report,
+ * and libvirt's balloon statistics, which its kernel's balloon driver fills)
+ * say how much it could give; the balloon is the one thing it cannot fake. An
+ * inflate recorded by reclaim_over() is judged once the balloon settles:
+ *
+ * - it took more than the figures said the guest had (plus a slack for what
+ *   MemAvailable leaves out): the figures were false, a contradiction;
+ * - a test that stopped short (the balloon stuck within the claim): the
+ *   figures held, and what the test took is given back at once.
+ */
+static void check_claim(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
+{
+    PolicyVmMemory *m = w->mem;
+    guint64 tol = cfg->balloon_tolerance_kib;
+
+    if (m->claim_from_kib == 0)
+        return;
+    if (!w->applied || m->last_target_kib == 0 || m->last_target_kib >= m->claim_from_kib) {
+        m->claim_from_kib = 0; /* no inflate in force (a failed call, a raise since) */
+        return;
+    }
+    gboolean reached = absdiff(w->actual, m->last_target_kib) <= tol;
+    gboolean stopped = now - m->target_set_us >= (gint64)cfg->balloon_settle_ms * US_MS &&
+                       now - m->actual_moved_us >= (gint64)cfg->balloon_settle_ms * US_MS;
+    if (!reached && !stopped)
+        return; /* still on its way */
+
+    guint64 taken = sub0(m->claim_from_kib, w->actual);
+    const BlReport *r = &w->vm->report;
+    /* An OOM kill since frees memory the figures could not have shown. */
+    gboolean killed = w->vm->has_report && (r->vmstat.present & (1u << BL_VMSTAT_OOM_KILL)) &&
+                      r->vmstat.value[BL_VMSTAT_OOM_KILL] != m->claim_oom_kills;
+    if (taken > m->claim_kib && !killed) {
+        char lie[128];
+
+        g_snprintf(lie, sizeof(lie),
+                   "balloon took %" G_GUINT64_FORMAT " MiB, figures allowed %" G_GUINT64_FORMAT
+                   " MiB",
+                   mib(taken), mib(m->claim_kib));
+        m->anomalies++;
+        if ((m->anomalies & (m->anomalies - 1)) == 0)
+            note(plan, "%s: implausible figures (%s): %u so far", w->name, lie, m->anomalies);
+        distrust(w, cfg, plan, lie, now);
+    } else if (m->claim_test && !reached) {
+        char why[160];
+
+        /* Its figures held: the guest really has no more to give. Handing
+         * back what the test took spares it the back-off at a squeezed size
+         * (rule 4) a real user of its memory would otherwise sit through. */
+        g_snprintf(why, sizeof(why),
+                   "claim held: balloon stopped at %" G_GUINT64_FORMAT
+                   " MiB, within what its figures allowed",
+                   mib(w->actual));
+        m->claim_held_until_us = now + (gint64)cfg->balloon_backoff_ms * US_MS;
+        m->last_target_kib = 0; /* answered here, not by rule 4 */
+        w->cur = w->actual;
+        propose(w, cfg, POLICY_ACTION_DEFLATE, POLICY_REASON_STUCK, m->claim_from_kib, TRUE, why);
+    }
+    m->claim_from_kib = 0;
+}
+
 /* Read the agent's report: clamp lies, count them, compute rates from the previous one. */
 static void read_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, PolicyRates *rates)
 {
@@ -525,6 +590,7 @@ static void decide_agent(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *pla
         if (rt.is_new)
             m->burst_step_kib = need;
         m->last_pressure_us = now;
+        m->probe_streak = 0;
         /* Pressure soon after a probe: the probe went too far. Remember where
          * the guest was fine, so the next probes stop above it. */
         if (m->last_probe_us != 0 &&
@@ -783,10 +849,15 @@ static guint64 entitle_need(const PolicyWork *w, const PolicyConfig *cfg, gint64
 {
     const PolicyVmMemory *m = w->mem;
 
-    if (w->act && w->kind == POLICY_ACTION_DEFLATE)
-        return MAX(w->target, w->cur);
     if ((w->src != SRC_AGENT && w->src != SRC_LIBVIRT) || m->stuck_until_us != 0)
         return MAX(w->cur, w->actual);
+    /* Caught contradicting the host: its claims count for nothing, only its
+     * balloon does (stuck above); it is entitled to its floor and what the
+     * honest guests leave (round two). */
+    if (m->untrusted)
+        return w->floor;
+    if (w->act && w->kind == POLICY_ACTION_DEFLATE)
+        return MAX(w->target, w->cur);
     if (w->pressured || (m->last_pressure_us != 0 &&
                          now - m->last_pressure_us < (gint64)cfg->pressure_cooldown_ms * US_MS))
         return w->cur;
@@ -914,12 +985,56 @@ static guint64 host_seen_give(const PolicyWork *w, const PolicyConfig *cfg, gint
                 policy_headroom_kib(total) + cfg->deflate_margin_kib);
 }
 
+/* The most a guest could give by its own figures: the larger of what its
+ * agent and its balloon driver (libvirt's statistics) say is available, plus
+ * what MemAvailable leaves out (watermarks, half of the reclaimable caches):
+ * two balloon tolerances and 1/32 of its memory. */
+static guint64 claim_kib(const PolicyWork *w, const PolicyConfig *cfg, gint64 now)
+{
+    const PolicyVm *vm = w->vm;
+    guint64 avail = w->avail, total = w->total;
+
+    if (vm->has_balloon_stats && vm->lv_available_kib > 0 &&
+        now - vm->balloon_stats_at_us < (gint64)cfg->libvirt_stale_after_ms * US_MS) {
+        total = MAX(total, MIN(vm->lv_available_kib, w->max));
+        avail = MAX(avail, MIN(vm->lv_usable_kib, total));
+    }
+    return avail + 2 * cfg->balloon_tolerance_kib + total / 32;
+}
+
+/* Untrusted (rule 6): the guest's figures bound nothing. A single
+ * contradiction is not enough: an honest guest whose workload ended while
+ * its balloon moved gave more than it had shown. */
+static gboolean figures_disproved(const PolicyWork *w)
+{
+    return w->mem->untrusted;
+}
+
+/* A contradiction within the last LIES_WINDOW_US. */
+static gboolean contradicted(const PolicyWork *w, gint64 now)
+{
+    const PolicyVmMemory *m = w->mem;
+
+    return m->lies_recent > 0 && now >= m->lies_window_us &&
+           now - m->lies_window_us < LIES_WINDOW_US;
+}
+
+static gboolean claims_pressure(const PolicyWork *w, const PolicyConfig *cfg, gint64 now)
+{
+    const PolicyVmMemory *m = w->mem;
+
+    return w->pressured || (m->last_pressure_us != 0 &&
+                            now - m->last_pressure_us < (gint64)cfg->pressure_cooldown_ms * US_MS);
+}
+
 /* While the host needs memory, VMs above their entitlement give first,
  * whatever they claim (pressure and cool-down protect only up to the
  * entitlement), down to it and never below the floor: at most reclaim_step
  * per call, on every call (reclaim_interval_ms does not apply), and no more
  * than libvirt's figures say is free (a guest really using its memory is not
  * squeezed by this rule; rule 2 and the stuck-balloon back-off apply to it).
+ * A guest whose kernel lies too is tested by its balloon (rule 6): at its
+ * maximum and claiming pressure, above its entitlement or within it.
  * Returns what AUTO VMs gave. */
 static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char *why,
                             const PolicyConfig *cfg, gint64 now)
@@ -933,24 +1048,63 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
         /* unknown and stuck VMs cannot be judged or moved */
         if (w->vm != NULL && !w->act && w->mem->entitlement_kib != 0 &&
             (w->src == SRC_AGENT || w->src == SRC_LIBVIRT) && w->mem->stuck_until_us == 0 &&
-            w->cur > MAX(w->ent, w->floor) + cfg->min_step_kib)
+            (w->cur > MAX(w->ent, w->floor) + cfg->min_step_kib ||
+             (w->cur + cfg->min_step_kib >= w->max && claims_pressure(w, cfg, now))))
             g_ptr_array_add(over, w);
     }
     g_ptr_array_sort(over, cmp_shares_desc);
     for (guint i = over->len; i-- > 0 && got < need;) { /* fewest shares first */
         PolicyWork *w = g_ptr_array_index(over, i);
-        guint64 take = MIN(MIN(w->cur - MAX(w->ent, w->floor), cfg->reclaim_step_kib),
-                           MIN(need - got, host_seen_give(w, cfg, now)));
+        PolicyVmMemory *m = w->mem;
+        guint64 above = sub0(w->cur, MAX(w->ent, w->floor));
+        /* at its maximum within its entitlement: only a test, and its claims
+         * are what made that entitlement */
+        gboolean within = above <= cfg->min_step_kib;
+        guint64 room = within ? w->cur - MIN(w->cur, w->floor) : above;
+        guint64 take =
+            MIN(MIN(above, cfg->reclaim_step_kib), MIN(need - got, host_seen_give(w, cfg, now)));
+        guint64 claim = claim_kib(w, cfg, now);
+        gboolean settled = absdiff(w->actual, w->cur) <= cfg->balloon_tolerance_kib;
+        gboolean record = FALSE, test = FALSE;
         char reason[200];
 
+        if (figures_disproved(w)) {
+            /* Its figures were shown false: only the balloon bounds it. */
+            take = MIN(MIN(above, cfg->reclaim_step_kib), need - got);
+            record = TRUE;
+        } else if (claims_pressure(w, cfg, now) &&
+                   (w->cur + cfg->min_step_kib >= w->max || contradicted(w, now)) && settled &&
+                   now >= m->claim_held_until_us &&
+                   (m->last_inflate_us == 0 ||
+                    now - m->last_inflate_us >= (gint64)cfg->reclaim_interval_ms * US_MS) &&
+                   take < cfg->min_step_kib && room >= claim + cfg->min_step_kib &&
+                   need - got >= claim + cfg->min_step_kib) {
+            /* Its claimed pressure keeps it at its maximum (and made its
+             * entitlement), and its figures (both from the guest) say it has
+             * nothing to give: test them, once, with a step just beyond what
+             * they allow. A guest that really has no more stops the balloon
+             * short and gets it back (check_claim); one that lied is caught. */
+            take = claim + cfg->min_step_kib;
+            record = test = TRUE;
+        } else if (within) {
+            continue;
+        }
         g_snprintf(reason, sizeof(reason),
-                   "above its entitlement %" G_GUINT64_FORMAT
-                   " MiB while the host is short: %s; idle %" G_GUINT64_FORMAT " MiB, shares %u",
-                   mib(w->ent), why, mib(w->avail), w->shares);
+                   "%s its entitlement %" G_GUINT64_FORMAT
+                   " MiB while the host is short: %s; idle %" G_GUINT64_FORMAT " MiB, shares %u%s",
+                   within ? "at its maximum, claiming pressure, within" : "above", mib(w->ent), why,
+                   mib(w->avail), w->shares, test ? "; testing its figures" : "");
         if (propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_ENTITLEMENT, w->cur - take, FALSE,
                     reason) &&
-            w->applied)
+            w->applied) {
             got += w->cur - w->target;
+            if (record && settled && m->claim_from_kib == 0) {
+                m->claim_from_kib = w->actual;
+                m->claim_kib = claim;
+                m->claim_test = test;
+                m->claim_oom_kills = w->vm->report.vmstat.value[BL_VMSTAT_OOM_KILL];
+            }
+        }
     }
     return got;
 }
@@ -1125,7 +1279,13 @@ static void decide_probe(PolicyWork *works, gsize n, const PolicyConfig *cfg, gi
             lowest = MAX(lowest, m->probe_floor_kib);
         if (w->cur <= lowest)
             continue;
-        guint64 take = MIN(MIN(w->give_max, cfg->probe_step_kib), w->cur - lowest);
+        /* A guest that stayed quiet after each of its last probes is clearly
+         * idle: the step doubles with each (at most 4x probe_step, and never
+         * beyond reclaim_step), so gigabytes left idle after a burst go in
+         * minutes, not the ~20 a fixed step takes. Pressure resets it. */
+        guint64 step = MIN(cfg->probe_step_kib << MIN(m->probe_streak, PROBE_RAMP_MAX),
+                           MAX(cfg->probe_step_kib, cfg->reclaim_step_kib));
+        guint64 take = MIN(MIN(w->give_max, step), w->cur - lowest);
         char reason[160];
         g_snprintf(reason, sizeof(reason),
                    "probe: quiet, idle %" G_GUINT64_FORMAT " MiB above headroom %" G_GUINT64_FORMAT
@@ -1133,8 +1293,10 @@ static void decide_probe(PolicyWork *works, gsize n, const PolicyConfig *cfg, gi
                    mib(w->give_max), mib(w->headroom));
         if (propose(w, cfg, POLICY_ACTION_INFLATE, POLICY_REASON_PROBE, MAX(w->cur - take, lowest),
                     FALSE, reason) &&
-            w->applied)
+            w->applied) {
             m->last_probe_us = now;
+            m->probe_streak++;
+        }
     }
 }
 
@@ -1244,6 +1406,7 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
         w->hold = policy_setmem_track(w->mem, vm, config, plan->notes, w->name, now_us);
         w->burst_before = w->mem->burst_step_kib; /* after a failed call is taken back */
         track_balloon(w, config, plan, now_us);   /* movement for all, targets for AUTO */
+        check_claim(w, config, plan, now_us);     /* may overrule rule 4 for a test */
         if (w->applied && !w->act && w->mem->last_target_kib != 0)
             w->cur = MIN(w->mem->last_target_kib, w->max);
         classify(w, config, plan, now_us);

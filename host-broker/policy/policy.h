@@ -135,6 +135,7 @@ typedef struct {
     gint64 last_probe_us;        /* last probe of this VM; 0: never */
     guint64 probe_floor_kib;     /* pressure followed a probe: not probed below this ... */
     gint64 probe_floor_until_us; /* ... until then */
+    guint32 probe_streak;        /* probes in a row without pressure after them: the step grows */
 
     gint64 lv_prev_at_us; /* previous libvirt stats, for agent-less rates */
     guint64 lv_prev_major_faults;
@@ -166,6 +167,15 @@ typedef struct {
     gboolean untrusted;
     gint64 untrusted_until_us;
     char untrusted_why[128];
+
+    /* rule 6, the balloon as witness: an inflate above the entitlement that
+     * went beyond what the guest's own figures allowed (their test), or that
+     * followed a contradiction, and what those figures said then */
+    guint64 claim_from_kib;     /* balloon size when it was asked; 0: none in flight */
+    guint64 claim_kib;          /* the most it could give by its figures (slack included) */
+    gboolean claim_test;        /* a test: given back if the balloon stops within the claim */
+    guint64 claim_oom_kills;    /* the guest's OOM kill count then: a kill since excuses it */
+    gint64 claim_held_until_us; /* its figures held at the last test: none before this */
 
     guint64 entitlement_kib;       /* rule 10: while the host is short; 0: it is not */
     guint64 fleet_entitlement_kib; /* rule 10 over the whole fleet at the last full

@@ -163,6 +163,7 @@ static void test_fill_random(void)
 
 typedef struct {
     gboolean liar;        /* claims pressure in every report, touches nothing */
+    gboolean kernel_lie;  /* its balloon driver lies too: libvirt sees what it claims */
     guint64 used, goal;   /* honest: workload now, and where it grows to ... */
     guint64 rate;         /* ... per second */
     guint64 total_lie;    /* added to MemTotal: a contradiction the host sees */
@@ -248,7 +249,7 @@ static void sim_report(Sim *s, gsize i)
     vm->has_balloon_stats = TRUE;
     vm->balloon_stats_at_us = s->now - 500 * MS;
     vm->lv_available_kib = total;
-    vm->lv_usable_kib = truth;
+    vm->lv_usable_kib = g->kernel_lie ? r->mem.available_kib : truth;
 }
 
 /* One second: workloads grow, guests report, the policy decides, balloons land. */
@@ -587,6 +588,139 @@ static void test_contradictions(void)
     g_assert_false(s.vms[g].memory.untrusted);
 }
 
+static gboolean plan_reason(const PolicyPlan *plan, gsize vm, const char *needle)
+{
+    for (guint k = 0; k < plan->actions->len; k++) {
+        const PolicyAction *a = &g_array_index(plan->actions, PolicyAction, k);
+
+        if (a->vm == vm && strstr(a->reason, needle) != NULL)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/*
+ * A liar whose kernel lies too (libvirt's balloon statistics, filled by its
+ * balloon driver, say what its agent says): the host's view gives no bound,
+ * so only the balloon can tell. At its maximum, above its entitlement, it is
+ * tested with a step just beyond what its figures allow; the balloon lands,
+ * each landing is a contradiction, and once untrusted it is taken down to
+ * its entitlement (its claims no longer count in the water-filling). Before
+ * the test step it kept its maximum forever.
+ */
+static void test_kernel_liar(void)
+{
+    Sim s;
+    gsize liar, honest;
+    gboolean tested = FALSE;
+
+    sim_init(&s, 16 * GIB, 5 * GIB);
+    s.host_own = 11 * GIB + 512 * MIB;
+    liar = sim_add(&s, TRUE, 4 * GIB, 4 * GIB, 1000);
+    s.g[liar].kernel_lie = TRUE;
+    honest = sim_add(&s, FALSE, 4 * GIB, GIB, 1000);
+    s.g[honest].goal = 1800 * MIB;
+    s.g[honest].rate = 100 * MIB;
+    for (int t = 0; t < 90; t++) {
+        g_autoptr(PolicyPlan) plan = sim_cycle(&s);
+
+        assert_fits(&s, honest);
+        tested |= plan_reason(plan, liar, "testing its figures");
+        g_assert_false(plan_reason(plan, honest, "testing its figures"));
+    }
+    g_assert_true(tested);
+    g_assert_true(s.vms[liar].memory.untrusted);
+    g_assert_nonnull(strstr(s.vms[liar].memory.untrusted_why, "balloon took"));
+    g_assert_false(s.vms[honest].memory.untrusted);
+    g_assert_cmpuint(s.g[honest].used, ==, 1800 * MIB);
+    g_assert_cmpuint(s.vms[liar].actual_kib, <=, s.ent[liar] + s.c.min_step_kib);
+    g_assert_cmpuint(s.vms[liar].actual_kib, <, 2 * GIB);
+    /* the honest guest is entitled to what it holds */
+    g_assert_cmpuint(s.ent[honest] + MIB, >=, s.vms[honest].actual_kib);
+}
+
+/*
+ * The same liar with so many shares that its claims entitle it to its whole
+ * maximum: never above its entitlement, so the rule 10 reclaim never reaches
+ * it. At its maximum, claiming pressure while the host is short, it is tested
+ * all the same (its claims are what made that entitlement), caught, and then
+ * held to what the honest guest leaves.
+ */
+static void test_kernel_liar_within(void)
+{
+    Sim s;
+    gsize liar, honest;
+    gboolean tested = FALSE;
+
+    sim_init(&s, 16 * GIB, 5 * GIB);
+    s.host_own = 11 * GIB + 512 * MIB;
+    liar = sim_add(&s, TRUE, 4 * GIB, 4 * GIB, 9000);
+    s.g[liar].kernel_lie = TRUE;
+    honest = sim_add(&s, FALSE, 4 * GIB, GIB, 1000);
+    s.g[honest].goal = 1500 * MIB;
+    for (int t = 0; t < 90; t++) {
+        g_autoptr(PolicyPlan) plan = sim_cycle(&s);
+
+        assert_fits(&s, honest);
+        if (t == 0)
+            g_assert_cmpuint(s.ent[liar], ==, 4 * GIB); /* claimed into its maximum */
+        tested |= plan_reason(plan, liar, "testing its figures");
+        /* the honest workload grows once the liar is caught: before, the
+         * liar's claims leave it too small an entitlement to grow into */
+        if (t == 45) {
+            g_assert_true(s.vms[liar].memory.untrusted);
+            s.g[honest].rate = 100 * MIB;
+        }
+    }
+    g_assert_true(tested);
+    g_assert_true(s.vms[liar].memory.untrusted);
+    g_assert_false(s.vms[honest].memory.untrusted);
+    g_assert_cmpuint(s.g[honest].used, ==, 1500 * MIB);
+    g_assert_cmpuint(s.vms[liar].actual_kib, <=, s.ent[liar] + s.c.min_step_kib);
+    g_assert_cmpuint(s.vms[liar].actual_kib, <, 4 * GIB - 512 * MIB);
+}
+
+/*
+ * An honest guest at its maximum that really uses its memory, claims
+ * pressure and sits above its entitlement while the host is short: the test
+ * step stops where its used memory begins (within its figures), and what the
+ * test took is given back as soon as the balloon has settled; no test again
+ * for balloon_backoff_ms, and nothing counted against it.
+ */
+static void test_busy_claim_held(void)
+{
+    Sim s;
+    gsize busy, other;
+    gboolean tested = FALSE, held = FALSE;
+    int tests = 0;
+
+    sim_init(&s, 16 * GIB, 5 * GIB);
+    s.host_own = 11 * GIB + 512 * MIB;
+    busy = sim_add(&s, FALSE, 4 * GIB, 4 * GIB, 1000);
+    s.g[busy].used = s.g[busy].goal = 3800 * MIB; /* MemAvailable below its headroom */
+    other = sim_add(&s, FALSE, 4 * GIB, 2 * GIB, 1000);
+    s.g[other].used = s.g[other].goal = 1800 * MIB;
+    for (int t = 0; t < 40; t++) {
+        g_autoptr(PolicyPlan) plan = sim_cycle(&s);
+
+        assert_fits(&s, busy);
+        if (plan_reason(plan, busy, "testing its figures")) {
+            tested = TRUE;
+            tests++;
+        }
+        if (plan_reason(plan, busy, "claim held")) {
+            held = TRUE;
+            g_assert_true(plan_has(plan, busy, POLICY_ACTION_DEFLATE, POLICY_REASON_STUCK));
+        }
+    }
+    g_assert_true(tested);
+    g_assert_true(held);
+    g_assert_cmpint(tests, ==, 1); /* not again within balloon_backoff_ms */
+    g_assert_cmpuint(s.vms[busy].actual_kib, ==, 4 * GIB);
+    g_assert_cmpuint(s.vms[busy].memory.anomalies, ==, 0);
+    g_assert_false(s.vms[busy].memory.untrusted);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -600,6 +734,9 @@ int main(int argc, char **argv)
     g_test_add_func("/entitlement/promises-count", test_promises_count);
     g_test_add_func("/entitlement/busy-not-squeezed", test_busy_not_squeezed);
     g_test_add_func("/trust/untrusted-and-back", test_untrusted_and_back);
+    g_test_add_func("/trust/kernel-liar", test_kernel_liar);
+    g_test_add_func("/trust/kernel-liar-within", test_kernel_liar_within);
+    g_test_add_func("/trust/busy-claim-held", test_busy_claim_held);
     g_test_add_func("/trust/contradictions", test_contradictions);
     return g_test_run();
 }

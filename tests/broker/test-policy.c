@@ -994,11 +994,23 @@ static void test_probe_steps(void)
     g_autoptr(PolicyPlan) p2 = probe_again(&vm, p1, &c, now);
     g_assert_null(find_action(p2, 0));
 
+    /* quiet after each probe: the step doubles, to 4 x probe_step */
     now += 21 * SEC;
     g_autoptr(PolicyPlan) p3 = probe_again(&vm, p2, &c, now);
     a = find_action(p3, 0);
     g_assert_nonnull(a);
-    g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 128 * MIB);
+    g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 192 * MIB);
+    now += 31 * SEC;
+    g_autoptr(PolicyPlan) p3b = probe_again(&vm, p3, &c, now);
+    a = find_action(p3b, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 448 * MIB);
+    now += 31 * SEC;
+    g_autoptr(PolicyPlan) p3c = probe_again(&vm, p3b, &c, now);
+    a = find_action(p3c, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 704 * MIB);
+    g_assert_cmpuint(p3c->memory[0].probe_streak, ==, 4);
 
     /* owed from an earlier reclaim, host in the dead band (no reclaim, no
      * give-back): the probe finds it idle and the debt is dropped */
@@ -1062,6 +1074,7 @@ static void test_probe_backoff(void)
     g_assert_cmpint(a->kind, ==, POLICY_ACTION_DEFLATE);
     g_assert_cmpint(a->code, ==, POLICY_REASON_PRESSURE);
     guint64 fine = a->target_kib;
+    g_assert_cmpuint(p2->memory[0].probe_streak, ==, 0); /* the next probe starts small */
     g_assert_cmpuint(p2->memory[0].probe_floor_kib, ==, fine);
     g_assert_cmpint(p2->memory[0].probe_floor_until_us, ==, now + 600 * SEC);
 
