@@ -412,14 +412,19 @@ static void session_on_report(Session *s, const BlReport *r)
     s->has_report = TRUE;
     s->reports_since_hello++;
 
-    json_object *f = json_object_new_object();
-    json_object_object_add(f, "seq", json_object_new_uint64(r->seq));
-    json_object_object_add(f, "reason", json_object_new_string(bl_proto_reason_name(r->reason)));
-    json_object_object_add(f, "total_kib", json_object_new_uint64(r->mem.total_kib));
-    json_object_object_add(f, "available_kib", json_object_new_uint64(r->mem.available_kib));
-    json_object_object_add(f, "psi_some_avg10",
-                           r->has_psi ? json_object_new_double(r->psi.some.avg10) : NULL);
-    evlog_emit(s->log, "report", s->vm, f);
+    /* One per guest a second: its fields are built only for a log that
+     * writes them. */
+    if (evlog_emits(s->log)) {
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "seq", json_object_new_uint64(r->seq));
+        json_object_object_add(f, "reason",
+                               json_object_new_string(bl_proto_reason_name(r->reason)));
+        json_object_object_add(f, "total_kib", json_object_new_uint64(r->mem.total_kib));
+        json_object_object_add(f, "available_kib", json_object_new_uint64(r->mem.available_kib));
+        json_object_object_add(f, "psi_some_avg10",
+                               r->has_psi ? json_object_new_double(r->psi.some.avg10) : NULL);
+        evlog_emit(s->log, "report", s->vm, f);
+    }
 
     if (s->cb.report)
         s->cb.report(s, &s->report, s->user_data);
