@@ -711,16 +711,48 @@ static void broker_remember(Broker *b, GPtrArray *vms, const PolicyVm *pvms, con
     }
 }
 
+/* The policy's facts for n VMs, zeroed (the facts leave what they do not
+ * know at 0): the broker's kept array, taken out of it for the cycle (*cap:
+ * its size) and given back by broker_pvms_give(). */
+static PolicyVm *broker_pvms_take(Broker *b, gsize n, gsize *cap)
+{
+    PolicyVm *pvms = g_steal_pointer(&b->cycle_pvms);
+
+    *cap = pvms != NULL ? b->cycle_pvms_cap : 0;
+    if (*cap < n) {
+        g_free(pvms);
+        *cap = MAX(n, 2 * *cap);
+        pvms = g_new(PolicyVm, *cap);
+    }
+    memset(pvms, 0, n * sizeof(PolicyVm));
+    return pvms;
+}
+
+static void broker_pvms_give(Broker *b, PolicyVm *pvms, gsize cap)
+{
+    if (b->cycle_pvms != NULL) { /* another cycle gave its own back meanwhile */
+        g_free(pvms);
+        return;
+    }
+    b->cycle_pvms = pvms;
+    b->cycle_pvms_cap = cap;
+}
+
 static void broker_cycle(Broker *b, gboolean fast)
 {
     gint64 now = broker_now_us();
-    g_autoptr(GPtrArray) vms = g_ptr_array_new();
+    /* Taken from the broker for this cycle and given back at its end: a
+     * cycle started from inside another (none is today) gets fresh ones. */
+    g_autoptr(GPtrArray) vms = g_steal_pointer(&b->cycle_vms);
 
+    if (vms == NULL)
+        vms = g_ptr_array_new();
+    g_ptr_array_set_size(vms, 0);
     b->cycles++;
-    if (!broker_collect(b, fast, now, vms))
-        return;
-    if (vms->len > 0) {
-        g_autofree PolicyVm *pvms = g_new0(PolicyVm, vms->len);
+    gboolean collected = broker_collect(b, fast, now, vms);
+    if (collected && vms->len > 0) {
+        gsize cap;
+        PolicyVm *pvms = broker_pvms_take(b, vms->len, &cap);
         for (guint i = 0; i < vms->len; i++)
             broker_vm_facts(b, vms->pdata[i], now, &pvms[i]);
         g_autoptr(PolicyPlan) plan = policy_decide(&b->fleet, pvms, vms->len, &b->cfg.policy, now);
@@ -735,11 +767,14 @@ static void broker_cycle(Broker *b, gboolean fast)
         broker_apply_plan(b, vms, pvms, plan);
         broker_remember(b, vms, pvms, plan);
         broker_notes(b, plan->notes, now);
+        broker_pvms_give(b, pvms, cap);
     }
     /* KSM decisions are slow ones (minutes): the tick is soon enough, and the
      * pressure path stays short. */
-    if (!fast)
+    if (collected && !fast)
         broker_ksm_tick(b, now);
+    if (b->cycle_vms == NULL)
+        b->cycle_vms = g_steal_pointer(&vms);
 }
 
 /* A cycle, timed for ballast_cycle_duration_seconds. */
@@ -1235,6 +1270,9 @@ void broker_free(Broker *b)
         ;
     if (b->vms)
         g_hash_table_destroy(b->vms);
+    if (b->cycle_vms)
+        g_ptr_array_unref(b->cycle_vms);
+    g_free(b->cycle_pvms);
     evlog_once_free(b->notes);
     ksm_run_free(b->ksm); /* puts back the KSM settings found at start */
     evlog_free(b->log);
