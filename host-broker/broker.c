@@ -196,6 +196,9 @@ static void on_session_report(Session *s, const BlReport *r, gpointer user_data)
 {
     BrokerVm *vm = user_data;
 
+    if (vm->session == s)
+        vm->session_reported = TRUE;
+
     /* Event-driven: a guest under pressure does not wait for the tick. A
      * guest that cries pressure 50 times a second gets one cycle per
      * BROKER_KICK_GAP_US; the others' kicks are not affected. */
@@ -220,6 +223,7 @@ static void on_session_closed(Session *s, const char *why, gpointer user_data)
     for (guint w = 0; w < SESSION_REJECT_N; w++)
         vm->rejected_before_by[w] += session_rejected(s, w);
     vm->session = NULL;
+    vm->session_reported = FALSE;
     g_idle_add(session_free_idle, s);
 
     json_object *f = json_object_new_object();
@@ -264,6 +268,7 @@ static void vm_open_session(Broker *b, BrokerVm *vm)
     SessionConfig sc;
     config_session(&b->cfg, &sc);
     vm->session = session_new(vm->name, t, &sc, &session_callbacks, vm, b->log, broker_now_us);
+    vm->session_reported = FALSE;
     json_object *f = json_object_new_object();
     json_object_object_add(f, "why", json_object_new_string("channel connected"));
     evlog_emit(b->log, "session-open", vm->name, f);
@@ -285,6 +290,7 @@ gboolean broker_attach_transport(Broker *b, const char *vm_name, SessionTranspor
         config_session(&b->cfg, &sc);
         vm->session =
             session_new(vm->name, transport, &sc, &session_callbacks, vm, b->log, broker_now_us);
+        vm->session_reported = FALSE;
         json_object *f = json_object_new_object();
         json_object_object_add(f, "why", json_object_new_string("transport attached"));
         evlog_emit(b->log, "session-open", vm->name, f);
@@ -563,7 +569,7 @@ static gboolean broker_decides(Broker *b, BrokerVm *vm, gint64 now)
     /* A channel just opened (broker start, libvirtd back): its agent is about
      * to speak. Deciding now would judge the VM from libvirt's figures or call
      * its agent silent for an outage that was ours. */
-    if (vm->session != NULL && session_report(vm->session, NULL) == NULL &&
+    if (vm->session != NULL && !vm->session_reported &&
         now - session_opened_at(vm->session) < broker_grace_us(b))
         return FALSE;
     return TRUE;
