@@ -196,6 +196,9 @@ static void on_session_report(Session *s, const BlReport *r, gpointer user_data)
 {
     BrokerVm *vm = user_data;
 
+    if (vm->session == s)
+        vm->session_reported = TRUE;
+
     /* Event-driven: a guest under pressure does not wait for the tick. A
      * guest that cries pressure 50 times a second gets one cycle per
      * BROKER_KICK_GAP_US; the others' kicks are not affected. */
@@ -220,6 +223,7 @@ static void on_session_closed(Session *s, const char *why, gpointer user_data)
     for (guint w = 0; w < SESSION_REJECT_N; w++)
         vm->rejected_before_by[w] += session_rejected(s, w);
     vm->session = NULL;
+    vm->session_reported = FALSE;
     g_idle_add(session_free_idle, s);
 
     json_object *f = json_object_new_object();
@@ -264,6 +268,7 @@ static void vm_open_session(Broker *b, BrokerVm *vm)
     SessionConfig sc;
     config_session(&b->cfg, &sc);
     vm->session = session_new(vm->name, t, &sc, &session_callbacks, vm, b->log, broker_now_us);
+    vm->session_reported = FALSE;
     json_object *f = json_object_new_object();
     json_object_object_add(f, "why", json_object_new_string("channel connected"));
     evlog_emit(b->log, "session-open", vm->name, f);
@@ -285,6 +290,7 @@ gboolean broker_attach_transport(Broker *b, const char *vm_name, SessionTranspor
         config_session(&b->cfg, &sc);
         vm->session =
             session_new(vm->name, transport, &sc, &session_callbacks, vm, b->log, broker_now_us);
+        vm->session_reported = FALSE;
         json_object *f = json_object_new_object();
         json_object_object_add(f, "why", json_object_new_string("transport attached"));
         evlog_emit(b->log, "session-open", vm->name, f);
@@ -575,7 +581,7 @@ static gboolean broker_decides(Broker *b, BrokerVm *vm, gint64 now)
     /* A channel just opened (broker start, libvirtd back): its agent is about
      * to speak. Deciding now would judge the VM from libvirt's figures or call
      * its agent silent for an outage that was ours. */
-    if (vm->session != NULL && session_report(vm->session, NULL) == NULL &&
+    if (vm->session != NULL && !vm->session_reported &&
         now - session_opened_at(vm->session) < broker_grace_us(b))
         return FALSE;
     return TRUE;
@@ -723,16 +729,48 @@ static void broker_remember(Broker *b, GPtrArray *vms, const PolicyVm *pvms, con
     }
 }
 
+/* The policy's facts for n VMs, zeroed (the facts leave what they do not
+ * know at 0): the broker's kept array, taken out of it for the cycle (*cap:
+ * its size) and given back by broker_pvms_give(). */
+static PolicyVm *broker_pvms_take(Broker *b, gsize n, gsize *cap)
+{
+    PolicyVm *pvms = g_steal_pointer(&b->cycle_pvms);
+
+    *cap = pvms != NULL ? b->cycle_pvms_cap : 0;
+    if (*cap < n) {
+        g_free(pvms);
+        *cap = MAX(n, 2 * *cap);
+        pvms = g_new(PolicyVm, *cap);
+    }
+    memset(pvms, 0, n * sizeof(PolicyVm));
+    return pvms;
+}
+
+static void broker_pvms_give(Broker *b, PolicyVm *pvms, gsize cap)
+{
+    if (b->cycle_pvms != NULL) { /* another cycle gave its own back meanwhile */
+        g_free(pvms);
+        return;
+    }
+    b->cycle_pvms = pvms;
+    b->cycle_pvms_cap = cap;
+}
+
 static void broker_cycle(Broker *b, gboolean fast)
 {
     gint64 now = broker_now_us();
-    g_autoptr(GPtrArray) vms = g_ptr_array_new();
+    /* Taken from the broker for this cycle and given back at its end: a
+     * cycle started from inside another (none is today) gets fresh ones. */
+    g_autoptr(GPtrArray) vms = g_steal_pointer(&b->cycle_vms);
 
+    if (vms == NULL)
+        vms = g_ptr_array_new();
+    g_ptr_array_set_size(vms, 0);
     b->cycles++;
-    if (!broker_collect(b, fast, now, vms))
-        return;
-    if (vms->len > 0) {
-        g_autofree PolicyVm *pvms = g_new0(PolicyVm, vms->len);
+    gboolean collected = broker_collect(b, fast, now, vms);
+    if (collected && vms->len > 0) {
+        gsize cap;
+        PolicyVm *pvms = broker_pvms_take(b, vms->len, &cap);
         for (guint i = 0; i < vms->len; i++)
             broker_vm_facts(b, vms->pdata[i], now, &pvms[i]);
         g_autoptr(PolicyPlan) plan = policy_decide(&b->fleet, pvms, vms->len, &b->cfg.policy, now);
@@ -747,11 +785,14 @@ static void broker_cycle(Broker *b, gboolean fast)
         broker_apply_plan(b, vms, pvms, plan);
         broker_remember(b, vms, pvms, plan);
         broker_notes(b, plan->notes, now);
+        broker_pvms_give(b, pvms, cap);
     }
     /* KSM decisions are slow ones (minutes): the tick is soon enough, and the
      * pressure path stays short. */
-    if (!fast)
+    if (collected && !fast)
         broker_ksm_tick(b, now);
+    if (b->cycle_vms == NULL)
+        b->cycle_vms = g_steal_pointer(&vms);
 }
 
 /* A cycle, timed for ballast_cycle_duration_seconds. */
@@ -1251,6 +1292,9 @@ void broker_free(Broker *b)
         ;
     if (b->vms)
         g_hash_table_destroy(b->vms);
+    if (b->cycle_vms)
+        g_ptr_array_unref(b->cycle_vms);
+    g_free(b->cycle_pvms);
     evlog_once_free(b->notes);
     ksm_run_free(b->ksm); /* puts back the KSM settings found at start */
     evlog_free(b->log);

@@ -49,8 +49,14 @@ gboolean evlog_verbose(const Evlog *log);
 /*
  * Emit event (name) about vm (NULL for host-wide events). Takes ownership of
  * fields (a JSON object or NULL); "ts", "mono_us", "event" and "vm" are added.
+ * With nowhere to write it (no file, not verbose) the event is dropped
+ * unbuilt, and counts neither as written nor as suppressed.
  */
 void evlog_emit(Evlog *log, const char *event, const char *vm, json_object *fields);
+
+/* Whether events go anywhere (an event log file, or --verbose): a caller on
+ * a hot path (one event per agent report) builds its fields only then. */
+gboolean evlog_emits(const Evlog *log);
 
 /* Human log line on stderr, also kept in the ring shown by `ballastctl watch`
  * when recent is TRUE. */

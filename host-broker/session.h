@@ -35,6 +35,10 @@ typedef struct {
     void (*watch)(SessionTransport *t, SessionTransportFunc func, gpointer user_data);
     /* Close and free. */
     void (*close)(SessionTransport *t);
+    /* TRUE: a recv shorter than asked means nothing more is waiting, and the
+     * watch calls again when more comes (a level-triggered fd), so a reader
+     * need not recv once more only to be told SESSION_IO_AGAIN. */
+    gboolean short_recv_drains;
 } SessionTransportOps;
 
 struct SessionTransport {
