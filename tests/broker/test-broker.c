@@ -146,8 +146,18 @@ static char *ctl_request(const char *path, const char *line)
     g_autoptr(GSocketClient) client = g_socket_client_new();
     g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
     g_autoptr(GError) e = NULL;
-    g_autoptr(GSocketConnection) conn =
-        g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, &e);
+    g_autoptr(GSocketConnection) conn = NULL;
+
+    /* The socket file appears at bind(), a moment before listen(): a
+     * connection refused then is the broker not yet listening (for 5 s at
+     * most), not a failure. */
+    for (int i = 0; i < 500; i++) {
+        g_clear_error(&e);
+        conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, &e);
+        if (conn != NULL || !g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+            break;
+        g_usleep(10000);
+    }
     g_assert_no_error(e);
     GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
     g_assert_true(g_output_stream_write_all(out, line, strlen(line), NULL, NULL, &e));
