@@ -1109,9 +1109,12 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
     return got;
 }
 
-/* Returns TRUE when the host is short (it reclaimed, or could not). */
+/* Returns TRUE when the host is short (it reclaimed, or could not).
+ * *comfortable: the host is above reserve + 2 x hysteresis after this plan's
+ * raises and the balloons on their way (where give-back may start). */
 static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
-                            const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
+                            const PolicyConfig *cfg, PolicyPlan *plan, gint64 now,
+                            gboolean *comfortable)
 {
     guint64 reserve = host_reserve(host, cfg);
     guint64 h = cfg->host_hysteresis_kib;
@@ -1164,6 +1167,7 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
     else if (after < reserve)
         total_need = reserve + h - after;
 
+    *comfortable = FALSE;
     if (total_need > 0) {
         got =
             reclaim_over(works, n, total_need, why[0] ? why : "host short after raises", cfg, now);
@@ -1216,6 +1220,7 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
      * reserve + 2 x hysteresis so that giving back never causes a reclaim. */
     if (psi_high || after <= reserve + 2 * h + pending_cost)
         return psi_high;
+    *comfortable = TRUE;
     guint64 budget = after - (reserve + 2 * h) - pending_cost;
     g_autoptr(GPtrArray) back = g_ptr_array_new();
 
@@ -1251,8 +1256,9 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
 }
 
 /*
- * Probe (after Meta's senpai and ESX's sampling): while the host is not short,
- * take a small step of idle memory from a guest that is quiet (no pressure,
+ * Probe (after Meta's senpai and ESX's sampling): while the host is
+ * comfortable (above reserve + 2 x hysteresis, where give-back starts), take
+ * a small step of idle memory from a guest that is quiet (no pressure,
  * no cool-down, balloon settled), never more than it could give without
  * needing it back (give_max), at most once per probe_interval_ms. When
  * pressure follows, the pressure rule gives memory back at once and
@@ -1433,7 +1439,9 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
     /* On the pressure path decide_host() sees only the guests that reported:
      * one above its entitlement gives back at once (rule 10), none is
      * reclaimed to pay for another (that waits for the tick), none probed. */
-    if (!decide_host(works, n_vms, host, config, plan, now_us) && !host->pressure_only)
+    gboolean comfortable = FALSE;
+    if (!decide_host(works, n_vms, host, config, plan, now_us, &comfortable) &&
+        !host->pressure_only && comfortable)
         decide_probe(works, n_vms, config, now_us);
 
     plan_actions(works, n_vms, plan, now_us);

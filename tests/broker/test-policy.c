@@ -1012,17 +1012,51 @@ static void test_probe_steps(void)
     g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 704 * MIB);
     g_assert_cmpuint(p3c->memory[0].probe_streak, ==, 4);
 
-    /* owed from an earlier reclaim, host in the dead band (no reclaim, no
-     * give-back): the probe finds it idle and the debt is dropped */
-    PolicyHost band = host_ok();
-    band.mem_available_kib = (guint64)(24.0 * GIB * 0.05) + 256 * MIB + 100 * MIB;
+    /* owed from an earlier reclaim, host comfortable but the give-back
+     * waits for its interval: the probe finds it idle and the debt is dropped */
+    PolicyHost ok = host_ok();
     PolicyVm owed = vm_agent(0, 8 * GIB, 7 * GIB, 5 * GIB);
     owed.memory.reclaimed_from_kib = 8 * GIB;
-    g_autoptr(PolicyPlan) p4 = decide(&band, &owed, 1, &c, NOW);
+    owed.memory.target_set_us = NOW - 2 * SEC;
+    g_autoptr(PolicyPlan) p4 = decide(&ok, &owed, 1, &c, NOW);
     a = find_action(p4, 0);
     g_assert_nonnull(a);
     g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
     g_assert_cmpuint(p4->memory[0].reclaimed_from_kib, ==, 0);
+}
+
+/* The host in the dead band (above its reserve, below reserve + 2 x
+ * hysteresis): not short, not comfortable. Nothing moves there, probes
+ * included: what a probe frees near the reserve is what a guest claiming
+ * pressure beyond its entitlement would take (rule 10) just before the host
+ * is short again. Above the band the same guest is probed. */
+static void test_probe_only_when_comfortable(void)
+{
+    PolicyConfig c = cfg();
+    c.probe_step_kib = 64 * MIB;
+    guint64 reserve = (guint64)(24.0 * GIB * 0.05);
+
+    PolicyHost band = host_ok();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    for (guint64 above = 16 * MIB; above <= 2 * c.host_hysteresis_kib; above += 96 * MIB) {
+        band.mem_available_kib = reserve + above;
+        g_autoptr(PolicyPlan) p = decide(&band, &vm, 1, &c, NOW);
+        g_assert_null(find_action(p, 0));
+    }
+    /* owed from an earlier reclaim: neither given back nor probed in the band */
+    PolicyVm owed = vm_agent(0, 8 * GIB, 7 * GIB, 5 * GIB);
+    owed.memory.reclaimed_from_kib = 8 * GIB;
+    band.mem_available_kib = reserve + c.host_hysteresis_kib + 100 * MIB;
+    g_autoptr(PolicyPlan) p1 = decide(&band, &owed, 1, &c, NOW);
+    g_assert_null(find_action(p1, 0));
+    g_assert_cmpuint(p1->memory[0].reclaimed_from_kib, ==, 8 * GIB);
+
+    /* comfortable: probed */
+    band.mem_available_kib = reserve + 2 * c.host_hysteresis_kib + 128 * MIB;
+    g_autoptr(PolicyPlan) p2 = decide(&band, &vm, 1, &c, NOW);
+    const PolicyAction *a = find_action(p2, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
 }
 
 /* Never more than the guest could give under rule 2, never while it is under
@@ -1756,6 +1790,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/probe/off-by-default", test_probe_off_by_default);
     g_test_add_func("/policy/probe/steps", test_probe_steps);
     g_test_add_func("/policy/probe/limits", test_probe_limits);
+    g_test_add_func("/policy/probe/only-when-comfortable", test_probe_only_when_comfortable);
     g_test_add_func("/policy/probe/backoff", test_probe_backoff);
     g_test_add_func("/policy/unknown/stale-report", test_stale_report);
     g_test_add_func("/policy/unknown/silent-agent", test_silent_agent);
