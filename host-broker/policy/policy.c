@@ -874,6 +874,11 @@ static void cap_raise(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, 
                open != NULL ? (int)strlen(open + 1) - 1 : 0, open != NULL ? open + 1 : "",
                mib(w->ent));
     w->act = FALSE;
+    /* Down to a whole MiB, not up (propose() rounds up): a raise capped at
+     * the entitlement must not end above it, or the next plan, whose
+     * entitlement may be a few MiB lower, reclaims it and its next claim
+     * raises it again (rule 10, point 3). */
+    target = MAX(w->cur, target / KIB_PER_MIB * KIB_PER_MIB);
     if (!propose(w, cfg, POLICY_ACTION_DEFLATE, w->code, target, FALSE, why))
         note(plan,
              "%s: asks for memory beyond its entitlement %" G_GUINT64_FORMAT

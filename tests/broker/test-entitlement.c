@@ -282,6 +282,11 @@ static PolicyPlan *sim_cycle(Sim *s)
         if (g_test_verbose())
             g_printerr("t=%" G_GINT64_FORMAT " %s [%s]\n", s->now / SEC, a->reason,
                        policy_reason_name(a->code));
+        /* a raise capped at the entitlement stays within it (rounded down to a
+         * MiB, not up: 1 MiB above it, the next plan's entitlement a little
+         * lower, the VM was reclaimed again and raised again by its next claim) */
+        if (strstr(a->reason, "capped at entitlement") != NULL)
+            g_assert_cmpuint(a->target_kib, <=, plan->memory[a->vm].fleet_entitlement_kib);
         /* the balloon cannot take what the guest has touched */
         vm->actual_kib = MAX(a->target_kib, MIN(touched(s, a->vm) + OFF, vm->actual_kib));
     }
