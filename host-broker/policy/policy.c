@@ -1115,8 +1115,8 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
 }
 
 /* Returns TRUE when the host is short (it reclaimed, or could not).
- * *comfortable: the host is above reserve + 2 x hysteresis after this plan's
- * raises and the balloons on their way (where give-back may start). */
+ * *comfortable: probes may run (rule 3b): the host at least half a
+ * hysteresis above its reserve, host PSI calm. */
 static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
                             const PolicyConfig *cfg, PolicyPlan *plan, gint64 now,
                             gboolean *comfortable)
@@ -1221,11 +1221,16 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
         return TRUE;
     }
 
+    /* No probe while the host is within half a hysteresis of its reserve
+     * (raises and balloons on their way counted): it is about to be short,
+     * and what a probe frees there is spare that a guest claiming pressure
+     * beyond its entitlement takes first (rule 10). Reclaim leaves the host
+     * at reserve + hysteresis, a little less after rounding: probed there. */
+    *comfortable = !psi_high && after >= reserve + h / 2 + pending_cost;
     /* Comfortable: give back what was reclaimed, spending only the surplus above
      * reserve + 2 x hysteresis so that giving back never causes a reclaim. */
     if (psi_high || after <= reserve + 2 * h + pending_cost)
         return psi_high;
-    *comfortable = TRUE;
     guint64 budget = after - (reserve + 2 * h) - pending_cost;
     g_autoptr(GPtrArray) back = g_ptr_array_new();
 
@@ -1261,9 +1266,8 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
 }
 
 /*
- * Probe (after Meta's senpai and ESX's sampling): while the host is
- * comfortable (above reserve + 2 x hysteresis, where give-back starts), take
- * a small step of idle memory from a guest that is quiet (no pressure,
+ * Probe (after Meta's senpai and ESX's sampling): while the host is not
+ * short and at least half a hysteresis above its reserve, take a small step of idle memory from a guest that is quiet (no pressure,
  * no cool-down, balloon settled), never more than it could give without
  * needing it back (give_max), at most once per probe_interval_ms. When
  * pressure follows, the pressure rule gives memory back at once and
@@ -1284,6 +1288,11 @@ static void decide_probe(PolicyWork *works, gsize n, const PolicyConfig *cfg, gi
             continue;
         if (m->last_inflate_us != 0 &&
             now - m->last_inflate_us < (gint64)cfg->probe_interval_ms * US_MS)
+            continue;
+        /* Settled: not moved for balloon_settle_ms, whoever moved it (a size
+         * set at boot still on its way, someone else's setmem), and seen
+         * before this plan: a balloon first seen now may be on its way. */
+        if (now - m->actual_moved_us < (gint64)cfg->balloon_settle_ms * US_MS)
             continue;
         guint64 lowest = w->floor;
         if (m->probe_floor_until_us > now)
