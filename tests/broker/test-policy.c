@@ -967,16 +967,25 @@ static PolicyPlan *probe_again(PolicyVm *vm, const PolicyPlan *last, const Polic
     return decide(&h, vm, 1, c, now);
 }
 
-static void test_probe_off_by_default(void)
+/* On by default, 64 MiB first step; probe_step = 0 turns it off. */
+static void test_probe_default(void)
 {
     PolicyConfig c;
     PolicyVm vm = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
 
     policy_config_init_defaults(&c);
-    g_assert_cmpuint(c.probe_step_kib, ==, 0);
-    g_autoptr(PolicyPlan) p = probe_again(&vm, NULL, &c, NOW);
-    g_assert_null(find_action(p, 0));
+    g_assert_cmpuint(c.probe_step_kib, ==, 64 * MIB);
+    g_autoptr(PolicyPlan) p1 = probe_again(&vm, NULL, &c, NOW);
+    const PolicyAction *a = find_action(p1, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
+    g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 64 * MIB);
     g_assert_cmpstr(policy_reason_name(POLICY_REASON_PROBE), ==, "probe");
+
+    PolicyVm off = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    c.probe_step_kib = 0;
+    g_autoptr(PolicyPlan) p2 = probe_again(&off, NULL, &c, NOW);
+    g_assert_null(find_action(p2, 0));
 }
 
 /* A quiet guest on a comfortable host loses probe_step per probe_interval,
@@ -1817,7 +1826,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/report-answered-once", test_report_answered_once);
     g_test_add_func("/policy/balloon-set-by-someone-else", test_balloon_set_by_someone_else);
     g_test_add_func("/policy/pressure-only-subset", test_pressure_only_subset);
-    g_test_add_func("/policy/probe/off-by-default", test_probe_off_by_default);
+    g_test_add_func("/policy/probe/default", test_probe_default);
     g_test_add_func("/policy/probe/steps", test_probe_steps);
     g_test_add_func("/policy/probe/limits", test_probe_limits);
     g_test_add_func("/policy/probe/near-reserve", test_probe_near_reserve);
