@@ -190,7 +190,7 @@ const ConfigKey config_key_table[] = {
           "Waldspurger's idle memory tax rate τ; an idle page costs 1/(1−τ)"),
     P_SIZE("giveback_step", giveback_step_kib, MIB_KIB, TIB_KIB, "256MiB",
            "most given back to one VM per interval"),
-    P_SIZE("probe_step", probe_step_kib, 0, TIB_KIB, "0",
+    P_SIZE("probe_step", probe_step_kib, 0, TIB_KIB, "64MiB",
            "rule 3b: first step taken from a quiet guest per probe (doubles while it stays quiet, "
            "to 4x); 0: never probe"),
     P_MS("probe_interval_ms", probe_interval_ms, 1000, 86400000, "30000",

@@ -874,6 +874,11 @@ static void cap_raise(PolicyWork *w, const PolicyConfig *cfg, PolicyPlan *plan, 
                open != NULL ? (int)strlen(open + 1) - 1 : 0, open != NULL ? open + 1 : "",
                mib(w->ent));
     w->act = FALSE;
+    /* Down to a whole MiB, not up (propose() rounds up): a raise capped at
+     * the entitlement must not end above it, or the next plan, whose
+     * entitlement may be a few MiB lower, reclaims it and its next claim
+     * raises it again (rule 10, point 3). */
+    target = MAX(w->cur, target / KIB_PER_MIB * KIB_PER_MIB);
     if (!propose(w, cfg, POLICY_ACTION_DEFLATE, w->code, target, FALSE, why))
         note(plan,
              "%s: asks for memory beyond its entitlement %" G_GUINT64_FORMAT
@@ -1109,9 +1114,12 @@ static guint64 reclaim_over(PolicyWork *works, gsize n, guint64 need, const char
     return got;
 }
 
-/* Returns TRUE when the host is short (it reclaimed, or could not). */
+/* Returns TRUE when the host is short (it reclaimed, or could not).
+ * *comfortable: probes may run (rule 3b): the host at least half a
+ * hysteresis above its reserve, host PSI calm. */
 static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
-                            const PolicyConfig *cfg, PolicyPlan *plan, gint64 now)
+                            const PolicyConfig *cfg, PolicyPlan *plan, gint64 now,
+                            gboolean *comfortable)
 {
     guint64 reserve = host_reserve(host, cfg);
     guint64 h = cfg->host_hysteresis_kib;
@@ -1164,6 +1172,7 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
     else if (after < reserve)
         total_need = reserve + h - after;
 
+    *comfortable = FALSE;
     if (total_need > 0) {
         got =
             reclaim_over(works, n, total_need, why[0] ? why : "host short after raises", cfg, now);
@@ -1212,6 +1221,12 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
         return TRUE;
     }
 
+    /* No probe while the host is within half a hysteresis of its reserve
+     * (raises and balloons on their way counted): it is about to be short,
+     * and what a probe frees there is spare that a guest claiming pressure
+     * beyond its entitlement takes first (rule 10). Reclaim leaves the host
+     * at reserve + hysteresis, a little less after rounding: probed there. */
+    *comfortable = !psi_high && after >= reserve + h / 2 + pending_cost;
     /* Comfortable: give back what was reclaimed, spending only the surplus above
      * reserve + 2 x hysteresis so that giving back never causes a reclaim. */
     if (psi_high || after <= reserve + 2 * h + pending_cost)
@@ -1251,8 +1266,8 @@ static gboolean decide_host(PolicyWork *works, gsize n, const PolicyHost *host,
 }
 
 /*
- * Probe (after Meta's senpai and ESX's sampling): while the host is not short,
- * take a small step of idle memory from a guest that is quiet (no pressure,
+ * Probe (after Meta's senpai and ESX's sampling): while the host is not
+ * short and at least half a hysteresis above its reserve, take a small step of idle memory from a guest that is quiet (no pressure,
  * no cool-down, balloon settled), never more than it could give without
  * needing it back (give_max), at most once per probe_interval_ms. When
  * pressure follows, the pressure rule gives memory back at once and
@@ -1273,6 +1288,11 @@ static void decide_probe(PolicyWork *works, gsize n, const PolicyConfig *cfg, gi
             continue;
         if (m->last_inflate_us != 0 &&
             now - m->last_inflate_us < (gint64)cfg->probe_interval_ms * US_MS)
+            continue;
+        /* Settled: not moved for balloon_settle_ms, whoever moved it (a size
+         * set at boot still on its way, someone else's setmem), and seen
+         * before this plan: a balloon first seen now may be on its way. */
+        if (now - m->actual_moved_us < (gint64)cfg->balloon_settle_ms * US_MS)
             continue;
         guint64 lowest = w->floor;
         if (m->probe_floor_until_us > now)
@@ -1433,7 +1453,9 @@ PolicyPlan *policy_decide(const PolicyHost *host, const PolicyVm *vms, gsize n_v
     /* On the pressure path decide_host() sees only the guests that reported:
      * one above its entitlement gives back at once (rule 10), none is
      * reclaimed to pay for another (that waits for the tick), none probed. */
-    if (!decide_host(works, n_vms, host, config, plan, now_us) && !host->pressure_only)
+    gboolean comfortable = FALSE;
+    if (!decide_host(works, n_vms, host, config, plan, now_us, &comfortable) &&
+        !host->pressure_only && comfortable)
         decide_probe(works, n_vms, config, now_us);
 
     plan_actions(works, n_vms, plan, now_us);

@@ -282,6 +282,11 @@ static PolicyPlan *sim_cycle(Sim *s)
         if (g_test_verbose())
             g_printerr("t=%" G_GINT64_FORMAT " %s [%s]\n", s->now / SEC, a->reason,
                        policy_reason_name(a->code));
+        /* a raise capped at the entitlement stays within it (rounded down to a
+         * MiB, not up: 1 MiB above it, the next plan's entitlement a little
+         * lower, the VM was reclaimed again and raised again by its next claim) */
+        if (strstr(a->reason, "capped at entitlement") != NULL)
+            g_assert_cmpuint(a->target_kib, <=, plan->memory[a->vm].fleet_entitlement_kib);
         /* the balloon cannot take what the guest has touched */
         vm->actual_kib = MAX(a->target_kib, MIN(touched(s, a->vm) + OFF, vm->actual_kib));
     }
@@ -492,6 +497,9 @@ static void test_untrusted_and_back(void)
     sim_init(&s, 32 * GIB, 24 * GIB);
     s.host_own = GIB; /* plenty: only trust limits the liar */
     s.c.distrust_ms = 20000;
+    /* no probes (rule 3b): a probe's target pauses the MemTotal-above-balloon
+     * test for balloon_settle_ms, and this counts the time to untrust */
+    s.c.probe_step_kib = 0;
     /* no pressure claimed yet, so its balloon is still: MemTotal above it is
      * a lie once the balloon has not moved for balloon_settle_ms */
     liar = sim_add(&s, FALSE, 4 * GIB, 2 * GIB, 1000);
@@ -551,6 +559,9 @@ static void test_contradictions(void)
     gsize g;
 
     sim_init(&s, 16 * GIB, 12 * GIB);
+    /* No probes (rule 3b): each new target pauses the MemTotal-above-balloon
+     * test for balloon_settle_ms, and this counts every lie */
+    s.c.probe_step_kib = 0;
     s.host_own = GIB;
     g = sim_add(&s, FALSE, 4 * GIB, 2 * GIB, 1000);
     for (int t = 0; t < 3; t++) {

@@ -136,7 +136,8 @@ static void test_fake_broker(void)
     }
     g_assert_true(g_file_set_contents(conf,
                                       "[broker]\ntick_ms = 200\nchannel_poll_ms = 100\n"
-                                      "stats_period_s = 0\n[ksm]\nmanage = false\n",
+                                      "stats_period_s = 0\n[policy]\nprobe_step = 0\n"
+                                      "[ksm]\nmanage = false\n",
                                       -1, NULL));
     /* A host with room for every guest at its maximum: raises are never
      * held back by the host (policy rule 10), only the guests' pressure counts. */

@@ -163,6 +163,7 @@ static void replay_reclaim(void)
     guint64 reserve;
 
     policy_config_init_defaults(&cfg);
+    cfg.probe_step_kib = 0; /* rules 2 and 3 alone: probed memory (rule 3b) is not given back */
     memset(vms, 0, sizeof(vms));
     for (int i = 0; i < N; i++) {
         static char names[N][8];

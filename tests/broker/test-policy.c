@@ -953,22 +953,39 @@ static PolicyPlan *probe_again(PolicyVm *vm, const PolicyPlan *last, const Polic
             vm->actual_kib = a->target_kib;
         vm->report.mem.total_kib -= moved;
         vm->report.mem.available_kib -= moved;
+        /* landed 300 ms after it was set, and seen there */
+        vm->memory.seen_actual_kib = vm->actual_kib;
+        vm->memory.actual_moved_us = vm->memory.target_set_us + 300 * MS;
     }
     vm->report.seq++;
     vm->report.uptime_ms += 1000;
     vm->report_at_us = now - 100 * MS;
+    if (vm->memory.actual_moved_us == 0) { /* there for a minute already: settled */
+        vm->memory.seen_actual_kib = vm->actual_kib;
+        vm->memory.actual_moved_us = now - 60 * SEC;
+    }
     return decide(&h, vm, 1, c, now);
 }
 
-static void test_probe_off_by_default(void)
+/* On by default, 64 MiB first step; probe_step = 0 turns it off. */
+static void test_probe_default(void)
 {
-    PolicyConfig c = cfg();
+    PolicyConfig c;
     PolicyVm vm = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
 
-    g_assert_cmpuint(c.probe_step_kib, ==, 0);
-    g_autoptr(PolicyPlan) p = probe_again(&vm, NULL, &c, NOW);
-    g_assert_null(find_action(p, 0));
+    policy_config_init_defaults(&c);
+    g_assert_cmpuint(c.probe_step_kib, ==, 64 * MIB);
+    g_autoptr(PolicyPlan) p1 = probe_again(&vm, NULL, &c, NOW);
+    const PolicyAction *a = find_action(p1, 0);
+    g_assert_nonnull(a);
+    g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
+    g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 64 * MIB);
     g_assert_cmpstr(policy_reason_name(POLICY_REASON_PROBE), ==, "probe");
+
+    PolicyVm off = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    c.probe_step_kib = 0;
+    g_autoptr(PolicyPlan) p2 = probe_again(&off, NULL, &c, NOW);
+    g_assert_null(find_action(p2, 0));
 }
 
 /* A quiet guest on a comfortable host loses probe_step per probe_interval,
@@ -1012,17 +1029,72 @@ static void test_probe_steps(void)
     g_assert_cmpuint(a->target_kib, ==, 8 * GIB - 704 * MIB);
     g_assert_cmpuint(p3c->memory[0].probe_streak, ==, 4);
 
-    /* owed from an earlier reclaim, host in the dead band (no reclaim, no
-     * give-back): the probe finds it idle and the debt is dropped */
-    PolicyHost band = host_ok();
-    band.mem_available_kib = (guint64)(24.0 * GIB * 0.05) + 256 * MIB + 100 * MIB;
+    /* owed from an earlier reclaim, host comfortable but the give-back
+     * waits for its interval: the probe finds it idle and the debt is dropped */
+    PolicyHost ok = host_ok();
     PolicyVm owed = vm_agent(0, 8 * GIB, 7 * GIB, 5 * GIB);
     owed.memory.reclaimed_from_kib = 8 * GIB;
-    g_autoptr(PolicyPlan) p4 = decide(&band, &owed, 1, &c, NOW);
+    owed.memory.target_set_us = NOW - 2 * SEC;
+    owed.memory.seen_actual_kib = owed.actual_kib;
+    owed.memory.actual_moved_us = NOW - 60 * SEC;
+    g_autoptr(PolicyPlan) p4 = decide(&ok, &owed, 1, &c, NOW);
     a = find_action(p4, 0);
     g_assert_nonnull(a);
     g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
     g_assert_cmpuint(p4->memory[0].reclaimed_from_kib, ==, 0);
+}
+
+/* The host just above its reserve (less than half a hysteresis): not short,
+ * but about to be. No probe there: what a probe frees near the reserve is
+ * spare only until the host is short again, and a guest claiming pressure
+ * beyond its entitlement takes it first (rule 10). Half a hysteresis above,
+ * where reclaim leaves the host, the same guest is probed, in the dead band
+ * too; and only with its balloon settled (not moved for balloon_settle_ms,
+ * seen before), whoever moved it. */
+static void test_probe_near_reserve(void)
+{
+    PolicyConfig c = cfg();
+    c.probe_step_kib = 64 * MIB;
+    guint64 reserve = (guint64)(24.0 * GIB * 0.05);
+    PolicyHost near = host_ok();
+    PolicyVm vm = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+
+    vm.memory.seen_actual_kib = vm.actual_kib;
+    vm.memory.actual_moved_us = NOW - 60 * SEC;
+    for (guint64 above = 0; above < c.host_hysteresis_kib / 2; above += 32 * MIB) {
+        near.mem_available_kib = reserve + above;
+        g_autoptr(PolicyPlan) p = decide(&near, &vm, 1, &c, NOW);
+        g_assert_null(find_action(p, 0));
+    }
+    /* owed from an earlier reclaim: neither given back nor probed there */
+    PolicyVm owed = vm_agent(0, 8 * GIB, 7 * GIB, 5 * GIB);
+    owed.memory.reclaimed_from_kib = 8 * GIB;
+    owed.memory.seen_actual_kib = owed.actual_kib;
+    owed.memory.actual_moved_us = NOW - 60 * SEC;
+    near.mem_available_kib = reserve + 64 * MIB;
+    g_autoptr(PolicyPlan) p1 = decide(&near, &owed, 1, &c, NOW);
+    g_assert_null(find_action(p1, 0));
+    g_assert_cmpuint(p1->memory[0].reclaimed_from_kib, ==, 8 * GIB);
+
+    /* where reclaim leaves the host (reserve + hysteresis), and above: probed */
+    for (guint64 above = c.host_hysteresis_kib / 2; above <= 3 * c.host_hysteresis_kib;
+         above += 128 * MIB) {
+        near.mem_available_kib = reserve + above;
+        g_autoptr(PolicyPlan) p = decide(&near, &vm, 1, &c, NOW);
+        const PolicyAction *a = find_action(p, 0);
+        g_assert_nonnull(a);
+        g_assert_cmpint(a->code, ==, POLICY_REASON_PROBE);
+    }
+
+    /* a balloon moving on its own (a boot size on its way), or first seen now */
+    PolicyVm moving = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    moving.memory.seen_actual_kib = 8 * GIB + 100 * MIB;
+    moving.memory.actual_moved_us = NOW - 60 * SEC;
+    g_autoptr(PolicyPlan) p2 = decide(&near, &moving, 1, &c, NOW);
+    g_assert_null(find_action(p2, 0));
+    PolicyVm fresh = vm_agent(0, 8 * GIB, 8 * GIB, 6 * GIB);
+    g_autoptr(PolicyPlan) p3 = decide(&near, &fresh, 1, &c, NOW);
+    g_assert_null(find_action(p3, 0));
 }
 
 /* Never more than the guest could give under rule 2, never while it is under
@@ -1663,6 +1735,7 @@ static void rand_report(BlReport *r)
 static void test_random_invariants(void)
 {
     PolicyConfig c = cfg();
+    c.probe_step_kib = 64 * MIB; /* the default: probes among the rest */
     PolicyVm vms[12];
     gint64 now = NOW;
 
@@ -1753,9 +1826,10 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/report-answered-once", test_report_answered_once);
     g_test_add_func("/policy/balloon-set-by-someone-else", test_balloon_set_by_someone_else);
     g_test_add_func("/policy/pressure-only-subset", test_pressure_only_subset);
-    g_test_add_func("/policy/probe/off-by-default", test_probe_off_by_default);
+    g_test_add_func("/policy/probe/default", test_probe_default);
     g_test_add_func("/policy/probe/steps", test_probe_steps);
     g_test_add_func("/policy/probe/limits", test_probe_limits);
+    g_test_add_func("/policy/probe/near-reserve", test_probe_near_reserve);
     g_test_add_func("/policy/probe/backoff", test_probe_backoff);
     g_test_add_func("/policy/unknown/stale-report", test_stale_report);
     g_test_add_func("/policy/unknown/silent-agent", test_silent_agent);
